@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgest-installed
+DISTS  := -e . -e models -e targets/onnx
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml models/pyproject.toml targets/onnx/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(DISTS) "pytest>=8"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/edgest compile --model squeezetime --target onnx --out runs/demo --force
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/squeezetime_eager_vs_onnx.py
+
+clean:
+	rm -rf runs edgest-out

@@ -1,0 +1,5 @@
+"""``python -m edgest`` is the CLI."""
+
+from edgest.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Checks run on every target's artifact: accuracy against eager PyTorch, and latency."""

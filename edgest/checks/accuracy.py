@@ -1,0 +1,67 @@
+"""Accuracy of an artifact against eager PyTorch on the same seeded inputs.
+
+NumPy only, so the same code runs inside a device bundle without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: dB reported when the outputs are bit-identical (JSON has no infinity)
+SQNR_CAP_DB = 200.0
+
+#: default limits per precision; the report states the ones it used
+LIMITS: dict[str, dict[str, float]] = {
+    "fp32": {"min_sqnr_db": 40.0, "min_top1_agreement": 1.0},
+    "fp16": {"min_sqnr_db": 25.0, "min_top1_agreement": 0.98},
+    "int8": {"min_sqnr_db": 15.0, "min_top1_agreement": 0.95},
+}
+
+
+def seeded_inputs(shapes: Sequence[tuple[int, ...]], count: int, seed: int) -> list[list[np.ndarray]]:
+    """``count`` fresh standard-normal input sets, reproducible from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(count)]
+
+
+def compare(reference: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> dict[str, float]:
+    """Metrics of ``actual`` vs ``reference``: one array per sample (first output of each run).
+
+    top-1 agreement is the share of samples (rows, for batched outputs) whose argmax over the
+    last axis agrees; it is only meaningful for classifier-like outputs.
+    """
+    if len(reference) != len(actual):
+        raise ValueError(f"{len(reference)} reference outputs but {len(actual)} actual ones")
+    for r, a in zip(reference, actual):
+        if r.shape != a.shape:
+            raise ValueError(f"output shape {a.shape} differs from the reference {r.shape}")
+    ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
+    act = np.concatenate([np.asarray(a, np.float64).ravel() for a in actual])
+    err = act - ref
+    noise = float(np.sum(err**2))
+    signal = float(np.sum(ref**2))
+    sqnr = SQNR_CAP_DB if noise == 0.0 else min(SQNR_CAP_DB, 10.0 * np.log10(max(signal, 1e-300) / noise))
+    denom = float(np.linalg.norm(ref) * np.linalg.norm(act))
+    cosine = 1.0 if denom == 0.0 else float(np.dot(ref, act) / denom)
+    ref_top = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]).argmax(-1) for r in reference])
+    act_top = np.concatenate([np.asarray(a).reshape(-1, a.shape[-1]).argmax(-1) for a in actual])
+    return {
+        "max_abs": float(np.max(np.abs(err))) if err.size else 0.0,
+        "mean_abs": float(np.mean(np.abs(err))) if err.size else 0.0,
+        "sqnr_db": float(sqnr),
+        "cosine": cosine,
+        "top1_agreement": float(np.mean(ref_top == act_top)),
+        "output_scale": float(np.max(np.abs(ref))) if ref.size else 0.0,
+    }
+
+
+def within(metrics: dict[str, float], limits: dict[str, float]) -> list[str]:
+    """The limits ``metrics`` break, as readable strings (empty when all hold)."""
+    broken = []
+    if metrics["sqnr_db"] < limits.get("min_sqnr_db", -np.inf):
+        broken.append(f"SQNR {metrics['sqnr_db']:.1f} dB < {limits['min_sqnr_db']} dB")
+    if metrics["top1_agreement"] < limits.get("min_top1_agreement", -np.inf):
+        broken.append(f"top-1 agreement {metrics['top1_agreement']:.1%} < {limits['min_top1_agreement']:.0%}")
+    return broken

@@ -1,0 +1,112 @@
+"""Run a target's runner in a child process with a time limit.
+
+The artifact is loaded, run on every input set, then timed, all in a fresh Python process,
+so a runtime that segfaults or hangs costs the check, not the compile. The parent gets back
+outputs, load and latency figures, or the reason the child died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgest.checks.latency import LatencyConfig
+
+if TYPE_CHECKING:
+    from edgest.target import Target
+
+
+@dataclass(frozen=True)
+class ChildOutcome:
+    """What came back from the child: outputs per input set, timings, or why it failed."""
+
+    outputs: list[list[np.ndarray]] | None = None
+    load: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, float] | None = None
+    threads: int = 0
+    unavailable: str = ""
+    failure: str = ""
+
+
+def class_path(cls: type) -> str:
+    """``module:qualname`` for a class the child can import again."""
+    if "<locals>" in cls.__qualname__:
+        raise ValueError(f"{cls.__qualname__} is defined inside a function; define it at module level")
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def run_in_child(
+    target: Target,
+    artifact: Path,
+    inputs: Sequence[Sequence[np.ndarray]],
+    threads: int = 1,
+    latency: LatencyConfig | None = LatencyConfig(),
+    timeout_s: float = 600.0,
+) -> ChildOutcome:
+    """Load ``artifact`` with ``target`` in a child, run ``inputs``, time it; never raises for the child's faults."""
+    with tempfile.TemporaryDirectory(prefix="edgest-check-") as tmp:
+        work = Path(tmp)
+        np.savez(work / "inputs.npz", **{f"s{i}_in{j}": x for i, xs in enumerate(inputs) for j, x in enumerate(xs)})
+        request = {
+            "target": class_path(type(target)),
+            "options": target.options,
+            "artifact": str(artifact),
+            "samples": len(inputs),
+            "threads": threads,
+            "latency": asdict(latency) if latency else None,
+        }
+        (work / "request.json").write_text(json.dumps(request))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+        cmd = [sys.executable, "-m", "edgest.checks.worker", str(work)]
+        failure = ""
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
+            if proc.returncode < 0:
+                failure = f"runtime crashed ({_signal_name(proc.returncode)}) in the check process"
+            elif proc.returncode != 0 and not (work / "result.json").exists():
+                tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+                failure = f"check process exited with {proc.returncode}: {tail[0][:300]}"
+        except subprocess.TimeoutExpired:
+            failure = f"check process did not finish within {timeout_s:g} s and was killed"
+        return _collect(work, len(inputs), failure)
+
+
+def _collect(work: Path, samples: int, failure: str) -> ChildOutcome:
+    result: dict[str, Any] = {}
+    if (work / "result.json").exists():
+        result = json.loads((work / "result.json").read_text())
+    outputs = None
+    if (work / "outputs.npz").exists():
+        with np.load(work / "outputs.npz") as data:
+            outputs = [[data[k] for k in sorted((k for k in data.files if k.startswith(f"s{i}_")), key=_out_index)] for i in range(samples)]
+    return ChildOutcome(
+        outputs=outputs,
+        load=result.get("load", {}),
+        latency=result.get("latency"),
+        threads=int(result.get("threads", 0)),
+        unavailable=result.get("unavailable", ""),
+        failure=failure or result.get("error", ""),
+    )
+
+
+def _out_index(key: str) -> int:
+    return int(key.rsplit("out", 1)[1])

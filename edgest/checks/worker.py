@@ -1,0 +1,76 @@
+"""Child-process side of :mod:`edgest.checks.isolated` (``python -m edgest.checks.worker DIR``).
+
+Writes ``outputs.npz`` as soon as the accuracy runs are done and ``result.json`` after each
+stage, so whatever finished before a crash is still reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgest.checks.latency import LatencyConfig, measure
+from edgest.errors import EdgestError, TargetUnavailable
+
+
+def _write(work: Path, result: dict[str, Any]) -> None:
+    tmp = work / "result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.replace(work / "result.json")
+
+
+def main(work: Path) -> int:
+    req = json.loads((work / "request.json").read_text())
+    module, _, qualname = req["target"].partition(":")
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    target = cls(**req["options"])
+    with np.load(work / "inputs.npz") as data:
+        samples = [
+            [data[f"s{i}_in{j}"] for j in range(sum(k.startswith(f"s{i}_") for k in data.files))]
+            for i in range(req["samples"])
+        ]
+    result: dict[str, Any] = {"threads": req["threads"]}
+    try:
+        # import the runtime before the clock starts: cold load is artifact load + session set-up
+        for module_name in getattr(cls, "requires", ()):
+            importlib.import_module(module_name)
+        t0 = time.perf_counter()
+        runner = target.load(Path(req["artifact"]), threads=req["threads"])
+        t1 = time.perf_counter()
+        first = runner.run(samples[0])
+        t2 = time.perf_counter()
+        result["load"] = {"cold_load_ms": (t1 - t0) * 1e3, "first_run_ms": (t2 - t1) * 1e3}
+        result["threads"] = getattr(runner, "threads", req["threads"])
+        outs = [first] + [runner.run(s) for s in samples[1:]]
+        np.savez(work / "outputs.npz", **{f"s{i}_out{j}": o for i, os_ in enumerate(outs) for j, o in enumerate(os_)})
+        _write(work, result)
+        if req["latency"]:
+            x = samples[0]
+            result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]))
+            _write(work, result)
+    except TargetUnavailable as exc:
+        result["unavailable"] = str(exc)
+        _write(work, result)
+        return 0
+    except EdgestError as exc:
+        result["error"] = str(exc)
+        _write(work, result)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as the check's failure
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        result["error"] = f"runner failed: {type(exc).__name__}: {first_line}"
+        _write(work, result)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

@@ -1,0 +1,133 @@
+"""The ``edgest`` command line: thin click commands over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgest.errors import EdgestError
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*r)
+    _console().print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgest")
+def cli() -> None:
+    """edgest: compile video models for edge runtimes, checked against PyTorch."""
+
+
+@cli.command("compile")
+@click.option("--model", "model", required=True, help="Model name (see `edgest list models`).")
+@click.option("--target", "target", required=True, help="Target name (see `edgest list targets`).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="state_dict saved with torch.save.")
+@click.option("--input-shape", help="Static input shape, e.g. 1x3x16x224x224.")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Run folder (default edgest-out/MODEL-TARGET).")
+@click.option("--pass", "passes", multiple=True, help="Pass to run, repeatable, in order.")
+@click.option("--precision", default="fp32", show_default=True)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
+@click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str | None, out: Path | None,
+                passes: tuple[str, ...], precision: str, threads: int, samples: int, seed: int, force: bool,
+                as_json: bool) -> int:
+    """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report."""
+    from edgest.passes.options import parse_pass_arg
+    from edgest.pipeline import compile as compile_model
+
+    with _console(stderr=True).status(f"compiling {model} for {target}…"):
+        report = compile_model(model, target, passes=[parse_pass_arg(p) for p in passes], weights=weights,
+                               input_shape=input_shape, out_dir=out, precision=precision, threads=threads,
+                               samples=samples, seed=seed, force=force)
+    out_dir = out or Path("edgest-out") / f"{model}-{target}"
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        from edgest.report.console import print_report
+
+        print_report(report, out_dir)
+    return 0 if report.status == "passed" else 1
+
+
+@cli.command("list")
+@click.argument("what", required=False, type=click.Choice(["models", "targets", "passes", "plugins"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def list_cmd(what: str | None, as_json: bool) -> int:
+    """List models, targets, passes and plugins, with availability."""
+    from edgest.inventory import inventory
+
+    data = inventory([what] if what else ["models", "targets", "passes", "plugins"])
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return 0
+    for kind, rows in data.items():
+        if not rows:
+            _console().print(f"{kind}: (none registered)")
+            continue
+        cols = list(rows[0])
+        _table(kind, cols, [[str(r[c]) for c in cols] for r in rows])
+    return 0
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def doctor_cmd(as_json: bool) -> int:
+    """Show Python, torch and toolchain versions, CPU and threads."""
+    from edgest.inventory import doctor
+
+    data = doctor()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _table("edgest doctor", ["item", "value"], [[k, str(v)] for k, v in data.items()])
+    return 0
+
+
+def _register_plugin_commands() -> list[str]:
+    from edgest.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+            pm.load_errors.append(f"edgest: plugin '{impl.plugin_name}' failed to add commands: {exc}")
+    return pm.load_errors
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, exit codes 0 (ok), 1 (failed check/unsupported), 2 (bad input), 130 (Ctrl-C)."""
+    try:
+        for line in _register_plugin_commands():
+            click.echo(line, err=True)
+        rv = cli.main(args=argv, prog_name="edgest", standalone_mode=False)
+    except EdgestError as exc:
+        click.echo(f"edgest: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("edgest: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,64 @@
+"""Errors edgest raises on purpose.
+
+Every user-facing failure is an :class:`EdgestError`; the CLI prints its message on one
+line and exits with ``exit_code``. Messages name the problem and what to do about it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EdgestError(Exception):
+    """Base class: a failure edgest explains in one line."""
+
+    kind = "error"
+    exit_code = 1
+
+
+class UnknownName(EdgestError):
+    """A model, target or pass name that no plugin registered."""
+
+    kind = "unknown_name"
+    exit_code = 2
+
+    def __init__(self, what: str, name: str, available: Iterable[str]) -> None:
+        names = sorted(available)
+        msg = f"unknown {what} '{name}'; available: {', '.join(names) or '(none)'}"
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            msg += f"; did you mean '{close[0]}'?"
+        super().__init__(msg)
+        self.what, self.name, self.available = what, name, names
+
+
+class BadInput(EdgestError):
+    """Input the user gave is malformed: a shape, dtype, file or folder."""
+
+    kind = "bad_input"
+    exit_code = 2
+
+
+class Unsupported(EdgestError):
+    """An op or construct that capture or a target cannot lower."""
+
+    kind = "unsupported"
+
+
+class TargetUnavailable(EdgestError):
+    """The target's runtime or toolchain is missing on this host."""
+
+    kind = "target_unavailable"
+
+
+class CheckFailed(EdgestError):
+    """A check ran and its result is outside the limits."""
+
+    kind = "check_failed"
+
+
+class PluginError(EdgestError):
+    """A plugin broke the contract (e.g. registered a name twice)."""
+
+    kind = "plugin_error"

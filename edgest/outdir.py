@@ -1,0 +1,61 @@
+"""Output folders that appear only when complete.
+
+Work happens in a hidden staging folder beside the destination; on success it is renamed
+into place (atomic on one filesystem), on any failure (Ctrl-C included) it is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgest.errors import BadInput
+
+
+def _first_missing(path: Path) -> Path | None:
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+@contextmanager
+def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a staging folder; on normal exit it becomes ``out``.
+
+    BadInput when ``out`` exists and is not empty (unless ``force``), or cannot be written.
+    """
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"output path '{out}' is a file; pass --out a folder path")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise BadInput(f"output folder '{out}' already exists and is not empty; pass --force to replace it or choose another --out")
+    created = _first_missing(out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise BadInput(f"cannot write output folder '{out}': {exc.strerror or exc}; pass --out a writable folder") from None
+    try:
+        yield staging
+        if out.exists():
+            if any(out.iterdir()) and not force:
+                raise BadInput(f"output folder '{out}' was created by another run meanwhile; choose another --out")
+            shutil.rmtree(out)
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run folder is an ordinary folder
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise

@@ -1,0 +1,234 @@
+"""``compile()``: build → capture → passes → lower → check → report.
+
+Each stage returns new records; the run folder appears only once everything in it is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgest.capture import capture, describe_failure, first_line
+from edgest.checks import accuracy
+from edgest.checks.isolated import ChildOutcome, run_in_child
+from edgest.checks.latency import LatencyConfig
+from edgest.errors import BadInput, EdgestError, Unsupported
+from edgest.host import describe as describe_host
+from edgest.model import ModelEntry, load_weights
+from edgest.outdir import staged_output
+from edgest.passes.base import Pass, PassContext
+from edgest.plugins import Registry, get_registry
+from edgest.records import Artifact, CheckResult, InputSpec, ModelSpec, PassRecord, Report
+from edgest.report import write_reports
+from edgest.target import Target
+
+if TYPE_CHECKING:
+    import torch
+
+PassArg = str | tuple[str, dict[str, Any]] | Pass
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1x3x16x224x224"`` → ``(1, 3, 16, 224, 224)``; BadInput otherwise."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise BadInput(f"malformed input shape '{text}'; write it like 1x3x16x224x224") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise BadInput(f"input shape '{text}' must be positive integers, like 1x3x16x224x224")
+    return shape
+
+
+def _resolve_model(model: str | torch.nn.Module, registry: Registry, input_shape: tuple[int, ...] | None) -> tuple[ModelSpec, torch.nn.Module]:
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        if input_shape is None:
+            raise BadInput("a user nn.Module needs input_shape (e.g. input_shape=(1, 3, 224, 224))")
+        spec = ModelSpec(name=type(model).__name__.lower(), family="user", input=InputSpec(input_shape), num_classes=0)
+        return spec, model.eval()
+    entry: ModelEntry = registry.model(model)
+    spec = entry.spec
+    if input_shape is not None:
+        if len(input_shape) != len(spec.input.shape):
+            raise BadInput(
+                f"input shape {'x'.join(map(str, input_shape))} has {len(input_shape)} dims; model '{spec.name}' "
+                f"takes {len(spec.input.shape)} ({spec.input.layout or 'default'} {'x'.join(map(str, spec.input.shape))})"
+            )
+        spec = ModelSpec(**{**spec.__dict__, "input": InputSpec(input_shape, spec.input.dtype, spec.input.layout)})
+    return spec, entry.build()
+
+
+def _normalise_passes(passes: Sequence[PassArg], registry: Registry) -> list[Pass]:
+    out = []
+    for p in passes:
+        if isinstance(p, Pass):
+            out.append(p)
+        elif isinstance(p, tuple):
+            out.append(registry.pass_(p[0])(**p[1]))
+        else:
+            out.append(registry.pass_(p)())
+    return out
+
+
+def _eager_outputs(module: Any, inputs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for xs in inputs:
+            y = module(*(torch.from_numpy(x) for x in xs))
+            y = y[0] if isinstance(y, (tuple, list)) else y
+            outs.append(y.detach().numpy())
+    return outs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _folder_size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _run_passes(program: Any, passes: list[Pass], ctx: PassContext, inputs: list[list[np.ndarray]], before: list[np.ndarray]) -> tuple[Any, list[PassRecord]]:
+    records: list[PassRecord] = []
+    for p in passes:
+        t0 = time.perf_counter()
+        try:
+            result = p.run(program, ctx)
+        except EdgestError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            ran = ", ".join(r.name for r in records) or "none"
+            raise Unsupported(f"pass '{p.name}' failed: {describe_failure(exc)} (passes that ran before it: {ran})") from exc
+        seconds = time.perf_counter() - t0
+        after = _eager_outputs(result.program.module(), inputs)
+        m = accuracy.compare(before, after)
+        delta = {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "max_abs": m["max_abs"]}
+        records.append(PassRecord(p.name, dict(p.options), result.modified, seconds, result.summary, delta))
+        program, before = result.program, after
+    return program, records
+
+
+def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[str, float], seed: int) -> CheckResult:
+    if outcome.unavailable:
+        return CheckResult("accuracy", "not_run", limits=limits, reason=outcome.unavailable)
+    if outcome.outputs is None:
+        return CheckResult("accuracy", "run_failed", limits=limits, reason=outcome.failure or "no outputs")
+    try:
+        m = accuracy.compare(ref, [o[0] for o in outcome.outputs])
+    except ValueError as exc:
+        return CheckResult("accuracy", "failed", limits=limits, reason=str(exc))
+    m.update(samples=len(ref), seed=seed)
+    broken = accuracy.within(m, limits)
+    return CheckResult("accuracy", "failed" if broken else "passed", m, limits, describe_host(), "; ".join(broken))
+
+
+def _latency_check(outcome: ChildOutcome, cfg: LatencyConfig) -> CheckResult:
+    limits = {"warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds}
+    if outcome.unavailable:
+        return CheckResult("latency", "not_run", limits=limits, reason=outcome.unavailable)
+    if outcome.latency is None:
+        return CheckResult("latency", "run_failed", limits=limits, reason=outcome.failure or "no latency figures")
+    metrics = {**outcome.latency, **outcome.load, "threads": outcome.threads}
+    return CheckResult("latency", "passed", metrics, limits, describe_host())
+
+
+def compile(
+    model: str | torch.nn.Module,
+    target: str,
+    passes: Sequence[PassArg] = (),
+    weights: str | Path | None = None,
+    input_shape: Sequence[int] | str | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    precision: str = "fp32",
+    target_options: dict[str, Any] | None = None,
+    threads: int = 1,
+    samples: int = 8,
+    seed: int = 0,
+    latency: LatencyConfig | None = LatencyConfig(),
+    check_timeout_s: float = 600.0,
+    force: bool = False,
+    registry: Registry | None = None,
+) -> Report:
+    """Compile ``model`` for ``target``, check it against eager PyTorch, and write the run folder.
+
+    Returns the report (also written as ``report.json``/``report.md`` in ``out_dir``). Raises an
+    :class:`~edgest.errors.EdgestError` for bad input, unsupported models and missing runtimes;
+    a failed check is a report with status ``failed``, not an exception.
+    """
+    reg = registry or get_registry()
+    model_name = model if isinstance(model, str) else type(model).__name__.lower()
+    target_cls: type[Target] = reg.target(target)
+    if isinstance(model, str):
+        reg.model(model)
+    pass_objs = _normalise_passes(passes, reg)
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
+    if samples < 1:
+        raise BadInput("samples must be at least 1")
+    if precision not in accuracy.LIMITS:
+        raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}")
+    if precision not in target_cls.precisions:
+        raise Unsupported(f"target '{target}' does not support precision '{precision}'; supported: {', '.join(target_cls.precisions)}")
+    tgt = target_cls(**(target_options or {}))
+    tgt.ensure_available()
+    out = Path(out_dir) if out_dir else Path("edgest-out") / f"{model_name}-{target}"
+
+    spec, module = _resolve_model(model, reg, shape)
+    if weights is not None:
+        load_weights(module, weights)
+    inputs = accuracy.seeded_inputs([spec.input.shape], samples, seed)
+    try:
+        reference = _eager_outputs(module, inputs)
+    except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
+        raise BadInput(f"model '{spec.name}' cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
+
+    import torch
+
+    with staged_output(out, force=force) as stage:
+        t0 = time.perf_counter()
+        example = tuple(torch.from_numpy(x) for x in inputs[0])
+        program = capture(module, example)
+        ctx = PassContext(tgt, example)
+        program, records = _run_passes(copy.deepcopy(program) if pass_objs else program, pass_objs, ctx, inputs, reference)
+        try:
+            lowered = tgt.lower(program, example, stage)
+        except EdgestError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise Unsupported(f"target '{target}' cannot lower model '{spec.name}': {describe_failure(exc)}") from exc
+        compile_s = time.perf_counter() - t0
+        artifact = Artifact(
+            model=spec.name, target=target, path=lowered.path.name, format=target_cls.artifact_format,
+            size_bytes=_folder_size(lowered.path), sha256=_sha256(lowered.path) if lowered.path.is_file() else "",
+            passes=tuple(r.name for r in records), toolchain=target_cls.toolchain_versions(),
+            details=lowered.details, compile_seconds=round(compile_s, 3),
+        )
+        outcome = run_in_child(tgt, lowered.path, inputs, threads, latency, check_timeout_s)
+        checks = [_accuracy_check(reference, outcome, dict(accuracy.LIMITS[precision]), seed)]
+        if latency is not None:
+            checks.append(_latency_check(outcome, latency))
+        statuses = {c.status for c in checks}
+        status = "passed" if statuses == {"passed"} else ("incomplete" if statuses <= {"passed", "not_run"} else "failed")
+        report = Report(
+            status=status, model=spec, target=target, precision=precision, artifact=artifact,
+            passes=tuple(records), checks=tuple(checks),
+            error="; ".join(c.reason for c in checks if c.reason),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_reports(report, stage)
+    return report

@@ -1,0 +1,117 @@
+"""Frozen records that flow through the pipeline.
+
+They hold plain data only (no tensors, no programs) so a whole run serialises to JSON;
+stages return new records instead of mutating a shared context.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = "1.0"
+
+CheckKind = Literal["accuracy", "latency"]
+CheckStatus = Literal["passed", "failed", "not_run", "run_failed"]
+ReportStatus = Literal["passed", "failed", "incomplete", "error"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: static shape, dtype and a layout string such as ``B,C,T,H,W``."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    layout: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is: its name, family, build config, input and paper."""
+
+    name: str
+    family: str
+    input: InputSpec
+    num_classes: int
+    config: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """What one pass did: options, whether it changed the program, how long, what it cost."""
+
+    name: str
+    options: dict[str, Any]
+    modified: bool
+    seconds: float
+    summary: str = ""
+    accuracy_delta: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A lowered model on disk. ``path`` is relative to the run folder."""
+
+    model: str
+    target: str
+    path: str
+    format: str
+    size_bytes: int
+    sha256: str
+    passes: tuple[str, ...] = ()
+    toolchain: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    compile_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of an artifact: accuracy against eager, or latency."""
+
+    kind: CheckKind
+    status: CheckStatus
+    metrics: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of one compile: artifact, checks and, if it stopped early, the error."""
+
+    status: ReportStatus
+    model: ModelSpec
+    target: str
+    precision: str = "fp32"
+    artifact: Artifact | None = None
+    passes: tuple[PassRecord, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
+    error: str = ""
+    created: str = ""
+    schema_version: str = SCHEMA_VERSION
+
+    def check(self, kind: CheckKind) -> CheckResult | None:
+        """The check of ``kind``, or None if it is not in the report."""
+        return next((c for c in self.checks if c.kind == kind), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a report written by :meth:`to_dict`."""
+        d = dict(data)
+        spec = dict(d["model"])
+        spec["input"] = InputSpec(**{**spec["input"], "shape": tuple(spec["input"]["shape"])})
+        d["model"] = ModelSpec(**spec)
+        if d.get("artifact"):
+            art = dict(d["artifact"])
+            art["passes"] = tuple(art.get("passes", ()))
+            d["artifact"] = Artifact(**art)
+        d["passes"] = tuple(PassRecord(**p) for p in d.get("passes", ()))
+        d["checks"] = tuple(CheckResult(**c) for c in d.get("checks", ()))
+        return cls(**d)

@@ -1,0 +1,75 @@
+"""Write a :class:`~edgest.records.Report` as ``report.json`` and ``report.md``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgest.errors import BadInput
+from edgest.records import SCHEMA_VERSION, Report
+
+
+def write_reports(report: Report, folder: Path) -> None:
+    """Write ``report.json`` and ``report.md`` into ``folder``."""
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    (folder / "report.md").write_text(render_markdown(report))
+
+
+def read_json(path: Path) -> Report:
+    """Read a ``report.json``; BadInput if it is not one or its schema is newer than ours."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read report '{path}': {exc}") from None
+    major = str(data.get("schema_version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise BadInput(f"report '{path}' has schema {data.get('schema_version')!r}; this edgest reads {SCHEMA_VERSION}")
+    return Report.from_dict(data)
+
+
+def _fmt(value: object, unit: str = "") -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}{unit}"
+    return f"{value}{unit}" if value not in (None, "") else "–"
+
+
+def render_markdown(report: Report) -> str:
+    """A short human report: verdict, artifact, passes, checks with limits."""
+    spec, art = report.model, report.artifact
+    lines = [
+        f"# edgest: {spec.name} → {report.target} ({report.precision})",
+        "",
+        f"**Status: {report.status}**" + (f" — {report.error}" if report.error else ""),
+        "",
+        f"- Model: `{spec.name}` ({spec.family}), input {'x'.join(map(str, spec.input.shape))} {spec.input.layout}",
+    ]
+    if spec.paper:
+        lines.append(f"- Paper: {spec.paper}")
+    if art:
+        lines += [
+            f"- Artifact: `{art.path}` ({art.format}, {art.size_bytes / 1e6:.2f} MB, sha256 `{art.sha256[:16]}…`)",
+            f"- Compile time: {art.compile_seconds:.1f} s",
+            f"- Toolchain: {', '.join(f'{k} {v}' for k, v in art.toolchain.items())}",
+        ]
+        if art.details:
+            lines.append(f"- Details: {', '.join(f'{k}={v}' for k, v in art.details.items())}")
+    if report.passes:
+        lines += ["", "## Passes", "", "| pass | modified | seconds | SQNR Δ (dB) | top-1 agreement | summary |", "|---|---|---|---|---|---|"]
+        for p in report.passes:
+            d = p.accuracy_delta or {}
+            lines.append(
+                f"| {p.name} | {p.modified} | {p.seconds:.2f} | {_fmt(d.get('sqnr_db'))} | {_fmt(d.get('top1_agreement'))} | {p.summary} |"
+            )
+    for check in report.checks:
+        lines += ["", f"## {check.kind.capitalize()}: {check.status}", ""]
+        if check.reason:
+            lines += [f"Reason: {check.reason}", ""]
+        if check.metrics:
+            lines += ["| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in check.metrics.items()]
+        if check.limits:
+            lines += ["", "Limits: " + ", ".join(f"{k} = {v}" for k, v in check.limits.items())]
+        if check.host:
+            lines += ["", "Host: " + ", ".join(f"{k}: {v}" for k, v in check.host.items())]
+    lines += ["", f"_schema {report.schema_version}, created {report.created}_", ""]
+    return "\n".join(lines)

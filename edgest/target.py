@@ -1,0 +1,93 @@
+"""The contract every target implements: lower a captured program, load a runner.
+
+A target names itself with a class attribute, lists the modules it needs, and imports its
+toolchain lazily inside :meth:`Target.lower` and :meth:`Target.load`, so a missing toolchain
+makes the target *unavailable* (with an install hint) instead of breaking edgest.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from edgest.errors import TargetUnavailable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+class Runner(Protocol):
+    """A loaded artifact: numpy arrays in, numpy arrays out."""
+
+    threads: int
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run one inference."""
+        ...
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """What :meth:`Target.lower` produced: the main file (inside ``out_dir``) and facts about it."""
+
+    path: Path
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Target(ABC):
+    """Base class for targets. Subclasses set ``name`` and ``artifact_format``."""
+
+    name: ClassVar[str]
+    artifact_format: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: modules that must be importable for the target to work on this host
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: distributions whose versions are recorded in the artifact
+    toolchain: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str] = ""
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this target cannot work here, or None when it can."""
+        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = f" ({cls.install_hint})" if cls.install_hint else ""
+            return f"{', '.join(missing)} not installed{hint}"
+        return None
+
+    @classmethod
+    def toolchain_versions(cls) -> dict[str, str]:
+        """Installed versions of the distributions in ``toolchain`` (and torch)."""
+        out: dict[str, str] = {}
+        for dist in ("torch", *cls.toolchain):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = "not installed"
+        return out
+
+    def ensure_available(self) -> None:
+        """Raise :class:`TargetUnavailable` naming what is missing and how to install it."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise TargetUnavailable(f"target '{self.name}' unavailable: {reason}")
+
+    @abstractmethod
+    def lower(
+        self, program: torch.export.ExportedProgram, example_inputs: tuple[torch.Tensor, ...], out_dir: Path
+    ) -> Lowered:
+        """Write the artifact into ``out_dir`` and describe it."""
+
+    @abstractmethod
+    def load(self, path: Path, threads: int) -> Runner:
+        """Load an artifact for inference on this host; raise TargetUnavailable if it cannot run here."""

@@ -1,0 +1,1 @@
+"""Targets that ship with the core (only the eager reference; toolchains live in their own distributions)."""

@@ -1,0 +1,59 @@
+"""The reference target: the captured program run by plain PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgest.hookspecs import hookimpl
+from edgest.target import Lowered, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+class EagerRunner:
+    """Runs an ``ExportedProgram`` saved with ``torch.export.save``."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        self._module: Callable[..., Any] = torch.export.load(str(path)).module()
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = self._module(*(torch.from_numpy(x) for x in inputs))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.detach().numpy() for o in outs]
+
+
+class EagerTarget(Target):
+    """Plain PyTorch: the baseline every other target is compared with."""
+
+    name = "eager"
+    artifact_format = "pt2"
+    description = "PyTorch eager (torch.export program), the reference"
+    requires = ("torch",)
+
+    def lower(
+        self, program: torch.export.ExportedProgram, example_inputs: tuple[torch.Tensor, ...], out_dir: Path
+    ) -> Lowered:
+        import torch
+
+        path = out_dir / "model.pt2"
+        torch.export.save(program, str(path))
+        return Lowered(path, {"nodes": len(program.graph.nodes)})
+
+    def load(self, path: Path, threads: int) -> EagerRunner:
+        return EagerRunner(path, threads)
+
+
+@hookimpl
+def register_targets(register: Callable[[type[Target]], None]) -> None:
+    register(EagerTarget)

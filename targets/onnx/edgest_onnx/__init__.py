@@ -1,0 +1,1 @@
+"""edgest's ONNX target: export with torch.onnx (dynamo), simplify with onnxsim, run with ONNX Runtime."""

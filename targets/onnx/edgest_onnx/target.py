@@ -1,0 +1,95 @@
+"""ONNX target: ``torch.onnx.export(dynamo=True)`` → onnxsim → ONNX Runtime (CPU EP).
+
+onnx, onnxsim and onnxruntime are imported inside the methods, so this module is cheap to
+import and a missing toolchain shows up as "unavailable", not as a broken CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgest.target import Lowered, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+def _node_count(model: Any) -> int:
+    return len(model.graph.node)
+
+
+def simplify(path: Path) -> dict[str, Any]:
+    """Run onnxsim on ``path`` in place; returns node counts before/after and whether it applied."""
+    import onnx
+    import onnxsim
+
+    model = onnx.load(str(path))
+    before = _node_count(model)
+    try:
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as exc:  # noqa: BLE001 - onnxsim failing is not fatal: keep the exported graph
+        return {"nodes_exported": before, "nodes_simplified": before, "onnxsim": f"skipped: {str(exc).splitlines()[0][:120]}"}
+    if not ok:
+        return {"nodes_exported": before, "nodes_simplified": before, "onnxsim": "skipped: check failed"}
+    onnx.save(simplified, str(path))
+    return {"nodes_exported": before, "nodes_simplified": _node_count(simplified), "onnxsim": "applied"}
+
+
+def export_onnx(program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], path: Path) -> dict[str, Any]:
+    """Export a captured program to a self-contained, checked, simplified ONNX file."""
+    import logging
+    import warnings
+
+    import onnx
+    import torch
+
+    # the exporter logs every torchvision op it cannot register; edgest does not use torchvision
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        onnx_program = torch.onnx.export(program, example_inputs, dynamo=True, verbose=False)
+    onnx_program.save(str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    details = simplify(path)
+    model = onnx.load(str(path), load_external_data=False)
+    details["opset"] = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return details
+
+
+class OrtRunner:
+    """An ONNX Runtime session on the CPU execution provider."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.threads = threads
+        self._names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, dict(zip(self._names, inputs)))
+
+
+class OnnxTarget(Target):
+    """ONNX via the dynamo exporter, simplified, run by ONNX Runtime on the CPU."""
+
+    name = "onnx"
+    artifact_format = "onnx"
+    description = "ONNX (torch.onnx dynamo + onnxsim), ONNX Runtime CPU"
+    requires = ("onnx", "onnxscript", "onnxsim", "onnxruntime")
+    toolchain = ("onnx", "onnxscript", "onnxsim", "onnxruntime")
+    install_hint = "pip install -e targets/onnx"
+
+    def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
+        path = out_dir / "model.onnx"
+        return Lowered(path, export_onnx(program, example_inputs, path))
+
+    def load(self, path: Path, threads: int) -> OrtRunner:
+        return OrtRunner(path, threads)
