@@ -1,0 +1,57 @@
+"""Accuracy metrics and the latency protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgest.checks import accuracy
+from edgest.checks.latency import LatencyConfig, measure
+
+
+def test_identical_outputs_are_capped_and_agree():
+    ref = [np.arange(10, dtype=np.float32).reshape(1, 10)]
+    m = accuracy.compare(ref, [r.copy() for r in ref])
+    assert m["sqnr_db"] == accuracy.SQNR_CAP_DB and m["max_abs"] == 0.0 and m["top1_agreement"] == 1.0
+
+
+def test_sqnr_and_errors_match_their_definitions():
+    rng = np.random.default_rng(1)
+    ref = [rng.standard_normal((1, 5)).astype(np.float32) for _ in range(4)]
+    act = [r + 0.01 for r in ref]
+    m = accuracy.compare(ref, act)
+    signal = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in ref)
+    noise = sum(float(np.sum((a.astype(np.float64) - r) ** 2)) for r, a in zip(ref, act))
+    assert m["sqnr_db"] == pytest.approx(10 * np.log10(signal / noise), rel=1e-6)
+    assert m["max_abs"] == pytest.approx(0.01, rel=1e-4) and m["mean_abs"] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_top1_agreement_counts_rows():
+    ref = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])]
+    act = [np.array([[0.0, 1.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])]
+    assert accuracy.compare(ref, act)["top1_agreement"] == 0.75
+
+
+def test_limits_report_what_broke():
+    broken = accuracy.within({"sqnr_db": 30.0, "top1_agreement": 0.5}, accuracy.LIMITS["fp32"])
+    assert broken == ["SQNR 30.0 dB < 40.0 dB", "top-1 agreement 50.0% < 100%"]
+    assert accuracy.within({"sqnr_db": 41.0, "top1_agreement": 1.0}, accuracy.LIMITS["fp32"]) == []
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="differs from the reference"):
+        accuracy.compare([np.zeros((1, 3))], [np.zeros((1, 4))])
+
+
+def test_seeded_inputs_are_reproducible_and_fresh():
+    a = accuracy.seeded_inputs([(1, 3)], 8, seed=5)
+    b = accuracy.seeded_inputs([(1, 3)], 8, seed=5)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a, b))
+    assert len({x[0].tobytes() for x in a}) == 8
+
+
+def test_latency_protocol_runs_warmup_then_at_least_min_runs():
+    calls = []
+    stats = measure(lambda: calls.append(1), LatencyConfig(warmup=5, min_runs=30, min_seconds=0.0))
+    assert len(calls) == 35 and stats["runs"] == 30 and stats["warmup"] == 5
+    assert 0 <= stats["p50_ms"] <= stats["p90_ms"]
