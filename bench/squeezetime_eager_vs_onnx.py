@@ -45,7 +45,7 @@ def main() -> None:
     for r in rows:
         table.add_row(r["target"], r["status"], f"{r['compile_s']:.1f}", f"{r['size_mb']:.1f}", f"{r['sqnr_db']:.1f}",
                       f"{r['max_abs']:.2e}", f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['cold_load_ms']:.0f}", str(r["runs"]))
-    Console().print(table)
+    Console(width=160).print(table)
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "threads": args.threads, "cpu": cpu_model(), "rows": rows}, indent=2))
 
