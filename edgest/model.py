@@ -8,7 +8,9 @@ does not import every model file.
 from __future__ import annotations
 
 import importlib
+import pickle
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +67,15 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     if not path.is_file():
         raise BadInput(f"weights file '{path}' does not exist; pass --weights an existing .pt file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip, pickle rejected by weights_only, ...
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says enough
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        blocked = "GLOBAL" in str(exc) or "global" in str(exc)
+        what = ("it holds Python objects other than tensors, which the safe loader (weights_only=True) refuses"
+                if blocked else "it is not a file written by torch.save (corrupt or another format)")
+        raise BadInput(f"cannot read weights '{path}': {what}; save a state_dict with torch.save(model.state_dict(), path)") from None
+    except Exception as exc:  # corrupt zip, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(
             f"cannot read weights '{path}': {first[:200]}; "

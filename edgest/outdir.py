@@ -25,6 +25,20 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def check_output(out: Path, force: bool = False) -> None:
+    """Fail fast, before any work, when ``out`` cannot become the run folder."""
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"output path '{out}' is a file; pass --out a folder path")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise BadInput(f"output folder '{out}' already exists and is not empty; pass --force to replace it or choose another --out")
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise BadInput(f"cannot create output folder '{out}': '{existing}' is a file; pass --out a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write output folder '{out}': '{existing}' is not writable; pass --out a writable folder")
+
+
 @contextmanager
 def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield a staging folder; on normal exit it becomes ``out``.
@@ -32,10 +46,7 @@ def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
     BadInput when ``out`` exists and is not empty (unless ``force``), or cannot be written.
     """
     out = Path(out).absolute()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"output path '{out}' is a file; pass --out a folder path")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise BadInput(f"output folder '{out}' already exists and is not empty; pass --force to replace it or choose another --out")
+    check_output(out, force)
     created = _first_missing(out.parent)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

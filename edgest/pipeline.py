@@ -22,7 +22,7 @@ from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError, Unsupported
 from edgest.host import describe as describe_host
 from edgest.model import ModelEntry, load_weights
-from edgest.outdir import staged_output
+from edgest.outdir import check_output, staged_output
 from edgest.passes.base import Pass, PassContext
 from edgest.plugins import Registry, get_registry
 from edgest.records import Artifact, CheckResult, InputSpec, ModelSpec, PassRecord, Report
@@ -187,6 +187,7 @@ def compile(
     tgt = target_cls(**(target_options or {}))
     tgt.ensure_available()
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{model_name}-{target}"
+    check_output(out, force)
 
     spec, module = _resolve_model(model, reg, shape)
     if weights is not None:

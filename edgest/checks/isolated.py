@@ -78,15 +78,26 @@ def run_in_child(
         env.setdefault("OMP_NUM_THREADS", str(threads))
         cmd = [sys.executable, "-m", "edgest.checks.worker", str(work)]
         failure = ""
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
-            if proc.returncode < 0:
-                failure = f"runtime crashed ({_signal_name(proc.returncode)}) in the check process"
-            elif proc.returncode != 0 and not (work / "result.json").exists():
-                tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-                failure = f"check process exited with {proc.returncode}: {tail[0][:300]}"
-        except subprocess.TimeoutExpired:
-            failure = f"check process did not finish within {timeout_s:g} s and was killed"
+        with open(work / "stderr.txt", "w") as err:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
+            try:
+                returncode = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                returncode = None
+                failure = f"check process did not finish within {timeout_s:g} s and was killed"
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        if returncode is not None:
+            if returncode < 0:
+                failure = f"runtime crashed ({_signal_name(returncode)}) in the check process"
+            elif returncode != 0 and not (work / "result.json").exists():
+                tail = (work / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                failure = f"check process exited with {returncode}: {tail[0][:300]}"
         return _collect(work, len(inputs), failure)
 
 

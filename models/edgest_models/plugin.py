@@ -1,25 +1,53 @@
-"""Registers the zoo with edgest. Imports no torch: model files load only when a model is built."""
+"""Registers the zoo with edgest. Imports no torch: model files load only when a model is built.
+
+Each entry's input shape mirrors its family's ``CONFIGS``; tests/models/test_zoo_registry.py
+checks the two agree.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgest import InputSpec, ModelEntry, ModelSpec, hookimpl
 
-SQUEEZETIME_PAPER = "Zhai et al., No Time to Waste: Squeeze Time into Channel for Mobile Video Understanding, arXiv:2405.08344"
+if TYPE_CHECKING:
+    import click
+
+PAPERS = {
+    "squeezetime": "Zhai et al., No Time to Waste: Squeeze Time into Channel for Mobile Video Understanding, arXiv:2405.08344",
+    "emov2": "Zhang et al., EMOv2: Pushing 5M Vision Model Frontier, arXiv:2412.06674",
+}
+
+LAYOUTS = {5: "B,C,T,H,W", 4: "B,C,H,W", 3: "B,L,C"}
 
 
-def _video(name: str, family: str, factory: str, frames: int, size: int, classes: int, paper: str) -> ModelEntry:
+def _entry(name: str, family: str, shape: tuple[int, ...], classes: int) -> ModelEntry:
     spec = ModelSpec(
-        name=name, family=family, input=InputSpec((1, 3, frames, size, size), "float32", "B,C,T,H,W"),
-        num_classes=classes, config={"num_classes": classes}, paper=paper,
+        name=name, family=family, input=InputSpec(shape, "float32", LAYOUTS[len(shape)]),
+        num_classes=classes, config={"num_classes": classes}, paper=PAPERS[family],
     )
-    return ModelEntry(spec, factory)
+    return ModelEntry(spec, f"edgest_models.{family}:{name}")
+
+
+def _video(name: str, family: str, frames: int, size: int, classes: int) -> ModelEntry:
+    return _entry(name, family, (1, 3, frames, size, size), classes)
+
+
+def _image(name: str, family: str, size: int, classes: int) -> ModelEntry:
+    return _entry(name, family, (1, 3, size, size), classes)
 
 
 ENTRIES: tuple[ModelEntry, ...] = (
-    _video("squeezetime", "squeezetime", "edgest_models.squeezetime:squeezetime", 16, 224, 400, SQUEEZETIME_PAPER),
-    _video("squeezetime_tiny", "squeezetime", "edgest_models.squeezetime:squeezetime_tiny", 8, 64, 10, SQUEEZETIME_PAPER),
+    _video("squeezetime", "squeezetime", 16, 224, 400),
+    _video("squeezetime_tiny", "squeezetime", 8, 64, 10),
+    _image("emov2_1m", "emov2", 224, 1000),
+    _image("emov2_2m", "emov2", 224, 1000),
+    _image("emov2_5m", "emov2", 224, 1000),
+    _video("emov2_1m_video", "emov2", 8, 224, 400),
+    _video("emov2_2m_video", "emov2", 8, 224, 400),
+    _video("emov2_5m_video", "emov2", 8, 224, 400),
+    _video("emov2_tiny_video", "emov2", 4, 64, 10),
 )
 
 
@@ -27,3 +55,10 @@ ENTRIES: tuple[ModelEntry, ...] = (
 def register_models(register: Callable[[ModelEntry], None]) -> None:
     for entry in ENTRIES:
         register(entry)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from edgest_models.train import train_cmd
+
+    cli.add_command(train_cmd)

@@ -124,11 +124,6 @@ def _kill_helper(pid_file: Path, wait_s: float) -> bool:
     return alive
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_in_child starts the worker with start_new_session=True but on timeout subprocess.run only "
-    "kills the worker's pid, so processes the runtime started outlive the check",
-)
 def test_timeout_kills_processes_the_runtime_started(tmp_path: Path) -> None:
     pid_file = tmp_path / "helper.pid"
     target = crashy_targets.SpawningHangTarget(pid_file=str(pid_file))
@@ -138,11 +133,6 @@ def test_timeout_kills_processes_the_runtime_started(tmp_path: Path) -> None:
     assert not _kill_helper(pid_file, wait_s=2), "the runtime's helper process survived the check's timeout"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_in_child's subprocess.run(capture_output=True) waits for EOF on the worker's pipes; a helper "
-    "process that inherited them keeps them open, so a segfault is reported only at the timeout, as a hang",
-)
 def test_segfault_is_reported_promptly_when_a_helper_holds_the_pipes(tmp_path: Path) -> None:
     pid_file = tmp_path / "helper.pid"
     target = crashy_targets.SpawningSegfaultTarget(pid_file=str(pid_file))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -10,19 +11,29 @@ import torch
 
 from edgest.model import count_params, model_stats
 from edgest_models import plugin
-from edgest_models.squeezetime import CONFIGS
+
+
+def _config(entry):
+    module = importlib.import_module(entry.factory.partition(":")[0])
+    return module.CONFIGS[entry.name]
 
 
 @pytest.mark.parametrize("entry", plugin.ENTRIES, ids=lambda e: e.name)
 def test_spec_matches_model_config(entry):
-    cfg = CONFIGS[entry.name]
-    b, c, t, h, w = entry.spec.input.shape
-    assert (c, t, h, w) == (3, cfg["num_frames"], cfg["image_size"], cfg["image_size"])
+    cfg = _config(entry)
+    shape = entry.spec.input.shape
+    if entry.spec.input.layout == "B,C,T,H,W":
+        assert shape[1:] == (3, cfg["num_frames"], cfg["image_size"], cfg["image_size"])
+    elif entry.spec.input.layout == "B,C,H,W":
+        assert shape[1:] == (3, cfg["image_size"], cfg["image_size"])
+    else:
+        assert shape[1:] == (cfg["seq_len"], cfg["in_features"])
     assert entry.spec.num_classes == cfg["num_classes"]
 
 
-def test_meta_device_stats_match_a_real_build():
-    entry = next(e for e in plugin.ENTRIES if e.name == "squeezetime_tiny")
+@pytest.mark.parametrize("name", ["squeezetime_tiny", "emov2_tiny_video"])
+def test_meta_device_stats_match_a_real_build(name):
+    entry = next(e for e in plugin.ENTRIES if e.name == name)
     model = entry.build()
     assert model_stats(entry)["params"] == count_params(model)
     out = model(torch.zeros(entry.spec.input.shape))
