@@ -131,3 +131,41 @@ def model_stats(entry: ModelEntry) -> dict[str, int]:
         example = torch.zeros(entry.spec.input.shape)
         macs = count_macs(model, example)
     return {"params": count_params(model), "macs": int(macs)}
+
+
+def is_model_file(ref: str) -> bool:
+    """True for ``path/to/file.py:Name`` references to a user's own model."""
+    return ".py:" in ref or ref.endswith(".py")
+
+
+def load_user_model(ref: str) -> torch.nn.Module:
+    """Import ``file.py:Name`` and return ``Name()`` (a class or a zero-argument function) in eval mode."""
+    import importlib.util
+
+    import torch
+
+    path_text, _, attr = ref.rpartition(":") if not ref.endswith(".py") else (ref, "", "")
+    path = Path(path_text)
+    if not attr:
+        raise BadInput(f"model file reference '{ref}' names no class; write {ref}:ClassName")
+    if not path.is_file():
+        raise BadInput(f"model file '{path}' does not exist; write --model path/to/file.py:ClassName")
+    spec = importlib.util.spec_from_file_location(f"edgest_user_model_{abs(hash(str(path.resolve())))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file is broken: say so in one line
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BadInput(f"cannot import model file '{path}': {type(exc).__name__}: {text[:200]}; fix the file and retry") from None
+    if not hasattr(module, attr):
+        names = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__)
+        raise BadInput(f"model file '{path}' has no '{attr}'; nn.Module classes in it: {', '.join(names) or '(none)'}")
+    torch.manual_seed(0)
+    try:
+        model = getattr(module, attr)()
+    except Exception as exc:  # noqa: BLE001
+        raise BadInput(f"cannot build '{attr}' from '{path}': {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise BadInput(f"'{attr}' in '{path}' did not return an nn.Module (got {type(model).__name__})")
+    return model.eval()

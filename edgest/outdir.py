@@ -6,6 +6,7 @@ into place (atomic on one filesystem), on any failure (Ctrl-C included) it is re
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -64,9 +65,25 @@ def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the run folder is an ordinary folder
-        os.replace(staging, out)
-    except BaseException:
+        try:
+            os.replace(staging, out)
+        except OSError as exc:  # another run moved its folder into place between our check and here
+            raise BadInput(f"output folder '{out}' was created by another run meanwhile; choose another --out") from exc
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
+        full = _disk_full(exc)
+        if full:
+            raise BadInput(f"no space left writing '{out}' ({full}); free some space or choose another --out") from None
         raise
+
+
+def _disk_full(exc: BaseException) -> str:
+    """The ENOSPC/EDQUOT error behind ``exc`` (directly or as a cause), or ''."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return seen.strerror or "disk full"
+        seen = seen.__cause__ or seen.__context__
+    return ""

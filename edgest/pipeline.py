@@ -21,7 +21,7 @@ from edgest.checks.isolated import ChildOutcome, run_in_child
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError, Unsupported
 from edgest.host import describe as describe_host
-from edgest.model import ModelEntry, load_weights
+from edgest.model import ModelEntry, is_model_file, load_user_model, load_weights
 from edgest.outdir import check_output, staged_output
 from edgest.passes.base import Pass, PassContext
 from edgest.plugins import Registry, get_registry
@@ -50,6 +50,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def _resolve_model(model: str | torch.nn.Module, registry: Registry, input_shape: tuple[int, ...] | None) -> tuple[ModelSpec, torch.nn.Module]:
     import torch
 
+    if isinstance(model, str) and is_model_file(model):
+        if input_shape is None:
+            raise BadInput(f"model file '{model}' needs --input-shape (e.g. 1x3x224x224)")
+        model = load_user_model(model)
     if isinstance(model, torch.nn.Module):
         if input_shape is None:
             raise BadInput("a user nn.Module needs input_shape (e.g. input_shape=(1, 3, 224, 224))")
@@ -173,8 +177,10 @@ def compile(
     """
     reg = registry or get_registry()
     model_name = model if isinstance(model, str) else type(model).__name__.lower()
+    if isinstance(model, str) and is_model_file(model):
+        model_name = Path(model.partition(":")[0]).stem
     target_cls: type[Target] = reg.target(target)
-    if isinstance(model, str):
+    if isinstance(model, str) and not is_model_file(model):
         reg.model(model)
     pass_objs = _normalise_passes(passes, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)

@@ -46,8 +46,14 @@ class EagerTarget(Target):
     ) -> Lowered:
         import torch
 
+        import io
+
         path = out_dir / "model.pt2"
-        torch.export.save(program, str(path))
+        # serialise in memory, then write with Python: a full disk raises a clean OSError instead of
+        # a C++ writer error followed by an abort when the writer is destroyed
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        path.write_bytes(buffer.getvalue())
         return Lowered(path, {"nodes": len(program.graph.nodes)})
 
     def load(self, path: Path, threads: int) -> EagerRunner:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 PAPERS = {
     "squeezetime": "Zhai et al., No Time to Waste: Squeeze Time into Channel for Mobile Video Understanding, arXiv:2405.08344",
     "emov2": "Zhang et al., EMOv2: Pushing 5M Vision Model Frontier, arXiv:2412.06674",
+    "vivit": "Arnab et al., ViViT: A Video Vision Transformer, arXiv:2103.15691; Gowda et al., Optimizing ViViT "
+             "Training: Time and Memory Reduction for Action Recognition (SFA-ViViT, vivit_fa_*), arXiv:2306.04822",
 }
 
 LAYOUTS = {5: "B,C,T,H,W", 4: "B,C,H,W", 3: "B,L,C"}
@@ -48,6 +50,14 @@ ENTRIES: tuple[ModelEntry, ...] = (
     _video("emov2_2m_video", "emov2", 8, 224, 400),
     _video("emov2_5m_video", "emov2", 8, 224, 400),
     _video("emov2_tiny_video", "emov2", 4, 64, 10),
+    _video("vivit_fe_b", "vivit", 32, 224, 400),
+    _video("vivit_fa_b", "vivit", 32, 224, 400),
+    _video("vivit_fe_s", "vivit", 16, 224, 400),
+    _video("vivit_fa_s", "vivit", 16, 224, 400),
+    _video("vivit_fe_ti", "vivit", 16, 224, 400),
+    _video("vivit_fa_ti", "vivit", 16, 224, 400),
+    _video("vivit_fe_tiny", "vivit", 8, 64, 10),
+    _video("vivit_fa_tiny", "vivit", 8, 64, 10),
 )
 
 

@@ -6,15 +6,21 @@ import and a missing toolchain shows up as "unavailable", not as a broken CLI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgest import Unsupported
+from edgest.capture import op_origin
 from edgest.target import Lowered, Target
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+
+_MISSING_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>")
 
 
 def _node_count(model: Any) -> int:
@@ -50,7 +56,18 @@ def export_onnx(program: torch.export.ExportedProgram, example_inputs: tuple[Any
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        onnx_program = torch.onnx.export(program, example_inputs, dynamo=True, verbose=False)
+        try:
+            onnx_program = torch.onnx.export(program, example_inputs, dynamo=True, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - name the op the exporter could not convert
+            missing = _MISSING_OP.search(str(exc))
+            if not missing:
+                raise
+            op = f"{missing.group(1)}.{missing.group(2)}"
+            origin = op_origin(program, missing.group(1))
+            raise Unsupported(
+                f"target 'onnx' cannot lower op {op}{f' (from {origin})' if origin else ''}: torch.onnx "
+                f"{torch.__version__} has no ONNX conversion for it; replace the op or choose another target"
+            ) from exc
     onnx_program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
     details = simplify(path)
