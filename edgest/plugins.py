@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from edgest.target import Target
 
 ENTRY_POINT_GROUP = "edgest"
-DEFAULT_PLUGINS: tuple[str, ...] = ("edgest.targets.eager",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("edgest.targets.eager", "edgest.passes.builtin")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
