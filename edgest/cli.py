@@ -103,6 +103,63 @@ def doctor_cmd(as_json: bool) -> int:
     return 0
 
 
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@cli.command("bench")
+@click.option("--models", required=True, help="Comma-separated model names.")
+@click.option("--targets", required=True, help="Comma-separated target names.")
+@click.option("--precisions", default="fp32", show_default=True, help="Comma-separated precisions.")
+@click.option("--pass", "passes", multiple=True, help="Pass applied to every cell, repeatable.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("edgest-bench"), show_default=True)
+@click.option("--weights", multiple=True, help="MODEL=FILE, repeatable.")
+@click.option("--no-cache", is_flag=True, help="Recompile every cell.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--min-sqnr", type=float, help="Budget: minimum SQNR (dB) for every cell.")
+@click.option("--max-accuracy-drop", type=float, help="Budget: maximum top-1 agreement lost vs eager (points).")
+@click.option("--max-latency-ms", help="Budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
+@click.option("--json", "as_json", is_flag=True, help="Print the bench document as JSON.")
+def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...], out: Path, weights: tuple[str, ...],
+              no_cache: bool, threads: int, min_sqnr: float | None, max_accuracy_drop: float | None,
+              max_latency_ms: str | None, as_json: bool) -> int:
+    """Run a model x target x precision matrix; write bench.json, report.md and report.html."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgest.bench import Budget, over_budget, parse_latency_budget, run_bench
+    from edgest.errors import BadInput
+
+    wmap = {}
+    for item in weights:
+        name, eq, path = item.partition("=")
+        if not eq:
+            raise BadInput(f"malformed --weights '{item}'; write MODEL=FILE")
+        wmap[name] = Path(path)
+    budget = Budget(min_sqnr, max_accuracy_drop, parse_latency_budget(max_latency_ms))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=False) as progress:
+        task = progress.add_task("bench", total=None)
+
+        def on_cell(cell: Any, state: str, done: int, total: int) -> None:
+            progress.update(task, total=total, completed=done, description=f"{cell.label}: {state}")
+
+        doc = run_bench(_split(models), _split(targets), _split(precisions), out, passes=passes, weights=wmap,
+                        use_cache=not no_cache, budget=budget, threads=threads, on_cell=on_cell)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        rows = [[c["model"], c["target"], c["precision"], c["status"] + (" (cached)" if c["cached"] else ""),
+                 f"{c['latency']['p50_ms']:.2f}" if (c.get("latency") or {}).get("p50_ms") else "-",
+                 f"{c['accuracy']['sqnr_db']:.1f}" if (c.get("accuracy") or {}).get("sqnr_db") is not None else "-",
+                 f"{c['seconds']:.1f}"] for c in doc["cells"]]
+        _table(f"edgest bench → {out}/report.md, report.html", ["model", "target", "precision", "status", "p50 ms", "SQNR dB", "seconds"], rows)
+    over = over_budget(doc)
+    for line in over:
+        click.echo(f"edgest: over budget: {line}", err=True)
+    failed = [c for c in doc["cells"] if c["status"] != "passed"]
+    return 1 if over or failed else 0
+
+
 def _register_plugin_commands() -> list[str]:
     from edgest.plugins import get_plugin_manager
 
