@@ -160,6 +160,36 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
     return 1 if over or failed else 0
 
 
+@cli.command("bundle")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Bundle folder to write.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
+def bundle_cmd(run_dir: Path, out: Path, force: bool) -> int:
+    """Package a compile run for a device: artifact, inputs, expected outputs, run_on_device.py."""
+    from edgest.bundle import build_bundle
+
+    build_bundle(run_dir, out, force=force)
+    click.echo(f"bundle written to {out}; on the device: python run_on_device.py, then edgest report merge {run_dir} device-report.json")
+    return 0
+
+
+@cli.group("report")
+def report_group() -> None:
+    """Work with reports."""
+
+
+@report_group.command("merge")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("device_reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def merge_cmd(folder: Path, device_reports: tuple[Path, ...]) -> int:
+    """Fold device-report.json files into FOLDER's reports (a compile run or a bench)."""
+    from edgest.bundle import merge_device_reports
+
+    for line in merge_device_reports(folder, list(device_reports)):
+        click.echo(line)
+    return 0
+
+
 def _register_plugin_commands() -> list[str]:
     from edgest.plugins import get_plugin_manager
 

@@ -238,4 +238,6 @@ def compile(
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_reports(report, stage)
+        # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)
+        np.savez(stage / "reference.npz", **{f"s{i}": r for i, r in enumerate(reference)})
     return report

@@ -112,7 +112,7 @@ def render_html(doc: dict[str, Any]) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgest bench</title><style>{CSS}</style></head>
 <body><h1>edgest bench</h1>
 <p>{len(cells)} cells · host {_esc(host.get('cpu'))} ({host.get('cpu_count')} cores) · {doc['settings']['threads']} thread(s) · {_esc(doc['created'])} · schema {_esc(doc['schema_version'])}</p>
-<figure><figcaption>Latency vs accuracy</figcaption>{scatter_latency_accuracy(cells)}</figure>
+<figure><figcaption>Latency vs accuracy (SQNR drawn at most 120 dB; exact matches sit on the top line)</figcaption>{scatter_latency_accuracy(cells)}</figure>
 <figure><figcaption>p50 latency per cell{' (host and device)' if devices else ''}</figcaption>{latency_bars(cells, per_cell_device)}</figure>
 <h2>All cells</h2><table id="cells"><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead><tbody>{''.join(rows)}</tbody></table>
 </body></html>

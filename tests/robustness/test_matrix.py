@@ -214,7 +214,7 @@ def test_two_compiles_into_one_folder(work):
     assert "Traceback" not in loser and "was created by another run meanwhile" in loser
     run = work / "run"
     assert sorted(p.name for p in run.iterdir()) == ["same"]
-    assert sorted(p.name for p in (run / "same").iterdir()) == ["model.pt2", "report.json", "report.md"]
+    assert sorted(p.name for p in (run / "same").iterdir()) == ["model.pt2", "reference.npz", "report.json", "report.md"]
 
 
 def test_full_disk_is_reported_and_cleaned_up(work):

@@ -1,0 +1,1 @@
+"""edgest's ExecuTorch target: lower with the XNNPACK partitioner to a ``.pte``, run it with ``executorch.runtime``."""
