@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 PAPERS = {
     "squeezetime": "Zhai et al., No Time to Waste: Squeeze Time into Channel for Mobile Video Understanding, arXiv:2405.08344",
     "emov2": "Zhang et al., EMOv2: Pushing 5M Vision Model Frontier, arXiv:2412.06674",
+    "lmuformer": "Liu et al., LMUFormer: Low Complexity Yet Powerful Spiking Model With Legendre Memory Units, ICLR 2024, "
+                 "arXiv:2402.04882",
     "vivit": "Arnab et al., ViViT: A Video Vision Transformer, arXiv:2103.15691; Gowda et al., Optimizing ViViT "
              "Training: Time and Memory Reduction for Action Recognition (SFA-ViViT, vivit_fa_*), arXiv:2306.04822",
 }
@@ -36,6 +38,10 @@ def _video(name: str, family: str, frames: int, size: int, classes: int) -> Mode
     return _entry(name, family, (1, 3, frames, size, size), classes)
 
 
+def _sequence(name: str, family: str, steps: int, features: int, classes: int) -> ModelEntry:
+    return _entry(name, family, (1, steps, features), classes)
+
+
 def _image(name: str, family: str, size: int, classes: int) -> ModelEntry:
     return _entry(name, family, (1, 3, size, size), classes)
 
@@ -50,6 +56,12 @@ ENTRIES: tuple[ModelEntry, ...] = (
     _video("emov2_2m_video", "emov2", 8, 224, 400),
     _video("emov2_5m_video", "emov2", 8, 224, 400),
     _video("emov2_tiny_video", "emov2", 4, 64, 10),
+    _sequence("lmuformer", "lmuformer", 128, 128, 35),
+    _sequence("lmuformer_spiking", "lmuformer", 128, 128, 35),
+    _sequence("lmuformer_tiny", "lmuformer", 16, 16, 10),
+    _sequence("lmuformer_spiking_tiny", "lmuformer", 8, 16, 10),
+    _video("lmuformer_video", "lmuformer", 16, 112, 400),  # edgest's adaptation: per-frame conv stem
+    _video("lmuformer_video_tiny", "lmuformer", 8, 64, 10),
     _video("vivit_fe_b", "vivit", 32, 224, 400),
     _video("vivit_fa_b", "vivit", 32, 224, 400),
     _video("vivit_fe_s", "vivit", 16, 224, 400),

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from edgest import hookspecs
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import PluginError, UnknownName
 from edgest.plugins import new_plugin_manager
+from edgest.testing.fake_dist import write_fake_distribution
 
 FAST = LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
 
@@ -76,21 +76,13 @@ def test_in_repo_distributions_register_through_entry_points():
     assert reg.owners[("target", "eager")] == "edgest.targets.eager"
 
 
-def _fake_dist(root: Path, name: str, module_source: str) -> None:
-    (root / f"{name}_mod.py").write_text(textwrap.dedent(module_source))
-    info = root / f"{name}_dist-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-dist\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[edgest]\n{name} = {name}_mod\n")
-
-
 def _edgest(args: list[str], root: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(root), **env}
     return subprocess.run([sys.executable, "-m", "edgest", *args], capture_output=True, text=True, env=full_env, timeout=120)
 
 
 def test_plugin_failing_at_import_is_named_and_skipped(tmp_path):
-    _fake_dist(tmp_path, "broken", "raise ImportError('needs libfoo.so (apt install libfoo)')\n")
+    write_fake_distribution(tmp_path, "broken", "raise ImportError('needs libfoo.so (apt install libfoo)')\n")
     proc = _edgest(["list", "targets", "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "edgest: plugin 'broken' failed to load: ImportError: needs libfoo.so (apt install libfoo)"
@@ -98,7 +90,7 @@ def test_plugin_failing_at_import_is_named_and_skipped(tmp_path):
 
 
 def test_env_controls_which_entry_points_load(tmp_path):
-    _fake_dist(tmp_path, "broken", "raise RuntimeError('boom')\n")
+    write_fake_distribution(tmp_path, "broken", "raise RuntimeError('boom')\n")
     only = _edgest(["list", "targets", "--json"], tmp_path, EDGEST_LOAD_PLUGINS="onnx")
     assert only.returncode == 0 and "broken" not in only.stderr
     assert {t["name"] for t in json.loads(only.stdout)["targets"]} == {"eager", "onnx"}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from edgest.testing.fake_dist import write_fake_distribution
+
 PLUGIN = '''
 import os, time
 from pathlib import Path
@@ -66,19 +68,11 @@ def register_targets(register):
 '''
 
 
-def _dist(root: Path, name: str, source: str) -> None:
-    (root / f"{name}_mod.py").write_text(textwrap.dedent(source))
-    info = root / f"{name}_dist-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-dist\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[edgest]\n{name} = {name}_mod\n")
-
-
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    _dist(plugins, "robust", PLUGIN)
+    write_fake_distribution(plugins, "robust", PLUGIN)
     (tmp_path / "run").mkdir()
     return tmp_path
 
@@ -176,7 +170,7 @@ def test_missing_runtime_says_how_to_install(work):
 
 
 def test_plugin_registering_a_duplicate_name(work):
-    _dist(work / "plugins", "dup", DUPLICATE)
+    write_fake_distribution(work / "plugins", "dup", DUPLICATE)
     proc = edgest(work, "list", "targets")
     one_line_error(proc, "duplicate target name 'onnx'", "plugin 'dup'", "plugin 'onnx'", "EDGEST_LOAD_PLUGINS", code=1)
     ok = edgest(work, "list", "targets", EDGEST_LOAD_PLUGINS="onnx,models")
