@@ -1,0 +1,1 @@
+"""edgest's Core ML target: torch.export → coremltools ML Program (.mlpackage); prediction on macOS only."""

@@ -1,0 +1,162 @@
+"""Core ML target: ``coremltools.convert(ExportedProgram)`` → ML Program ``model.mlpackage``.
+
+Lowering works on any host with coremltools. *Running* a Core ML model needs Apple's Core ML
+framework, i.e. macOS: on any other host :meth:`CoreMLTarget.load` raises TargetUnavailable,
+so the accuracy and latency checks are reported as not run (status "incomplete", never
+"passed"); run the package on a Mac. coremltools has no Core ML runtime off macOS, so a
+numerical check of the artifact is not possible on Linux; lowering instead reads the package
+back and checks its interface against the captured program (see ``details["interface"]``).
+
+coremltools is imported only inside methods, so this module is cheap to import and a missing
+toolchain shows up as "unavailable", not as a broken CLI.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.target import Lowered, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+#: option → (allowed values, default); mirrors ct.target / ct.precision / ct.ComputeUnit of coremltools 9
+OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "precision": (("fp32", "fp16"), "fp32"),
+    "minimum_deployment_target": (
+        ("iOS15", "iOS16", "iOS17", "iOS18", "iOS26", "macOS12", "macOS13", "macOS14", "macOS15", "macOS26",
+         "watchOS8", "watchOS9", "watchOS10", "watchOS11", "watchOS26", "tvOS15", "tvOS16", "tvOS17", "tvOS18", "tvOS26"),
+        "iOS17",
+    ),
+    "compute_units": (("ALL", "CPU_ONLY", "CPU_AND_NE", "CPU_AND_GPU"), "ALL"),
+}
+
+_NUMPY = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
+
+
+def cannot_run_here() -> str | None:
+    """Why Core ML prediction is impossible on this host, or None on macOS."""
+    if sys.platform == "darwin":
+        return None
+    return (
+        f"target 'coreml' cannot run here: Core ML prediction needs macOS (this host is {platform.system() or sys.platform}); "
+        "the .mlpackage is built — run it on a Mac or with an edgest device bundle"
+    )
+
+
+class CoreMLRunner:
+    """An ``.mlpackage`` loaded by Core ML (macOS only) and run with ``MLModel.predict``.
+
+    Inputs are fed by the names and dtypes in the package's spec; outputs come back in the
+    spec's order, fp16 ones widened to float32. Core ML schedules its own threads (there is
+    no setting for them), so ``threads`` is 0: "the runtime's choice".
+    """
+
+    threads: int = 0
+
+    def __init__(self, path: Path, compute_units: str = "ALL") -> None:
+        reason = cannot_run_here()
+        if reason:
+            raise TargetUnavailable(reason)
+        import coremltools as ct
+
+        self.path = Path(path)
+        if not (self.path / "Manifest.json").is_file():
+            raise Unsupported(f"no Core ML package at {self.path} (a .mlpackage folder with Manifest.json)")
+        self.model = ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, compute_units))
+        if self.model.__proxy__ is None:  # coremltools warned and kept only the spec
+            spec_version = self.model.get_spec().specificationVersion
+            cause = getattr(self.model, "_framework_error", None)
+            raise TargetUnavailable(
+                f"target 'coreml' cannot run here: Core ML on macOS {platform.mac_ver()[0]} could not load "
+                f"{self.path.name} (specification version {spec_version})"
+                + (f": {str(cause).splitlines()[0][:200]}" if cause else "; lower minimum_deployment_target or use a newer macOS")
+            )
+        spec = self.model.get_spec()
+        self._inputs = [(f.name, _NUMPY.get(_array_type(f), "float32")) for f in spec.description.input]
+        self._outputs = [f.name for f in spec.description.output]
+        self.compute_units = compute_units
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
+
+        if len(inputs) != len(self._inputs):
+            raise BadInput(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
+        feed = {name: np.ascontiguousarray(x, dtype=dtype) for (name, dtype), x in zip(self._inputs, inputs)}
+        out = self.model.predict(feed)
+        results = []
+        for name in self._outputs:
+            y = np.asarray(out[name])
+            results.append(y.astype(np.float32) if y.dtype == np.float16 else y)
+        return results
+
+
+def _array_type(feature: Any) -> str:
+    from coremltools.proto import FeatureTypes_pb2 as ft
+
+    return ft.ArrayFeatureType.ArrayDataType.Name(feature.type.multiArrayType.dataType)
+
+
+class CoreMLTarget(Target):
+    """Core ML ML Program (``.mlpackage``) from ``coremltools.convert``; predicts on macOS only.
+
+    Options (JSON-able):
+    - ``precision``: ``fp32`` (default; ``compute_precision=FLOAT32``) or ``fp16`` (``FLOAT16``).
+      Inputs and outputs stay float32 at both precisions.
+    - ``minimum_deployment_target``: a ``coremltools.target`` name, default ``iOS17``
+      (ML Programs need iOS15 / macOS12 or newer).
+    - ``compute_units``: ``ALL`` (default), ``CPU_ONLY``, ``CPU_AND_NE`` or ``CPU_AND_GPU``;
+      a load-time setting (the package does not store it), used by the runner on macOS.
+
+    ``Lowered.details`` holds the MIL op counts (total, non-const, top 10 types), the
+    deployment target and spec version, compute precision and units, coremltools' version,
+    the package's interface as read back, a SHA-256 over the package's files
+    (``sha256_tree``), timings and the distinct warnings coremltools and torch raised.
+    """
+
+    name = "coreml"
+    artifact_format = "mlpackage"
+    description = "Core ML ML Program (.mlpackage, coremltools); predicts on macOS only"
+    requires = ("coremltools",)
+    toolchain = ("coremltools",)
+    install_hint = "pip install -e targets/coreml"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
+
+    def __init__(self, **options: Any) -> None:
+        for key, value in options.items():
+            if key not in OPTIONS:
+                raise BadInput(f"unknown coreml option '{key}'; available: {', '.join(OPTIONS)}")
+            if value not in OPTIONS[key][0]:
+                raise BadInput(f"coreml option {key}={value!r} is not one of {', '.join(OPTIONS[key][0])}")
+        super().__init__(**options)
+
+    def option(self, key: str) -> str:
+        return self.options.get(key, OPTIONS[key][1])
+
+    def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
+        self.ensure_available()
+        from edgest_coreml.convert import convert
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "model.mlpackage"
+        details = convert(program, example_inputs, path, precision=self.option("precision"),
+                          deployment_target=self.option("minimum_deployment_target"),
+                          compute_units=self.option("compute_units"))
+        details["runs_here"] = cannot_run_here() is None
+        if not details["runs_here"]:
+            details["numerics"] = ("not checked on this host: coremltools has no Core ML runtime off macOS, so the "
+                                   "package's outputs cannot be computed here; only its interface was checked")
+        return Lowered(path, details)
+
+    def load(self, path: Path, threads: int) -> CoreMLRunner:
+        reason = cannot_run_here()  # before importing coremltools: the answer off macOS needs no toolchain
+        if reason:
+            raise TargetUnavailable(reason)
+        self.ensure_available()
+        return CoreMLRunner(path, compute_units=self.option("compute_units"))
