@@ -3,25 +3,26 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgest-installed
-DISTS  := -e . -e models -e targets/onnx
+TARGETS := onnx executorch coreml
+DISTS  := -e . -e models $(foreach t,$(TARGETS),-e targets/$(t)) -e plugins/edgest-openvino
 
 .PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
 # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml models/pyproject.toml targets/onnx/pyproject.toml
+$(STAMP): pyproject.toml models/pyproject.toml $(foreach t,$(TARGETS),targets/$(t)/pyproject.toml) plugins/edgest-openvino/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q $(DISTS) "pytest>=8"
+	$(BIN)/python -m pip install -q $(DISTS) "torch==2.13.0" "pytest>=8" "jsonschema>=4"
 	touch $(STAMP)
 
 demo: setup
 	$(BIN)/edgest compile --model squeezetime --target onnx --out runs/demo --force
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests plugins/edgest-openvino/tests
 
 bench: setup
 	$(BIN)/python bench/squeezetime_eager_vs_onnx.py
