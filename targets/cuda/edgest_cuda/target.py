@@ -1,0 +1,347 @@
+"""CUDA target: AOTInductor. The captured program is compiled ahead of time by TorchInductor
+into a ``.pt2`` package (``torch._inductor.aoti_compile_and_package``) and run with
+``torch._inductor.aoti_load_package``; no Python model code is needed at run time.
+
+Options (constructor keyword arguments, JSON-able):
+
+- ``device``: ``"cuda"`` (default when ``torch.cuda.is_available()``) or ``"cpu"`` (the default
+  otherwise: AOTInductor's C++/OpenMP backend). The resolved device is recorded.
+- ``precision``: ``"fp32"``; ``"fp16"``/``"bf16"`` on cuda only. The program edgest hands over was
+  captured on the CPU in fp32: weights, constants and dtype arguments are cast and the program is
+  exported again at that dtype. The runner casts numpy fp32 inputs to the model dtype and the
+  outputs back to fp32.
+- ``channels_last``: weights and inputs of rank 4/5 in channels-last(-3d) memory format.
+- ``freezing`` (default on): ``torch._inductor.config.freezing``: weights become constants, so
+  Inductor folds them (conv-BN, layout) at compile time.
+- ``cudagraphs`` (default on for cuda): Inductor's ``triton.cudagraphs`` is ignored by AOT
+  compilation (it is forced off there), so the runner captures the package's call in a
+  ``torch.cuda.CUDAGraph`` and replays it (package loaded with ``run_single_threaded=True``,
+  static input/output buffers); if capture fails it falls back to plain calls.
+
+On a GPU the runner synchronises before returning, so the shared latency protocol measures the
+whole copy-in, run, copy-out round trip.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.target import Lowered, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+_OPTIONS = ("device", "precision", "channels_last", "freezing", "cudagraphs")
+_META_PREFIX = "edgest."
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _no_cuda_reason() -> str:
+    import torch
+
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+    return f"torch {torch.__version__} ({build}) sees no CUDA device"
+
+
+def _memory_format(t: torch.Tensor) -> torch.memory_format | None:
+    import torch
+
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    fmt = _memory_format(t)
+    return t.contiguous(memory_format=fmt) if fmt is not None else t
+
+
+def _cast_graph_dtypes(module: torch.fx.GraphModule, dtype: torch.dtype) -> int:
+    """Replace float32 dtype literals in the graph's args (``aten.full(dtype=…)``, ``.to(float32)``)
+    and float32 tensor attributes that are not parameters/buffers; returns how many changed."""
+    import torch
+
+    changed = 0
+
+    def swap(value: Any) -> Any:
+        nonlocal changed
+        if value is torch.float32:
+            changed += 1
+            return dtype
+        if isinstance(value, (list, tuple)):
+            return type(value)(swap(v) for v in value)
+        return value
+
+    for node in module.graph.nodes:
+        if node.op == "call_function":
+            node.args = swap(node.args)
+            node.kwargs = {k: swap(v) for k, v in node.kwargs.items()}
+        elif node.op == "get_attr":
+            owner, _, attr = node.target.rpartition(".")
+            holder = module.get_submodule(owner) if owner else module
+            value = getattr(holder, attr, None)
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and value.dtype == torch.float32:
+                if attr not in dict(holder.named_buffers(recurse=False)):
+                    setattr(holder, attr, value.to(dtype))
+                    changed += 1
+    module.recompile()
+    return changed
+
+
+def prepare_program(
+    program: torch.export.ExportedProgram, example_inputs: Sequence[torch.Tensor], device: str = "cpu",
+    precision: str = "fp32", channels_last: bool = False,
+) -> tuple[torch.export.ExportedProgram, tuple[torch.Tensor, ...], dict[str, Any]]:
+    """The program and example inputs as the package will see them: on ``device``, at ``precision``,
+    optionally channels-last. Returns them with facts for the artifact's details.
+
+    A CPU/fp32/contiguous request returns the program untouched. Otherwise a copy is moved
+    with ``torch.export.passes.move_to_device_pass`` (which also rewrites ``device=`` arguments
+    in the graph), cast, and exported again (non-strict) with the converted example inputs.
+    """
+    import torch
+
+    dtype = getattr(torch, _DTYPES[precision])
+    facts: dict[str, Any] = {"reexported": False}
+    if device == "cpu" and precision == "fp32" and not channels_last:
+        return program, tuple(example_inputs), facts
+    with warnings.catch_warnings():  # torch 2.13 warns about its own LeafSpec when copying a program
+        warnings.simplefilter("ignore", FutureWarning)
+        ep = copy.deepcopy(program)  # move_to_device_pass and Module.to mutate tensors the caller still holds
+    if device != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        ep = move_to_device_pass(ep, device)
+    module = ep.module()
+    if dtype != torch.float32:
+        module = module.to(dtype)
+        facts["dtype_literals_cast"] = _cast_graph_dtypes(module, dtype)
+    if channels_last:
+        with torch.no_grad():
+            for p in (*module.parameters(), *module.buffers()):
+                if _memory_format(p) is not None:
+                    p.data = _channels_last(p.data)
+    example = []
+    for x in example_inputs:
+        x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+        example.append(_channels_last(x) if channels_last else x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        new = torch.export.export(module, tuple(example), strict=False)
+    facts["reexported"] = True
+    return new, tuple(example), facts
+
+
+def capture_cuda_graph(
+    call: Callable[[Sequence[torch.Tensor]], list[torch.Tensor]], static_inputs: Sequence[torch.Tensor], warmup: int = 2,
+) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]:
+    """Capture ``call(static_inputs)`` in a CUDA graph; (graph, static outputs).
+
+    Replay with ``graph.replay()`` after copying new values into ``static_inputs``; the outputs
+    are overwritten by each replay. An AOTInductor package must be loaded with
+    ``run_single_threaded=True`` to be captured (it then runs on the caller's current stream).
+    """
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):  # outside the graph: lazy module loads, allocator warm-up, autotuning
+            call(static_inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = call(static_inputs)
+    return graph, outputs
+
+
+def read_package_metadata(path: Path) -> dict[str, str]:
+    """The ``aot_inductor.metadata`` stored in a package, read from the archive without loading it."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.endswith("wrapper_metadata.json"):
+                return json.loads(zf.read(name))
+    return {}
+
+
+class AotiRunner:
+    """A loaded AOTInductor package; numpy fp32 in, numpy fp32 out."""
+
+    def __init__(self, path: Path, threads: int, device: str, precision: str, channels_last: bool,
+                 cudagraphs: bool) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, _DTYPES[precision])
+        self.channels_last = channels_last
+        self.cuda = self.device.type == "cuda"
+        index = self.device.index if self.cuda and self.device.index is not None else -1
+        self.model = torch._inductor.aoti_load_package(str(path), run_single_threaded=self.cuda and cudagraphs,
+                                                       device_index=index)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.cudagraphs = "off"
+        self._want_graph = self.cuda and cudagraphs
+        self._static_in: list[torch.Tensor] = []
+        self._static_out: list[torch.Tensor] = []
+
+    def _to_device(self, x: np.ndarray) -> torch.Tensor:
+        import torch
+
+        t = torch.from_numpy(x)
+        t = t.to(device=self.device, dtype=self.dtype if t.is_floating_point() else t.dtype, non_blocking=False)
+        return _channels_last(t) if self.channels_last else t
+
+    def _call(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = self.model(*xs)
+        return list(out) if isinstance(out, (tuple, list)) else [out]
+
+    def _capture(self, xs: list[torch.Tensor]) -> None:
+        """Record one call of the package in a CUDA graph with static buffers; fall back on failure."""
+        import torch
+
+        self._want_graph = False
+        try:
+            self._static_in = [x.clone() for x in xs]
+            self.graph, self._static_out = capture_cuda_graph(self._call, self._static_in)
+            self.cudagraphs = "on"
+        except Exception as exc:  # noqa: BLE001 - plain calls still work
+            self.graph, self._static_out = None, []
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            self.cudagraphs = f"fallback: {type(exc).__name__}: {first}"
+            torch.cuda.synchronize()
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            xs = [self._to_device(x) for x in inputs]
+            if self._want_graph:
+                self._capture(xs)
+            if self.graph is not None:
+                for buf, x in zip(self._static_in, xs):
+                    buf.copy_(x)
+                self.graph.replay()
+                outs = self._static_out
+            else:
+                outs = self._call(xs)
+            result = [(o.float() if o.is_floating_point() else o).cpu() for o in outs]
+            if self.cuda:
+                torch.cuda.synchronize()
+        return [o.numpy() for o in result]
+
+
+class CudaTarget(Target):
+    """AOTInductor package for an NVIDIA GPU (or the CPU where torch has no CUDA)."""
+
+    name = "cuda"
+    artifact_format = "pt2"
+    description = "AOTInductor .pt2 package (torch._inductor), CUDA GPU; CPU when torch sees no GPU"
+    requires = ("torch",)
+    toolchain = ()
+    install_hint = "pip install torch (a CUDA build, from https://pytorch.org/get-started/locally/, for the GPU)"
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise BadInput(f"unknown option(s) for target 'cuda': {', '.join(sorted(unknown))}; "
+                           f"available: {', '.join(_OPTIONS)}")
+        device = options.get("device") or ("cuda" if cuda_available() else "cpu")
+        if device not in ("cuda", "cpu") and not str(device).startswith("cuda:"):
+            raise BadInput(f"target 'cuda' device must be 'cuda', 'cuda:N' or 'cpu', not '{device}'")
+        precision = options.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise BadInput(f"target 'cuda' precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+        on_gpu = device != "cpu"
+        # the check worker builds the target before it starts the cold-load clock: importing Inductor
+        # here (seconds) keeps it out of cold_load_ms, as other targets import their runtime first
+        import torch._inductor  # noqa: F401
+
+        super().__init__(
+            device=device, precision=precision, channels_last=bool(options.get("channels_last", False)),
+            freezing=bool(options.get("freezing", True)),
+            cudagraphs=bool(options["cudagraphs"]) if options.get("cudagraphs") is not None else on_gpu,
+        )
+
+    def ensure_available(self) -> None:
+        super().ensure_available()
+        if self.options["device"] != "cpu" and not cuda_available():
+            raise TargetUnavailable(
+                f"target 'cuda' unavailable: device '{self.options['device']}' requested but {_no_cuda_reason()}; "
+                "install a CUDA build of torch on a machine with an NVIDIA GPU, or pass device='cpu'"
+            )
+
+    def _check_precision(self) -> None:
+        precision = self.options["precision"]
+        if precision != "fp32" and self.options["device"] == "cpu":
+            raise Unsupported(
+                f"target 'cuda' precision '{precision}' needs a CUDA device, but this run compiles for the CPU "
+                f"({_no_cuda_reason() if not cuda_available() else 'device=cpu was requested'}); run on a machine "
+                "with an NVIDIA GPU and a CUDA build of torch (device='cuda'), or use precision 'fp32'"
+            )
+
+    def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
+        import torch
+
+        self._check_precision()
+        self.ensure_available()
+        opts = self.options
+        t0 = time.perf_counter()
+        prepared, example, facts = prepare_program(program, example_inputs, opts["device"], opts["precision"],
+                                                   opts["channels_last"])
+        t1 = time.perf_counter()
+        configs: dict[str, Any] = {
+            "freezing": opts["freezing"],
+            "aot_inductor.metadata": {
+                f"{_META_PREFIX}{k}": str(opts[k]) for k in ("device", "precision", "channels_last", "cudagraphs")
+            },
+        }
+        path = out_dir / "model.pt2"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch._inductor.aoti_compile_and_package(prepared, package_path=str(path), inductor_configs=configs)
+        t2 = time.perf_counter()
+        details: dict[str, Any] = {
+            "device": opts["device"], "precision": opts["precision"], "channels_last": opts["channels_last"],
+            "freezing": opts["freezing"], "cudagraphs": "runner-side CUDA graph replay" if opts["cudagraphs"] else "off",
+            "torch_cuda": torch.version.cuda, "prepare_seconds": round(t1 - t0, 3), "inductor_seconds": round(t2 - t1, 3),
+            "nodes": len(prepared.graph.nodes), **facts,
+        }
+        meta = read_package_metadata(path)
+        details["package_device"] = meta.get("AOTI_DEVICE_KEY", "")
+        if opts["device"] != "cpu":
+            index = torch.device(opts["device"]).index or 0
+            details["gpu"] = torch.cuda.get_device_name(index)
+            details["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(index)))
+        else:
+            details["cpu_isa"] = meta.get("AOTI_CPU_ISA", "")
+        return Lowered(path, details)
+
+    def load(self, path: Path, threads: int) -> AotiRunner:
+        meta = read_package_metadata(path)
+        device = meta.get(f"{_META_PREFIX}device", self.options["device"])
+        if device != "cpu" and not cuda_available():
+            raise TargetUnavailable(f"target 'cuda' cannot run {path.name} here: it was compiled for {device} but "
+                                    f"{_no_cuda_reason()}")
+        return AotiRunner(
+            path, threads, device=device,
+            precision=meta.get(f"{_META_PREFIX}precision", self.options["precision"]),
+            channels_last=meta.get(f"{_META_PREFIX}channels_last", str(self.options["channels_last"])) == "True",
+            cudagraphs=meta.get(f"{_META_PREFIX}cudagraphs", str(self.options["cudagraphs"])) == "True",
+        )

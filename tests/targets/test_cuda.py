@@ -1,0 +1,152 @@
+"""CUDA target (targets/cuda): AOTInductor packages. Without a GPU it compiles and runs on the CPU,
+which is what CI covers (two AOTInductor compiles: the suite's tiny convnet and squeezetime_tiny);
+the GPU-only tests run where torch sees a CUDA device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import edgest
+import edgest_cuda.plugin
+import edgest_models.plugin
+from edgest.capture import capture
+from edgest.checks.accuracy import compare
+from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.plugins import new_plugin_manager
+from edgest.testing import TargetConformance, tiny_convnet
+from edgest_cuda.target import CudaTarget, prepare_program, read_package_metadata
+
+FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
+ROOT = Path(__file__).resolve().parents[2]
+HAS_GPU = torch.cuda.is_available()
+gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU and a CUDA build of torch")
+cpu_only = pytest.mark.skipif(HAS_GPU, reason="checks the behaviour on a host without a CUDA device")
+
+
+class TestCudaConformance(TargetConformance):
+    target_name = "cuda"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """Only the zoo and this target: other plugins cannot break these tests."""
+    pm = new_plugin_manager(entry_points=False)
+    pm.add(edgest_models.plugin, "models")
+    pm.add(edgest_cuda.plugin, "cuda")
+    return pm.registry
+
+
+@pytest.fixture(scope="module")
+def squeezetime_default(registry, tmp_path_factory):
+    """squeezetime_tiny with the default options: CPU here, the GPU where there is one."""
+    out = tmp_path_factory.mktemp("cuda") / "run"
+    return out, edgest.compile("squeezetime_tiny", "cuda", out_dir=out, registry=registry, latency=FAST)
+
+
+def test_squeezetime_tiny_compiles_runs_and_matches_eager(squeezetime_default):
+    out, report = squeezetime_default
+    assert report.status == "passed", report.error
+    acc = report.check("accuracy")
+    assert acc.metrics["sqnr_db"] >= 40.0 and acc.metrics["top1_agreement"] == 1.0
+    assert report.check("latency").metrics["p50_ms"] > 0
+    art = report.artifact
+    assert art.format == "pt2" and (out / "model.pt2").is_file() and art.size_bytes > 0 and art.sha256
+    device = "cuda" if HAS_GPU else "cpu"
+    assert art.details["device"] == device and art.details["package_device"] == device
+    assert art.details["precision"] == "fp32" and art.details["freezing"] is True
+    meta = read_package_metadata(out / "model.pt2")
+    assert meta["edgest.device"] == device and meta["edgest.precision"] == "fp32"
+
+
+@cpu_only
+def test_default_device_is_cpu_without_a_gpu_and_cuda_is_unavailable():
+    assert CudaTarget.unavailable_reason() is None  # the CPU mode works
+    assert CudaTarget().options == {"device": "cpu", "precision": "fp32", "channels_last": False,
+                                    "freezing": True, "cudagraphs": False}
+    with pytest.raises(TargetUnavailable, match=r"device 'cuda' requested but torch .* sees no CUDA device.*device='cpu'"):
+        CudaTarget(device="cuda").ensure_available()
+
+
+@cpu_only
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_on_cpu_is_unsupported_naming_the_fix(registry, tmp_path, precision):
+    with pytest.raises(Unsupported) as err:
+        edgest.compile(tiny_convnet(), "cuda", input_shape=(1, 3, 16, 16), out_dir=tmp_path / "run",
+                       precision="fp16", target_options={"precision": precision}, registry=registry, latency=None)
+    msg = str(err.value)
+    assert f"precision '{precision}' needs a CUDA device" in msg
+    assert "NVIDIA GPU and a CUDA build of torch" in msg and "precision 'fp32'" in msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_options_are_bad_input():
+    with pytest.raises(BadInput, match="unknown option.*'cuda': colour"):
+        CudaTarget(colour="red")
+    with pytest.raises(BadInput, match="precision must be one of fp32, fp16, bf16"):
+        CudaTarget(precision="int8")
+    with pytest.raises(BadInput, match="device must be"):
+        CudaTarget(device="tpu")
+
+
+def test_prepare_program_casts_a_copy_and_keeps_the_callers_program(registry):
+    """fp16 + channels-last re-export (what the GPU path compiles), checked on the CPU without Inductor."""
+    entry = registry.model("vivit_fa_tiny")
+    torch.manual_seed(0)
+    module = entry.build()
+    x = torch.randn(*entry.spec.input.shape)
+    program = capture(module, (x,))
+    before = {k: v.clone() for k, v in program.state_dict.items()}
+    with torch.no_grad():
+        reference = module(x).numpy()
+    prepared, example, facts = prepare_program(program, (x,), "cpu", "fp16", channels_last=True)
+    assert facts["reexported"] and example[0].dtype == torch.float16
+    assert example[0].is_contiguous(memory_format=torch.channels_last_3d)
+    assert all(v.dtype == torch.float16 for v in prepared.state_dict.values() if v.is_floating_point())
+    # the caller's program is untouched: same dtypes, same values
+    assert all(torch.equal(program.state_dict[k], v) for k, v in before.items())
+    with torch.no_grad():
+        out = prepared.module()(*example)
+    m = compare([reference], [out.float().numpy()])
+    assert m["sqnr_db"] >= 25.0 and m["top1_agreement"] == 1.0
+    untouched, same, _ = prepare_program(program, (x,), "cpu", "fp32", channels_last=False)
+    assert untouched is program and same[0] is x
+
+
+@cpu_only
+def test_gpu_bench_script_exits_with_one_clear_line_without_a_gpu():
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEST_LOAD_PLUGINS", "EDGEST_DISABLE_PLUGIN_AUTOLOAD")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cuda_gpu.py"), "--batches", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs an NVIDIA GPU" in lines[0] and "sees no CUDA device" in lines[0], proc.stderr
+
+
+@gpu
+@pytest.mark.parametrize("options,precision", [
+    ({"precision": "fp16", "channels_last": True}, "fp16"),
+    ({"precision": "fp32", "cudagraphs": False}, "fp32"),
+])
+def test_gpu_compiles_and_passes(registry, tmp_path, options, precision):
+    report = edgest.compile("squeezetime_tiny", "cuda", out_dir=tmp_path / "run", precision=precision,
+                            target_options={"device": "cuda", **options}, registry=registry, latency=FAST)
+    assert report.status == "passed", report.error
+    assert report.artifact.details["package_device"] == "cuda" and report.artifact.details["gpu"]
+
+
+@gpu
+def test_gpu_bench_runs_a_tiny_configuration(tmp_path):
+    from edgest_cuda.gpu_bench import BenchConfig, run
+
+    result = run(BenchConfig(model="squeezetime_tiny", batches=(1, 2), precisions=("fp32",), warmup=2, iters=5),
+                 log=lambda _: None)
+    rows = result["rows"]
+    assert {r["variant"] for r in rows} == {"eager", "compile", "aoti", "aoti-graph"}
+    assert all(r["status"] == "ok" and r["median_ms"] > 0 and r["sqnr_db"] >= 40 for r in rows), rows
