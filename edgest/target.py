@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.quantization import Quantizer
+
 
 class Runner(Protocol):
     """A loaded artifact: numpy arrays in, numpy arrays out."""
@@ -51,6 +53,7 @@ class Target(ABC):
     #: distributions whose versions are recorded in the artifact
     toolchain: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
+    #: precisions ``compile`` accepts for this target; list "int8" only with a :meth:`quantizer`
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     def __init__(self, **options: Any) -> None:
@@ -63,6 +66,15 @@ class Target(ABC):
         if missing:
             hint = f" ({cls.install_hint})" if cls.install_hint else ""
             return f"{', '.join(missing)} not installed{hint}"
+        return None
+
+    @classmethod
+    def host_unavailable_reason(cls) -> str | None:
+        """Why artifacts of this target cannot *run* on this host (e.g. Core ML off macOS), or None.
+
+        Asked in the check process before the runtime is imported, so a host that can only
+        build (not run) does not pay for importing the toolchain just to find that out.
+        """
         return None
 
     @classmethod
@@ -91,3 +103,14 @@ class Target(ABC):
     @abstractmethod
     def load(self, path: Path, threads: int) -> Runner:
         """Load an artifact for inference on this host; raise TargetUnavailable if it cannot run here."""
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        """The quantizer for ``scheme`` ("int8", "int8-weight"), or None when this target has none.
+
+        Return a :class:`~edgest.quantization.ProgramQuantizer` (works on the captured program,
+        e.g. PT2E with the backend's quantizer) or an :class:`~edgest.quantization.ArtifactQuantizer`
+        (works on the lowered file, e.g. ONNX Runtime's QDQ quantisation). Import the toolchain
+        inside the quantizer's methods, not here. The ``quantize`` pass turns None into an
+        Unsupported error naming this target and its precisions.
+        """
+        return None

@@ -39,6 +39,9 @@ def main(work: Path) -> int:
         ]
     result: dict[str, Any] = {"threads": req["threads"]}
     try:
+        host_reason = getattr(cls, "host_unavailable_reason", lambda: None)()
+        if host_reason:
+            raise TargetUnavailable(host_reason)
         # import the runtime before the clock starts: cold load is artifact load + session set-up
         for module_name in getattr(cls, "requires", ()):
             importlib.import_module(module_name)

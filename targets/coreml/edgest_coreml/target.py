@@ -154,6 +154,10 @@ class CoreMLTarget(Target):
                                    "package's outputs cannot be computed here; only its interface was checked")
         return Lowered(path, details)
 
+    @classmethod
+    def host_unavailable_reason(cls) -> str | None:
+        return cannot_run_here()
+
     def load(self, path: Path, threads: int) -> CoreMLRunner:
         reason = cannot_run_here()  # before importing coremltools: the answer off macOS needs no toolchain
         if reason:
