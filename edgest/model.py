@@ -93,8 +93,13 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         for k in set(own) & set(state)
         if state[k].shape != own[k].shape
     )
+    dtypes = sorted(
+        f"{k} {str(state[k].dtype).removeprefix('torch.')} vs {str(own[k].dtype).removeprefix('torch.')}"
+        for k in set(own) & set(state)
+        if state[k].is_floating_point() != own[k].is_floating_point()
+    )
     problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes), ("dtype mismatch", dtypes)):
         if keys:
             more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
             problems.append(f"{label}: {', '.join(keys[:5])}{more}")

@@ -225,3 +225,15 @@ def test_full_disk_is_reported_and_cleaned_up(work):
         assert list(mnt.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_weights_of_the_wrong_dtype(work):
+    import torch
+
+    from edgest_models.squeezetime import squeezetime_tiny
+
+    state = {k: (v * 0).to(torch.int64) if v.is_floating_point() else v for k, v in squeezetime_tiny().state_dict().items()}
+    torch.save(state, work / "run" / "int_weights.pt")
+    proc = edgest(work, "compile", "--model", "squeezetime_tiny", "--target", "eager", "--weights", "int_weights.pt", "--out", "o")
+    one_line_error(proc, "weights 'int_weights.pt' do not match the model: dtype mismatch:", "int64 vs float32", code=2)
+    assert sorted(p.name for p in (work / "run").iterdir()) == ["int_weights.pt"]
