@@ -42,21 +42,25 @@ def cli() -> None:
 @click.option("--input-shape", help="Static input shape, e.g. 1x3x16x224x224.")
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Run folder (default edgest-out/MODEL-TARGET).")
 @click.option("--pass", "passes", multiple=True, help="Pass to run, repeatable, in order.")
-@click.option("--precision", default="fp32", show_default=True)
+@click.option("--precision", default="fp32", show_default=True, help="fp32, or int8 (adds the quantize pass).")
+@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs to calibrate int8 on (default: synthetic clips).")
+@click.option("--calibration-size", type=click.IntRange(1, 100_000), help="Calibration inputs to use [default: 32].")
+@click.option("--quant-skip", "quant_skip", multiple=True, help="Module to keep in float under int8 (e.g. fc), repeatable.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str | None, out: Path | None,
-                passes: tuple[str, ...], precision: str, threads: int, samples: int, seed: int, force: bool,
-                as_json: bool) -> int:
+                passes: tuple[str, ...], precision: str, calibration: Path | None, calibration_size: int | None,
+                quant_skip: tuple[str, ...], threads: int, samples: int, seed: int, force: bool, as_json: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report."""
     from edgest.passes.options import parse_pass_arg
     from edgest.pipeline import compile as compile_model
 
+    pass_args = _with_quant_options([parse_pass_arg(p) for p in passes], precision, calibration, calibration_size, quant_skip)
     with _console(stderr=True).status(f"compiling {model} for {target}…"):
-        report = compile_model(model, target, passes=[parse_pass_arg(p) for p in passes], weights=weights,
+        report = compile_model(model, target, passes=pass_args, weights=weights,
                                input_shape=input_shape, out_dir=out, precision=precision, threads=threads,
                                samples=samples, seed=seed, force=force)
     out_dir = out or Path("edgest-out") / f"{model}-{target}"
@@ -67,6 +71,27 @@ def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str 
 
         print_report(report, out_dir)
     return 0 if report.status == "passed" else 1
+
+
+def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str, calibration: Path | None,
+                        size: int | None, skip: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """Put --calibration/--calibration-size/--quant-skip into the quantize pass (added for --precision int8)."""
+    from edgest.errors import BadInput
+
+    extra: dict[str, Any] = {}
+    if calibration is not None:
+        extra["calibration"] = str(calibration)
+    if size is not None:
+        extra["calibration_size"] = size
+    if skip:
+        extra["skip"] = list(skip)
+    if not extra:
+        return passes
+    if precision != "int8" and not any(name == "quantize" for name, _ in passes):
+        raise BadInput("--calibration, --calibration-size and --quant-skip apply to int8; add --precision int8")
+    if not any(name == "quantize" for name, _ in passes):
+        passes = [*passes, ("quantize", {"scheme": "int8"})]
+    return [(name, {**opts, **extra} if name == "quantize" else opts) for name, opts in passes]
 
 
 @cli.command("list")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgest import quantization
 from edgest.capture import capture, describe_failure, first_line
 from edgest.checks import accuracy
 from edgest.checks.isolated import ChildOutcome, run_in_child
@@ -122,9 +124,30 @@ def _run_passes(program: Any, passes: list[Pass], ctx: PassContext, inputs: list
         after = _eager_outputs(result.program.module(), inputs)
         m = accuracy.compare(before, after)
         delta = {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "max_abs": m["max_abs"]}
-        records.append(PassRecord(p.name, dict(p.options), result.modified, seconds, result.summary, delta))
+        records.append(PassRecord(p.name, dict(p.options), result.modified, seconds, result.summary, delta, dict(result.details)))
         program, before = result.program, after
     return program, records
+
+
+def _rewrite_modules(module: Any, passes: list[Pass], example: tuple[Any, ...]) -> Any:
+    """Let passes that work best on the nn.Module (e.g. swapping attention modules) do so before capture.
+
+    The eager reference was taken from the untouched model, so the pass's accuracy delta
+    covers this step too.
+    """
+    for p in passes:
+        hook = getattr(p, "rewrite_module", None)
+        if not callable(hook):
+            continue
+        try:
+            swapped = hook(module, example)
+        except EdgestError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise Unsupported(f"pass '{p.name}' failed while rewriting modules: {describe_failure(exc)}") from exc
+        if swapped is not None:
+            module = swapped
+    return module
 
 
 def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[str, float], seed: int) -> CheckResult:
@@ -182,7 +205,7 @@ def compile(
     target_cls: type[Target] = reg.target(target)
     if isinstance(model, str) and not is_model_file(model):
         reg.model(model)
-    pass_objs = _normalise_passes(passes, reg)
+    pass_objs = quantization.plan(_normalise_passes(passes, reg), precision, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:
         raise BadInput("samples must be at least 1")
@@ -190,7 +213,10 @@ def compile(
         raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}")
     if precision not in target_cls.precisions:
         raise Unsupported(f"target '{target}' does not support precision '{precision}'; supported: {', '.join(target_cls.precisions)}")
-    tgt = target_cls(**(target_options or {}))
+    options = dict(target_options or {})
+    if precision in ("fp16", "bf16"):  # float precisions are the target's own business (int8 goes through quantize)
+        options.setdefault("precision", precision)
+    tgt = target_cls(**options)
     tgt.ensure_available()
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{model_name}-{target}"
     check_output(out, force)
@@ -209,15 +235,20 @@ def compile(
     with staged_output(out, force=force) as stage:
         t0 = time.perf_counter()
         example = tuple(torch.from_numpy(x) for x in inputs[0])
+        module = _rewrite_modules(module, pass_objs, example)
         program = capture(module, example)
-        ctx = PassContext(tgt, example)
-        program, records = _run_passes(copy.deepcopy(program) if pass_objs else program, pass_objs, ctx, inputs, reference)
+        ctx = PassContext(tgt, example, {"spec": spec, "seed": seed})
+        with warnings.catch_warnings():  # torch 2.13 warns about its own LeafSpec when copying a program
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            program = copy.deepcopy(program) if pass_objs else program
+        program, records = _run_passes(program, pass_objs, ctx, inputs, reference)
         try:
             lowered = tgt.lower(program, example, stage)
         except EdgestError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise Unsupported(f"target '{target}' cannot lower model '{spec.name}': {describe_failure(exc)}") from exc
+        lowered, records = quantization.finish(pass_objs, records, tgt, lowered, inputs)
         compile_s = time.perf_counter() - t0
         artifact = Artifact(
             model=spec.name, target=target, path=lowered.path.name, format=target_cls.artifact_format,

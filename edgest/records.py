@@ -48,6 +48,7 @@ class PassRecord:
     seconds: float
     summary: str = ""
     accuracy_delta: dict[str, float] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

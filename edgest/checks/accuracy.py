@@ -16,6 +16,7 @@ SQNR_CAP_DB = 200.0
 LIMITS: dict[str, dict[str, float]] = {
     "fp32": {"min_sqnr_db": 40.0, "min_top1_agreement": 1.0},
     "fp16": {"min_sqnr_db": 25.0, "min_top1_agreement": 0.98},
+    "bf16": {"min_sqnr_db": 20.0, "min_top1_agreement": 0.95},
     "int8": {"min_sqnr_db": 15.0, "min_top1_agreement": 0.95},
 }
 

@@ -23,11 +23,12 @@ class PassContext:
 
 @dataclass(frozen=True)
 class PassResult:
-    """A pass's output program, whether it changed anything, and a one-line summary."""
+    """A pass's output program, whether it changed anything, a one-line summary and optional details."""
 
     program: torch.export.ExportedProgram
     modified: bool
     summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Pass(ABC):

@@ -8,7 +8,10 @@ from edgest.hookspecs import hookimpl
 from edgest.passes.base import Pass
 
 #: "module:Class" of every built-in pass; imported when the registry is built (modules must be light)
-BUILTIN_PASSES: tuple[str, ...] = ()
+BUILTIN_PASSES: tuple[str, ...] = (
+    "edgest.passes.attention_to_conv:AttentionToConvPass",
+    "edgest.passes.quantize:QuantizePass",
+)
 
 
 @hookimpl

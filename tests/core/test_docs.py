@@ -18,7 +18,8 @@ def test_every_hook_is_documented():
 
 
 def test_every_target_contract_member_is_documented():
-    members = ["name", "artifact_format", "precisions", "requires", "install_hint", "toolchain", "lower", "load"]
+    members = ["name", "artifact_format", "precisions", "requires", "install_hint", "toolchain", "lower", "load",
+               "quantizer", "host_unavailable_reason"]
     assert all(hasattr(Target, m) or m in Target.__annotations__ for m in members)
     for m in members:
         assert f"`{m}" in DOC, f"Target.{m} is not documented"

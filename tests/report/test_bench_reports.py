@@ -37,7 +37,8 @@ def test_bench_writes_three_schema_valid_reports(bench_dir):
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
 
 
-def test_second_run_hits_the_cache_for_every_cell(bench_dir):
+def test_second_run_hits_the_cache_for_every_cell(bench_dir, tmp_path):
+    bench_dir = Path(shutil.copytree(bench_dir, tmp_path / "copy"))  # the shared folder stays as the fixture made it
     doc = run_bench(["squeezetime_tiny"], ["eager", "onnx"], ["fp32"], bench_dir, latency=FAST, samples=8)
     assert all(c["cached"] for c in doc["cells"])
     assert all(c["seconds"] < 1.0 for c in doc["cells"])
@@ -59,7 +60,8 @@ def test_budget_names_the_cells_over_it():
     assert Budget(max_latency_ms={"*": 100}).violations(cell) == []
 
 
-def test_cli_exits_nonzero_and_names_the_cell_over_budget(bench_dir):
+def test_cli_exits_nonzero_and_names_the_cell_over_budget(bench_dir, tmp_path):
+    bench_dir = Path(shutil.copytree(bench_dir, tmp_path / "copy"))
     proc = subprocess.run([sys.executable, "-m", "edgest", "bench", "--models", "squeezetime_tiny", "--targets", "eager",
                            "--out", str(bench_dir), "--max-latency-ms", "eager=0.000001"],
                           capture_output=True, text=True, timeout=600)

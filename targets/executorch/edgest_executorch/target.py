@@ -20,6 +20,7 @@ from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
 
 if TYPE_CHECKING:
+    from edgest.quantization import Quantizer
     import numpy as np
     import torch
 
@@ -125,7 +126,13 @@ class ExecuTorchTarget(Target):
     requires = ("executorch", "torch")  # the bindings exchange torch tensors: import both before the cold-load clock
     toolchain = ("executorch",)
     install_hint = "pip install -e targets/executorch"
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        """XNNPACK PT2E quantizer (static int8 or weight-only); the portable flavour has none."""
+        from edgest_executorch.quantizer import quantizer_for
+
+        return quantizer_for(scheme, self.option("flavour"))
 
     def __init__(self, **options: Any) -> None:
         for key, value in options.items():

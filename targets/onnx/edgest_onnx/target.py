@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.quantization import Quantizer
+
 
 _MISSING_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>")
 
@@ -103,6 +105,7 @@ class OnnxTarget(Target):
     requires = ("onnx", "onnxscript", "onnxsim", "onnxruntime")
     toolchain = ("onnx", "onnxscript", "onnxsim", "onnxruntime")
     install_hint = "pip install -e targets/onnx"
+    precisions = ("fp32", "int8")
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         path = out_dir / "model.onnx"
@@ -110,3 +113,9 @@ class OnnxTarget(Target):
 
     def load(self, path: Path, threads: int) -> OrtRunner:
         return OrtRunner(path, threads)
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        """ONNX Runtime quantisation of the lowered file: static QDQ (``int8``) or dynamic (``int8-weight``)."""
+        from edgest_onnx.quantizer import OrtQuantizer
+
+        return OrtQuantizer(scheme) if scheme in ("int8", "int8-weight") else None

@@ -1,0 +1,86 @@
+"""Calibration inputs for quantisation: synthetic clips, seeded noise, or a folder of ``.npy`` files.
+
+* ``B,C,T,H,W`` models with square frames get :class:`~edgest.data.SyntheticClips` at the
+  model's frame count and size (clip ``i`` of the set with the compile's seed, from the start
+  of the set: the part ``edgest train`` trains on, never its validation tail).
+* Other layouts get seeded standard-normal inputs (what the accuracy check feeds too).
+* ``source=DIR`` loads ``DIR/*.npy`` in name order: each file one input of the model's shape,
+  with or without the leading batch dimension of 1.
+
+NumPy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgest.errors import BadInput
+from edgest.records import InputSpec, ModelSpec
+
+#: calibration inputs used when the user names no size
+DEFAULT_SIZE = 32
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Inputs to calibrate on (one tuple of arrays per forward call) and where they came from."""
+
+    inputs: list[tuple[np.ndarray, ...]]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def calibration_inputs(
+    spec: ModelSpec | InputSpec, size: int = DEFAULT_SIZE, source: str | Path | None = None, seed: int = 0
+) -> CalibrationSet:
+    """``size`` calibration inputs for a model with input ``spec`` (see the module docstring)."""
+    inp = spec.input if isinstance(spec, ModelSpec) else spec
+    shape, layout = tuple(inp.shape), inp.layout
+    if size < 1:
+        raise BadInput(f"calibration size must be at least 1, not {size}")
+    if source is not None:
+        return _from_folder(Path(source), shape, size)
+    if layout == "B,C,T,H,W" and len(shape) == 5 and shape[1] == 3 and shape[3] == shape[4] and shape[2] >= 2 and shape[3] >= 8:
+        from edgest.data.synthetic import SyntheticClips
+
+        batch = shape[0]
+        clips = SyntheticClips(num_frames=shape[2], image_size=shape[3], size=size * batch, seed=seed)
+        inputs = [(np.stack([clips[i * batch + b][0] for b in range(batch)]),) for i in range(size)]
+        return CalibrationSet(inputs, f"synthetic clips, seed {seed}, {shape[2]} frames at {shape[3]}x{shape[4]}")
+    rng = np.random.default_rng([seed, 0xCA11B])
+    inputs = [(rng.standard_normal(shape, dtype=np.float32),) for _ in range(size)]
+    return CalibrationSet(inputs, f"seeded normal noise, seed {seed}, {_shape_text(shape)}")
+
+
+def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> CalibrationSet:
+    if not folder.is_dir():
+        raise BadInput(f"calibration folder '{folder}' does not exist or is not a folder")
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise BadInput(f"calibration folder '{folder}' has no .npy files (one input of shape {_shape_text(shape)} per file)")
+    inputs = []
+    for path in files[:size]:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"calibration file '{path}' is not a readable .npy array: {str(exc).splitlines()[0][:120]}") from None
+        if arr.shape == shape[1:] and shape[0] == 1:
+            arr = arr[None]
+        if arr.shape != shape:
+            raise BadInput(
+                f"calibration file '{path}' has shape {_shape_text(arr.shape) or 'scalar'}; "
+                f"the model takes {_shape_text(shape)} (or {_shape_text(shape[1:])} without the batch dim)"
+            )
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise BadInput(f"calibration file '{path}' holds {arr.dtype}; the model takes float32")
+        inputs.append((np.ascontiguousarray(arr, dtype=np.float32),))
+    return CalibrationSet(inputs, f"{len(inputs)} of {len(files)} .npy files in {folder}")

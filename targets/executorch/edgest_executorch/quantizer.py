@@ -1,0 +1,173 @@
+"""int8 for the ExecuTorch target: PT2E with the XNNPACK quantizer, on the captured program (program stage).
+
+``prepare_pt2e`` (``XNNPACKQuantizer`` with the symmetric config: int8 per-channel weights,
+int8 activations) → run the calibration inputs → ``convert_pt2e`` → ``torch.export.export``
+again. The result is a program with quantize/dequantize ops around the quantizable ops; the
+target's usual lowering (XNNPACK partitioner) then fuses each Q/DQ pattern into an XNNPACK
+int8 kernel. ``int8-weight`` uses XNNPACK's dynamic config instead (int8 weights,
+activations quantised per inference; XNNPACK only does this for linear layers).
+
+Everything imports executorch/torchao lazily: the target imports this module only inside
+:meth:`quantizer`.
+
+To wire it into the target (``edgest_executorch/target.py``)::
+
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        return quantizer_for(scheme, self.option("flavour"))   # from edgest_executorch.quantizer
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from edgest.errors import BadInput, Unsupported
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgest.data.calibration import CalibrationSet
+
+SCHEMES = ("int8", "int8-weight")
+
+
+def quantizer_for(scheme: str, flavour: str = "xnnpack") -> Quantizer | None:
+    """The quantizer for ``scheme`` on an ExecuTorch target of ``flavour``; None for schemes it lacks."""
+    if scheme not in SCHEMES:
+        return None
+    if flavour != "xnnpack":
+        raise Unsupported(
+            f"target 'executorch' (flavour '{flavour}') has no {scheme} quantizer: the quantized ops run only "
+            "inside the XNNPACK delegate; use flavour 'xnnpack'"
+        )
+    return XnnpackPT2EQuantizer(scheme)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torchao/executorch log optional-kernel and deprecation chatter on import and while converting."""
+    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree", "executorch", "torch.ao")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _module_names(graph: Any) -> set[str]:
+    """Every module path (``layer1.0.conv1``) that a node of ``graph`` was traced in."""
+    names: set[str] = set()
+    for node in graph.nodes:
+        for fqn, _ in (node.meta.get("nn_module_stack") or {}).values():
+            if fqn:
+                names.add(fqn)
+    return names
+
+
+def _in_modules(node: Any, skip: Sequence[str]) -> bool:
+    for fqn, _ in (node.meta.get("nn_module_stack") or {}).values():
+        if any(fqn == s or fqn.startswith(s + ".") for s in skip):
+            return True
+    return False
+
+
+def _op(node: Any) -> str:
+    return str(node.target).removeprefix("aten.").removesuffix(".default")
+
+
+def _count(prepared: Any, converted: Any) -> dict[str, Any]:
+    """Ops the quantizer annotated (XNNPACK runs them in int8), and the Q/DQ nodes ``convert`` left."""
+    ops = Counter(
+        _op(n) for n in prepared.graph.nodes
+        if n.op == "call_function" and getattr(n.meta.get("quantization_annotation"), "_annotated", False)
+    )
+    qdq = [str(n.target) for n in converted.graph.nodes if n.op == "call_function" and "quantized_decomposed" in str(n.target)]
+    return {
+        "ops_annotated": sum(ops.values()),
+        "ops_annotated_by_kind": dict(sorted(ops.items())),
+        "quantize_nodes": sum(1 for t in qdq if ".quantize_" in t),
+        "dequantize_nodes": sum(1 for t in qdq if ".dequantize_" in t),
+        "per_channel_weights": sum(1 for t in qdq if "dequantize_per_channel" in t),
+    }
+
+
+@contextlib.contextmanager
+def _no_qat_conv_bn_fold() -> Iterator[None]:
+    """Skip ``convert_pt2e``'s QAT conv+BN folding, which this post-training flow never needs.
+
+    It looks for the conv+BN pattern ``prepare_qat_pt2e`` leaves behind, and does so whenever
+    the graph has any BatchNorm: it traces 96 pattern graphs with ``torch.export`` first
+    (~60 s on 2 cores). After ``prepare_pt2e`` on an eval-mode program, conv+BN pairs are
+    already folded and the BatchNorms left stand alone, so the search finds nothing (checked
+    on squeezetime_tiny and emov2_tiny_video: identical graphs and outputs, 20x faster).
+    """
+    from unittest import mock
+
+    import torchao.quantization.pt2e.quantize_pt2e as qp
+
+    if not hasattr(qp, "_fold_conv_bn_qat"):  # another torchao: let convert do what it does
+        yield
+        return
+    with mock.patch.object(qp, "_fold_conv_bn_qat", lambda model: model):
+        yield
+
+
+class XnnpackPT2EQuantizer(ProgramQuantizer):
+    """PT2E with ``XNNPACKQuantizer``: static symmetric int8 (``int8``) or dynamic (``int8-weight``), per-channel weights."""
+
+    def quantize_program(
+        self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
+        calibration: CalibrationSet, skip: Sequence[str],
+    ) -> Quantized:
+        import torch
+
+        with _quiet():
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+            dynamic = self.scheme == "int8-weight"
+            quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+            if skip:
+                known = _module_names(program.graph)
+                for name in skip:
+                    if not any(k == name or k.startswith(name + ".") for k in known):
+                        examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
+                        raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
+                # XNNPACKQuantizer.set_module_name(name, None) is "not supported yet" in executorch 1.5:
+                # a filter keeps the named modules' nodes out of every pattern instead
+                quantizer.set_filter_function(lambda node: not _in_modules(node, skip))
+            prepared = prepare_pt2e(program.module(), quantizer)
+            counts = _count(prepared, prepared)
+            with torch.no_grad():
+                for xs in calibration.inputs:
+                    prepared(*(torch.from_numpy(x) for x in xs))
+            with _no_qat_conv_bn_fold():
+                converted = convert_pt2e(prepared)
+            new = torch.export.export(converted, tuple(example_inputs), strict=False)
+        counts.update({k: v for k, v in _count(prepared, new).items() if not k.startswith("ops_")})
+        details = {
+            "quantizer": "XNNPACKQuantizer (torchao PT2E)", "symmetric": True, "per_channel": True,
+            "activations": "int8, quantised per inference (dynamic)" if dynamic else "int8, static ranges from calibration",
+            "weights": "int8 per-channel", **counts,
+        }
+        kinds = ", ".join(f"{k} ×{v}" for k, v in counts["ops_annotated_by_kind"].items())
+        mode = "dynamic (int8 weights, activations at run time)" if dynamic else "static"
+        summary = f"XNNPACK PT2E per-channel int8, {mode}: {counts['ops_annotated']} ops annotated ({kinds or 'none'})"
+        if skip:
+            summary += f"; kept float: {', '.join(skip)}"
+        return Quantized(summary, details, new)
