@@ -174,7 +174,7 @@ def test_unavailable_without_executorch_names_the_install(registry, monkeypatch,
 def test_options_are_checked(registry, tmp_path):
     from edgest_executorch.target import ExecuTorchTarget
 
-    assert ExecuTorchTarget.precisions == ("fp32",)
+    assert ExecuTorchTarget.precisions == ("fp32", "int8")  # int8 through the quantize pass (XNNPACK PT2E)
     with pytest.raises(BadInput, match="flavour='vulkan' is not one of xnnpack, portable"):
         edgest.compile("squeezetime_tiny", "executorch", out_dir=tmp_path / "o", registry=registry,
                        target_options={"flavour": "vulkan"})
