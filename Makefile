@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgest-installed
-TARGETS := onnx executorch coreml cuda tensorrt
+TARGETS := onnx executorch coreml cuda tensorrt tvm
 DISTS  := -e . -e models $(foreach t,$(TARGETS),-e targets/$(t)) -e plugins/edgest-openvino
 
 .PHONY: setup demo test bench clean

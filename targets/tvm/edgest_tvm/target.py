@@ -1,0 +1,220 @@
+"""TVM target: ``from_exported_program`` → Relax → ``tvm.compile``-style build → ``model.so``, run by the Relax VM.
+
+TVM is imported inside the methods, so this module is cheap to import and a missing TVM shows
+up as "unavailable", not as a broken CLI.
+
+Options (all JSON-able; they cross into the check's child process):
+
+``tune_trials`` (int, default 0)
+    MetaSchedule trials for this compile; 0 compiles with the default schedules only. When
+    the option is not given, ``EDGEST_TVM_TUNE_TRIALS`` is read (the CLI has no
+    per-target flag yet).
+``tuning_db`` (str, default ``~/.cache/edgest/tvm-db`` or ``EDGEST_TVM_DB``)
+    Root of the JSON tuning database shared by every run and model; one sub-folder per
+    LLVM target. Kernels already tuned there are not tuned again. Records used by a tuned
+    artifact are copied next to it (``tuning/``). Only read when ``tune_trials`` > 0, so an
+    untuned compile does not depend on what the cache holds.
+``tvm_target`` ("host" or "aarch64", default "host")
+    ``aarch64`` cross-compiles for 64-bit Arm Linux with NEON and links with
+    ``aarch64-linux-gnu-g++``; such an artifact cannot run on an x86_64 host, so its checks
+    are reported *not run*.
+``schedule`` ("edgest", "dlight" or "none", default "edgest")
+    Default schedules for kernels without tuning records: edgest's register-tiling rule
+    (see :mod:`edgest_tvm.schedule`), TVM's ``dlight.cpu`` rules only, or none (TVM's
+    default pipeline: naive loop nests) — the last two for comparison.
+``tune_threads`` (int, default 1)
+    Threads the tuning runner measures with (edgest's checks default to one thread).
+
+Precision: fp32 only. int8: not supported by TVM 0.27 (its PyTorch frontend imports float
+graphs; a quantized ``ExportedProgram`` has no converter), so ``precisions`` is ``("fp32",)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from edgest import BadInput, TargetUnavailable
+from edgest.capture import op_origin
+from edgest.target import Lowered, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+DEFAULT_DB = "~/.cache/edgest/tvm-db"
+
+#: option → (allowed values or type, default)
+OPTIONS: dict[str, tuple[Any, Any]] = {
+    "tune_trials": (int, 0),
+    "tuning_db": (str, DEFAULT_DB),
+    "tvm_target": (("host", "aarch64"), "host"),
+    "schedule": (("edgest", "dlight", "none"), "edgest"),
+    "tune_threads": (int, 1),
+    "layout": (("NCHW", "NHWC"), "NCHW"),
+}
+
+_ELF_MACHINE = {0x3E: "x86_64", 0xB7: "aarch64", 0x28: "arm", 0xF3: "riscv"}
+
+
+def elf_machine(path: Path) -> str:
+    """The architecture an ELF shared library is built for ("x86_64", "aarch64", …)."""
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+    if head[:4] != b"\x7fELF":
+        return "unknown"
+    order = "little" if head[5] == 1 else "big"
+    code = int.from_bytes(head[18:20], order)
+    return _ELF_MACHINE.get(code, f"elf-machine-{code:#x}")
+
+
+class TvmRunner:
+    """The Relax VM on the host CPU; threads come from ``TVM_NUM_THREADS`` (set before the pool starts)."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+        import tvm
+        from tvm import relax
+
+        # the worker pool is created on the first parallel kernel; make sure it uses `threads`
+        config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+        if config is not None:
+            config(0, threads)
+        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
+        self._main = self.vm["main"]
+        self._device = tvm.cpu()
+        self.threads = threads
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
+        import tvm
+
+        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self._device) for x in inputs]
+        out = self._main(*args)
+        flat: list[np.ndarray] = []
+        stack = [out]
+        while stack:
+            item = stack.pop(0)
+            if hasattr(item, "numpy"):
+                flat.append(item.numpy())
+            else:
+                stack[:0] = list(item)
+        return flat
+
+
+class TvmTarget(Target):
+    """Apache TVM 0.27: Relax from the ExportedProgram, scheduled (default rules or MetaSchedule), LLVM, ``model.so``."""
+
+    name = "tvm"
+    artifact_format = "so"
+    description = ("Apache TVM 0.27 (Relax + LLVM, default CPU schedules or MetaSchedule tuning), Relax VM CPU; "
+                   "fp32 only (int8: not supported by TVM 0.27)")
+    requires = ("tvm", "tvm_ffi")
+    toolchain = ("apache-tvm", "apache-tvm-ffi")
+    install_hint = "pip install -e targets/tvm"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, **options: Any) -> None:
+        for key, value in options.items():
+            if key not in OPTIONS:
+                raise BadInput(f"unknown tvm option '{key}'; available: {', '.join(OPTIONS)}")
+            allowed = OPTIONS[key][0]
+            if isinstance(allowed, tuple) and value not in allowed:
+                raise BadInput(f"tvm option {key}={value!r} is not one of {', '.join(allowed)}")
+            if isinstance(allowed, type) and (not isinstance(value, allowed) or isinstance(value, bool)):
+                raise BadInput(f"tvm option {key} must be {allowed.__name__}, not {value!r}")
+            if allowed is int and value < (1 if key == "tune_threads" else 0):
+                raise BadInput(f"tvm option {key} must be >= {1 if key == 'tune_threads' else 0}, not {value}")
+        super().__init__(**options)
+
+    def option(self, key: str) -> Any:
+        if key in self.options:
+            return self.options[key]
+        if key == "tune_trials" and os.environ.get("EDGEST_TVM_TUNE_TRIALS"):
+            try:
+                return max(0, int(os.environ["EDGEST_TVM_TUNE_TRIALS"]))
+            except ValueError:
+                raise BadInput(f"EDGEST_TVM_TUNE_TRIALS must be an integer, not {os.environ['EDGEST_TVM_TUNE_TRIALS']!r}") from None
+        if key == "tuning_db" and os.environ.get("EDGEST_TVM_DB"):
+            return os.environ["EDGEST_TVM_DB"]
+        return OPTIONS[key][1]
+
+    def ensure_available(self) -> None:
+        super().ensure_available()
+        if self.option("tvm_target") == "aarch64":
+            from edgest_tvm.compiler import check_cross_toolchain
+
+            check_cross_toolchain()
+
+    def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
+        self.ensure_available()
+        import tvm
+
+        from edgest_tvm import compiler
+
+        kind = self.option("tvm_target")
+        trials = self.option("tune_trials")
+        schedule = self.option("schedule")
+        spec = compiler.target_spec(kind)
+        target = tvm.target.Target(spec)
+        aten = Counter(str(n.target) for n in program.graph.nodes if n.op == "call_function")
+
+        t0 = time.perf_counter()
+        mod = compiler.import_program(program, lambda op: op_origin(program, op))
+        t1 = time.perf_counter()
+        fused = compiler.fuse(mod, target, self.option("layout"))
+        tuned: dict[str, Any] | None = None
+        database = None
+        if trials > 0 and kind != "host":
+            raise TargetUnavailable(
+                f"target 'tvm': tuning (tune_trials={trials}) measures kernels on the machine they are built for; "
+                f"tvm_target='{kind}' would need a MetaSchedule RPC runner on the device (not set up): use tune_trials=0"
+            )
+        if trials > 0:
+            root = Path(os.path.expanduser(self.option("tuning_db")))
+            database, tuned = compiler.tune(fused, target, trials, root, self.option("tune_threads"))
+        t2 = time.perf_counter()
+        ex, stats = compiler.build(fused, target, schedule, database)
+        path = out_dir / "model.so"
+        compiler.export(ex, path, cross=kind != "host")
+        t3 = time.perf_counter()
+        if database is not None and tuned is not None:
+            tuned["records_copied"] = compiler.copy_records(database, tuned.pop("workloads"), out_dir / "tuning")
+            tuned["copied_to"] = "tuning/"
+
+        details: dict[str, Any] = {
+            "tvm_target": kind,
+            "target": str(target),
+            "target_spec": compiler.jsonable(target.export()),
+            "target_features": compiler.features(target),
+            "vector_lanes_fp32": compiler.vector_lanes(target),
+            "host_arch": platform.machine(),
+            "library_arch": elf_machine(path),
+            "schedule": schedule,
+            "layout": self.option("layout"),
+            "ops": sum(aten.values()),
+            "distinct_ops": len(aten),
+            **stats,
+            "tuned": tuned or {"trials": 0},
+            "seconds": {"import": round(t1 - t0, 2), "tune": round(t2 - t1, 2) if tuned else 0.0,
+                        "build": round(t3 - t2, 2)},
+        }
+        (out_dir / "tvm.json").write_text(json.dumps(details, indent=2))
+        return Lowered(path, details)
+
+    def load(self, path: Path, threads: int) -> TvmRunner:
+        arch = elf_machine(path)
+        host = platform.machine()
+        if arch != host:
+            raise TargetUnavailable(
+                f"target 'tvm': the {arch} library cannot run on this {host} host; run it on the device or under "
+                f"qemu-{arch} (not set up)"
+            )
+        Target.ensure_available(self)  # the runtime only: no cross linker needed to run
+        return TvmRunner(path, threads)
