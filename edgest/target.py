@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from edgest.errors import TargetUnavailable
+from edgest.errors import BadInput, TargetUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,8 +56,28 @@ class Target(ABC):
     #: precisions ``compile`` accepts for this target; list "int8" only with a :meth:`quantizer`
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
+    #: option name → (allowed values as a tuple, or a type; default). Targets that declare a table get
+    #: their constructor options checked (one-line BadInput) and :meth:`option` defaults for free.
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {}
+
     def __init__(self, **options: Any) -> None:
+        for key, value in options.items() if self.option_table else ():
+            self._check_option(key, value)
         self.options = options
+
+    def _check_option(self, key: str, value: Any) -> None:
+        if key not in self.option_table:
+            raise BadInput(f"unknown {self.name} option '{key}'; available: {', '.join(self.option_table)}")
+        allowed = self.option_table[key][0]
+        if isinstance(allowed, tuple) and value not in allowed:
+            raise BadInput(f"{self.name} option {key}={value!r} is not one of {', '.join(map(str, allowed))}")
+        # bool is an int to Python; an int or str option given True/False is still a mistake
+        if isinstance(allowed, type) and (not isinstance(value, allowed) or (allowed is not bool and isinstance(value, bool))):
+            raise BadInput(f"{self.name} option {key} must be {allowed.__name__}, not {value!r}")
+
+    def option(self, key: str) -> Any:
+        """The value of option ``key``: what the user gave, else the table's default."""
+        return self.options.get(key, self.option_table[key][1])
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -128,16 +128,7 @@ class CoreMLTarget(Target):
     install_hint = "pip install -e targets/coreml"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
 
-    def __init__(self, **options: Any) -> None:
-        for key, value in options.items():
-            if key not in OPTIONS:
-                raise BadInput(f"unknown coreml option '{key}'; available: {', '.join(OPTIONS)}")
-            if value not in OPTIONS[key][0]:
-                raise BadInput(f"coreml option {key}={value!r} is not one of {', '.join(OPTIONS[key][0])}")
-        super().__init__(**options)
-
-    def option(self, key: str) -> str:
-        return self.options.get(key, OPTIONS[key][1])
+    option_table = OPTIONS
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         self.ensure_available()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.errors import TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
 
 if TYPE_CHECKING:
@@ -134,19 +134,7 @@ class ExecuTorchTarget(Target):
 
         return quantizer_for(scheme, self.option("flavour"))
 
-    def __init__(self, **options: Any) -> None:
-        for key, value in options.items():
-            if key not in OPTIONS:
-                raise BadInput(f"unknown executorch option '{key}'; available: {', '.join(OPTIONS)}")
-            allowed = OPTIONS[key][0]
-            if isinstance(allowed, tuple) and value not in allowed:
-                raise BadInput(f"executorch option {key}={value!r} is not one of {', '.join(allowed)}")
-            if isinstance(allowed, type) and not isinstance(value, allowed):
-                raise BadInput(f"executorch option {key} must be {allowed.__name__}, not {value!r}")
-        super().__init__(**options)
-
-    def option(self, key: str) -> Any:
-        return self.options.get(key, OPTIONS[key][1])
+    option_table = OPTIONS
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         self.ensure_available()

@@ -425,7 +425,6 @@ def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int) -> t
 
 def copy_records(db: Any, workloads: list[Any], dest: Path) -> int:
     """Copy the best record of each of this model's kernels into a JSON database at ``dest``."""
-    import tvm
     from tvm.s_tir import meta_schedule as ms
 
     dest.mkdir(parents=True, exist_ok=True)

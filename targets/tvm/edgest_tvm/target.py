@@ -123,18 +123,13 @@ class TvmTarget(Target):
     install_hint = "pip install -e targets/tvm"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
+    option_table = OPTIONS
+
     def __init__(self, **options: Any) -> None:
+        super().__init__(**options)  # checks names, allowed values and types against OPTIONS
         for key, value in options.items():
-            if key not in OPTIONS:
-                raise BadInput(f"unknown tvm option '{key}'; available: {', '.join(OPTIONS)}")
-            allowed = OPTIONS[key][0]
-            if isinstance(allowed, tuple) and value not in allowed:
-                raise BadInput(f"tvm option {key}={value!r} is not one of {', '.join(allowed)}")
-            if isinstance(allowed, type) and (not isinstance(value, allowed) or isinstance(value, bool)):
-                raise BadInput(f"tvm option {key} must be {allowed.__name__}, not {value!r}")
-            if allowed is int and value < (1 if key == "tune_threads" else 0):
+            if OPTIONS[key][0] is int and value < (1 if key == "tune_threads" else 0):
                 raise BadInput(f"tvm option {key} must be >= {1 if key == 'tune_threads' else 0}, not {value}")
-        super().__init__(**options)
 
     def option(self, key: str) -> Any:
         if key in self.options:
@@ -146,7 +141,7 @@ class TvmTarget(Target):
                 raise BadInput(f"EDGEST_TVM_TUNE_TRIALS must be an integer, not {os.environ['EDGEST_TVM_TUNE_TRIALS']!r}") from None
         if key == "tuning_db" and os.environ.get("EDGEST_TVM_DB"):
             return os.environ["EDGEST_TVM_DB"]
-        return OPTIONS[key][1]
+        return super().option(key)
 
     def ensure_available(self) -> None:
         super().ensure_available()
