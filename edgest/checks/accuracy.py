@@ -20,6 +20,12 @@ LIMITS: dict[str, dict[str, float]] = {
     "int8": {"min_sqnr_db": 15.0, "min_top1_agreement": 0.95},
 }
 
+#: task-accuracy limits per precision, applied only when the weights are trained: with random
+#: initial weights task top-1 is chance level, so a drop says nothing about the artifact
+TASK_LIMITS: dict[str, dict[str, float]] = {
+    "int8": {"max_task_top1_drop_pts": 1.0},
+}
+
 
 def seeded_inputs(shapes: Sequence[tuple[int, ...]], count: int, seed: int) -> list[list[np.ndarray]]:
     """``count`` fresh standard-normal input sets, reproducible from ``seed``."""
@@ -58,6 +64,22 @@ def compare(reference: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> di
     }
 
 
+def task_top1(eager: Sequence[np.ndarray], actual: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
+    """Task top-1 of eager and of the artifact on a labelled set, and the drop in percentage points.
+
+    One array of logits per sample (rows for batched outputs) and one array of labels per sample.
+    """
+    if not (len(eager) == len(actual) == len(labels)):
+        raise ValueError(f"{len(eager)} eager outputs, {len(actual)} actual ones and {len(labels)} label sets")
+    y = np.concatenate([np.asarray(lab).ravel() for lab in labels])
+    ref = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]).argmax(-1) for r in eager])
+    act = np.concatenate([np.asarray(a).reshape(-1, a.shape[-1]).argmax(-1) for a in actual])
+    if not (ref.size == act.size == y.size):
+        raise ValueError(f"{y.size} labels but {act.size} predictions")
+    top_e, top_a = float(np.mean(ref == y)), float(np.mean(act == y))
+    return {"task_top1": top_a, "task_top1_eager": top_e, "task_top1_drop_pts": round(100.0 * (top_e - top_a), 6)}
+
+
 def within(metrics: dict[str, float], limits: dict[str, float]) -> list[str]:
     """The limits ``metrics`` break, as readable strings (empty when all hold)."""
     broken = []
@@ -65,4 +87,7 @@ def within(metrics: dict[str, float], limits: dict[str, float]) -> list[str]:
         broken.append(f"SQNR {metrics['sqnr_db']:.1f} dB < {limits['min_sqnr_db']} dB")
     if metrics["top1_agreement"] < limits.get("min_top1_agreement", -np.inf):
         broken.append(f"top-1 agreement {metrics['top1_agreement']:.1%} < {limits['min_top1_agreement']:.0%}")
+    drop = metrics.get("task_top1_drop_pts")
+    if drop is not None and drop > limits.get("max_task_top1_drop_pts", np.inf):
+        broken.append(f"task top-1 drop {drop:.1f} pt > {limits['max_task_top1_drop_pts']:g} pt")
     return broken

@@ -22,6 +22,9 @@ def print_report(report: Report, out_dir: Path) -> None:
         m = c.metrics
         if c.kind == "accuracy" and m:
             figs = f"max abs {m['max_abs']:.2e}, SQNR {m['sqnr_db']:.1f} dB, cosine {m['cosine']:.6f}, top-1 agree {m['top1_agreement']:.0%} ({m['samples']} inputs)"
+            if "task_top1" in m:
+                figs += (f"; task top-1 {m['task_top1']:.1%} (eager {m['task_top1_eager']:.1%}, drop {m['task_top1_drop_pts']:.1f} pt"
+                         + (")" if m.get("task_judged") else ", not judged: random weights or no limit)"))
         elif c.kind == "latency" and m:
             figs = f"p50 {m['p50_ms']:.2f} ms, p90 {m['p90_ms']:.2f} ms, cold load {m['cold_load_ms']:.0f} ms, {m['threads']} thread(s), {m['runs']} runs"
         else:
