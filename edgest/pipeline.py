@@ -10,6 +10,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,24 +151,73 @@ def _rewrite_modules(module: Any, passes: list[Pass], example: tuple[Any, ...]) 
     return module
 
 
-def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[str, float], seed: int) -> CheckResult:
+#: first clip index of the labelled task set: far past the clips ``edgest train`` trains and validates on,
+#: and a multiple of 2..10 so that labels start at class 0 for any class count
+TASK_FIRST_CLIP = 1_008_000
+#: labelled clips per compile when weights are given and the caller names no count
+TASK_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """Labelled synthetic clips for task top-1: inputs per forward call, labels per call, and a description."""
+
+    inputs: list[list[np.ndarray]]
+    labels: list[np.ndarray]
+    source: str
+
+
+def task_set(spec: ModelSpec, count: int, seed: int) -> TaskSet | None:
+    """``count`` labelled motion clips at the model's input shape, or None where the model takes no B,C,T,H,W clips.
+
+    Clips come from :class:`~edgest.data.SyntheticClips` with the compile's seed, starting at
+    clip :data:`TASK_FIRST_CLIP`, so neither training (``edgest train``) nor calibration saw them.
+    """
+    shape, classes = spec.input.shape, min(spec.num_classes, 10)
+    video = spec.input.layout == "B,C,T,H,W" and len(shape) == 5 and shape[1] == 3 and shape[3] == shape[4]
+    if count < 1 or not video or classes < 2 or shape[2] < 2 or shape[3] < 8:
+        return None
+    from edgest.data.synthetic import SyntheticClips
+
+    batch = shape[0]
+    clips = SyntheticClips(num_frames=shape[2], image_size=shape[3], size=TASK_FIRST_CLIP + count * batch, seed=seed,
+                           num_classes=classes)
+    inputs, labels = [], []
+    for x, y in clips.batches(batch, start=TASK_FIRST_CLIP):
+        inputs.append([x])
+        labels.append(y)
+    return TaskSet(inputs, labels, f"{count * batch} synthetic motion clips ({classes} classes), seed {seed}, "
+                                   f"clips {TASK_FIRST_CLIP}+")
+
+
+def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[str, float], seed: int,
+                    task: TaskSet | None = None, task_ref: list[np.ndarray] | None = None) -> CheckResult:
     if outcome.unavailable:
         return CheckResult("accuracy", "not_run", limits=limits, reason=outcome.unavailable)
     if outcome.outputs is None:
         return CheckResult("accuracy", "run_failed", limits=limits, reason=outcome.failure or "no outputs")
+    outputs = [o[0] for o in outcome.outputs]
     try:
-        m = accuracy.compare(ref, [o[0] for o in outcome.outputs])
+        m: dict[str, Any] = accuracy.compare(ref, outputs[:len(ref)])
+        if task is not None and task_ref is not None:
+            m.update(accuracy.task_top1(task_ref, outputs[len(ref):], task.labels))
+            # judged only under a task limit: trained weights and a precision that has one
+            m.update(task_samples=sum(lab.size for lab in task.labels), task_set=task.source,
+                     task_judged="max_task_top1_drop_pts" in limits)
     except ValueError as exc:
         return CheckResult("accuracy", "failed", limits=limits, reason=str(exc))
     m.update(samples=len(ref), seed=seed)
     broken = accuracy.within(m, limits)
-    return CheckResult("accuracy", "failed" if broken else "passed", m, limits, describe_host(), "; ".join(broken))
+    host = {**describe_host(), **({"runtime": outcome.label} if outcome.label else {})}  # what ran, if not the target's runtime
+    return CheckResult("accuracy", "failed" if broken else "passed", m, limits, host, "; ".join(broken))
 
 
 def _latency_check(outcome: ChildOutcome, cfg: LatencyConfig) -> CheckResult:
     limits = {"warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_seconds": cfg.min_seconds}
     if outcome.unavailable:
         return CheckResult("latency", "not_run", limits=limits, reason=outcome.unavailable)
+    if outcome.timing_unavailable:  # the runner ran but must not be timed (e.g. a reference interpreter)
+        return CheckResult("latency", "not_run", limits=limits, reason=outcome.timing_unavailable)
     if outcome.latency is None:
         return CheckResult("latency", "run_failed", limits=limits, reason=outcome.failure or "no latency figures")
     metrics = {**outcome.latency, **outcome.load, "threads": outcome.threads}
@@ -191,12 +241,19 @@ def compile(
     check_timeout_s: float = 600.0,
     force: bool = False,
     registry: Registry | None = None,
+    task_samples: int | None = None,
 ) -> Report:
     """Compile ``model`` for ``target``, check it against eager PyTorch, and write the run folder.
 
     Returns the report (also written as ``report.json``/``report.md`` in ``out_dir``). Raises an
     :class:`~edgest.errors.EdgestError` for bad input, unsupported models and missing runtimes;
     a failed check is a report with status ``failed``, not an exception.
+
+    For models that take ``B,C,T,H,W`` clips, the accuracy check also runs ``task_samples``
+    labelled synthetic clips (:func:`task_set`; 0 turns it off) through eager and the artifact
+    and reports task top-1 of both. The drop is judged (``accuracy.TASK_LIMITS``) only when
+    ``weights`` are given: with random initial weights task top-1 is chance level. None means
+    :data:`TASK_SAMPLES` with weights and 0 without (the CLI reports it either way).
     """
     reg = registry or get_registry()
     model_name = model if isinstance(model, str) else type(model).__name__.lower()
@@ -209,6 +266,10 @@ def compile(
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:
         raise BadInput("samples must be at least 1")
+    if task_samples is None:
+        task_samples = TASK_SAMPLES if weights is not None else 0
+    if task_samples < 0:
+        raise BadInput("task_samples must be 0 (off) or more")
     if precision not in accuracy.LIMITS:
         raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}")
     if precision not in target_cls.precisions:
@@ -229,6 +290,8 @@ def compile(
         reference = _eager_outputs(module, inputs)
     except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
         raise BadInput(f"model '{spec.name}' cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
+    task = task_set(spec, task_samples, seed)
+    task_ref = _eager_outputs(module, task.inputs) if task else None
 
     import torch
 
@@ -249,6 +312,8 @@ def compile(
         except Exception as exc:  # noqa: BLE001
             raise Unsupported(f"target '{target}' cannot lower model '{spec.name}': {describe_failure(exc)}") from exc
         lowered, records = quantization.finish(pass_objs, records, tgt, lowered, inputs)
+        if precision == "fp32" and lowered.details.get("precision") in ("fp16", "bf16"):
+            precision = lowered.details["precision"]  # the target built another float precision by default (Core ML: fp16)
         compile_s = time.perf_counter() - t0
         artifact = Artifact(
             model=spec.name, target=target, path=lowered.path.name, format=target_cls.artifact_format,
@@ -256,8 +321,11 @@ def compile(
             passes=tuple(r.name for r in records), toolchain=target_cls.toolchain_versions(),
             details=lowered.details, compile_seconds=round(compile_s, 3),
         )
-        outcome = run_in_child(tgt, lowered.path, inputs, threads, latency, check_timeout_s)
-        checks = [_accuracy_check(reference, outcome, dict(accuracy.LIMITS[precision]), seed)]
+        # the labelled clips ride along as extra samples; the parent splits the outputs again
+        outcome = run_in_child(tgt, lowered.path, inputs + (task.inputs if task else []), threads, latency, check_timeout_s)
+        trained = weights is not None
+        limits = {**accuracy.LIMITS[precision], **(accuracy.TASK_LIMITS.get(precision, {}) if task and trained else {})}
+        checks = [_accuracy_check(reference, outcome, limits, seed, task, task_ref)]
         if latency is not None:
             checks.append(_latency_check(outcome, latency))
         statuses = {c.status for c in checks}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from edgest.errors import BadInput
 from edgest.records import SCHEMA_VERSION, Report
@@ -33,6 +34,36 @@ def _fmt(value: object, unit: str = "") -> str:
     return f"{value}{unit}" if value not in (None, "") else "–"
 
 
+def task_line(metrics: dict[str, Any], limits: dict[str, Any]) -> str:
+    """One sentence on task top-1: eager, artifact, the drop, and whether it was judged and why."""
+    m = metrics
+    text = (f"Task top-1 on {m.get('task_set', 'the labelled set')}: eager {m['task_top1_eager']:.1%}, "
+            f"artifact {m['task_top1']:.1%}, drop {m['task_top1_drop_pts']:.1f} pt")
+    if m.get("task_judged"):
+        return text + f" (limit {limits['max_task_top1_drop_pts']:g} pt, trained weights)."
+    return text + (" (not judged: the drop is judged for int8 with trained --weights; with random initial weights "
+                   "task top-1 is chance level).")
+
+
+def sensitivity_table(sens: dict[str, Any], rows: int = 20) -> list[str]:
+    """Markdown lines: per-layer int8 sensitivity, worst layer first (what to pass to --quant-skip)."""
+    layers = sens.get("layers", [])
+    lines = ["## Quantisation sensitivity (worst layers first)", "",
+             f"All layers quantised: SQNR {sens['sqnr_all_db']:.1f} dB, top-1 agreement {sens['top1_agreement_all']:.0%}, "
+             f"on {sens['inputs']} inputs ({sens.get('measured_on', '')}). Method: {sens['method']}. "
+             "Keep a layer float with `--quant-skip LAYER`.", "",
+             "| rank | layer | layer SQNR (dB) | model SQNR if kept float (dB) | gain (dB) | top-1 agreement if float |",
+             "|---|---|---|---|---|---|"]
+    for i, r in enumerate(layers[:rows], 1):
+        lines.append(f"| {i} | `{r['layer']}` | {r['sqnr_db']:.1f} | {r['sqnr_if_float_db']:.1f} | {r['gain_db']:+.1f} | "
+                     f"{r['top1_agreement_if_float']:.0%} |")
+    if len(layers) > rows:
+        lines.append(f"\n{len(layers) - rows} more layers in report.json.")
+    for r in sens.get("not_measured", []):
+        lines.append(f"\n- `{r['layer']}` not measured: {r['reason']}")
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     """A short human report: verdict, artifact, passes, checks with limits."""
     spec, art = report.model, report.artifact
@@ -60,6 +91,9 @@ def render_markdown(report: Report) -> str:
             lines.append(
                 f"| {p.name} | {p.modified} | {p.seconds:.2f} | {_fmt(d.get('sqnr_db'))} | {_fmt(d.get('top1_agreement'))} | {p.summary} |"
             )
+    for p in report.passes:
+        if p.details.get("sensitivity"):
+            lines += ["", *sensitivity_table(p.details["sensitivity"])]
     for check in report.checks:
         lines += ["", f"## {check.kind.capitalize()}: {check.status}", ""]
         if check.reason:
@@ -69,6 +103,8 @@ def render_markdown(report: Report) -> str:
             lines += [f"| {k} | {_fmt(v)} |" for k, v in check.metrics.items()]
         if check.limits:
             lines += ["", "Limits: " + ", ".join(f"{k} = {v}" for k, v in check.limits.items())]
+        if check.kind == "accuracy" and "task_top1" in check.metrics:
+            lines += ["", task_line(check.metrics, check.limits)]
         if check.host:
             lines += ["", "Host: " + ", ".join(f"{k}: {v}" for k, v in check.host.items())]
     lines += ["", f"_schema {report.schema_version}, created {report.created}_", ""]
