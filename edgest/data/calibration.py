@@ -1,4 +1,4 @@
-"""Calibration inputs for quantisation: synthetic clips, seeded noise, or a folder of ``.npy`` files.
+"""Calibration inputs for quantisation: synthetic clips, seeded noise, or a folder of ``.npy`` files or videos.
 
 * ``B,C,T,H,W`` models with square frames get :class:`~edgest.data.SyntheticClips` at the
   model's frame count and size (clip ``i`` of the set with the compile's seed, from the start
@@ -6,8 +6,11 @@
 * Other layouts get seeded standard-normal inputs (what the accuracy check feeds too).
 * ``source=DIR`` loads ``DIR/*.npy`` in name order: each file one input of the model's shape,
   with or without the leading batch dimension of 1.
+* ``source=DIR`` with no ``.npy`` files but video files (``DIR/*.mp4``, or ``DIR/<class>/*.mp4``;
+  see :mod:`edgest.data.video`) decodes them with PyAV at the model's frame count and size, for
+  ``B,C,T,H,W`` models; B consecutive clips make one input.
 
-NumPy only.
+NumPy only (PyAV for videos).
 """
 
 from __future__ import annotations
@@ -66,7 +69,12 @@ def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> Calibration
         raise BadInput(f"calibration folder '{folder}' does not exist or is not a folder")
     files = sorted(folder.glob("*.npy"))
     if not files:
-        raise BadInput(f"calibration folder '{folder}' has no .npy files (one input of shape {_shape_text(shape)} per file)")
+        from edgest.data.video import find_videos
+
+        if find_videos(folder)[0]:
+            return _from_videos(folder, shape, size)
+        raise BadInput(f"calibration folder '{folder}' has no .npy files (one input of shape {_shape_text(shape)} per file) "
+                       "and no video files (.mp4, .avi, .mov, ...)")
     inputs = []
     for path in files[:size]:
         try:
@@ -84,3 +92,18 @@ def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> Calibration
             raise BadInput(f"calibration file '{path}' holds {arr.dtype}; the model takes float32")
         inputs.append((np.ascontiguousarray(arr, dtype=np.float32),))
     return CalibrationSet(inputs, f"{len(inputs)} of {len(files)} .npy files in {folder}")
+
+
+def _from_videos(folder: Path, shape: tuple[int, ...], size: int) -> CalibrationSet:
+    from edgest.data.video import VideoFolder
+
+    if len(shape) != 5 or shape[1] != 3:
+        raise BadInput(f"calibration folder '{folder}' holds videos, but the model takes {_shape_text(shape)} inputs; "
+                       "videos calibrate B,C,T,H,W models only: give .npy files instead")
+    clips = VideoFolder(folder, num_frames=shape[2], size=(shape[3], shape[4]))
+    batch = shape[0]
+    count = min(size, len(clips) // batch)
+    if count < 1:
+        raise BadInput(f"calibration folder '{folder}' has {len(clips)} videos; one input of this model takes {batch}")
+    inputs = [(np.stack([clips[i * batch + b][0] for b in range(batch)]),) for i in range(count)]
+    return CalibrationSet(inputs, f"{count * batch} of {len(clips)} videos in {folder}, {shape[2]} frames at {shape[3]}x{shape[4]}")

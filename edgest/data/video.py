@@ -1,0 +1,179 @@
+"""A user's own clips: a folder of video files decoded with PyAV, sampled and normalised like the zoo's inputs.
+
+Layouts: ``DIR/*.mp4`` (unlabelled) or ``DIR/<class_name>/*.mp4`` (labelled by sub-folder name).
+Every clip becomes one float32 array (3, T, H, W), the model's frame count and size:
+
+* T frames sampled uniformly over the whole video (``linspace`` from the first frame to the last);
+* each frame resized (FFmpeg's swscale, bilinear) so its shorter side covers H×W, then centre-cropped;
+* RGB in [0, 1] normalised with the synthetic set's ``MEAN``/``STD``, so a model trained with
+  ``edgest train`` sees the same value range.
+
+Evaluating a model on labelled clips (class folders named as in :data:`edgest.data.CLASSES` for
+models trained on the synthetic set)::
+
+    clips = VideoFolder("my_clips", num_frames=8, size=(64, 64), classes=CLASSES)
+    top1 = clips.top1(lambda x: model(torch.from_numpy(x)).numpy())
+
+or ``edgest_models.train.evaluate("squeezetime_tiny", "ckpt.pt", "my_clips")``.
+PyAV (``pip install av``, the ``edgest[video]`` extra) is imported only when a video is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgest.data.synthetic import MEAN, STD
+from edgest.errors import BadInput, TargetUnavailable
+
+#: file name endings read as videos (lower case)
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".gif")
+
+
+def is_video(path: Path) -> bool:
+    """True for a file whose name ends in one of :data:`VIDEO_SUFFIXES`."""
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise TargetUnavailable("reading video files needs PyAV; install it with: pip install av") from None
+    return av
+
+
+def read_clip(path: str | Path, num_frames: int, size: tuple[int, int]) -> np.ndarray:
+    """One video as a normalised float32 array (3, num_frames, H, W); see the module docstring."""
+    av = _av()
+    path, (height, width) = Path(path), size
+    if num_frames < 1 or height < 1 or width < 1:
+        raise BadInput(f"clips need at least 1 frame of 1x1 pixels, not {num_frames} frames of {height}x{width}")
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadInput(f"video file '{path}' has no video stream; the file is truncated or not a video")
+            stream = container.streams.video[0]
+            total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+            if total < 1:
+                raise BadInput(f"video file '{path}' has no frames")
+            if not stream.frames:
+                container.seek(0)
+            wanted = np.linspace(0, total - 1, num_frames).round().astype(int)
+            counts = np.bincount(wanted, minlength=total)  # a short video repeats frames
+            for i, frame in enumerate(container.decode(stream)):
+                if i >= total:
+                    break
+                if counts[i]:
+                    frames += [_fit(frame, height, width)] * int(counts[i])
+    except BadInput:
+        raise
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:160] or type(exc).__name__
+        raise BadInput(f"cannot read video file '{path}': {reason}; check that the file is complete and a video") from None
+    if len(frames) < num_frames:
+        raise BadInput(f"cannot read video file '{path}': decoded {len(frames)} of the frames it declares; "
+                       "the file is truncated or corrupt")
+    clip = np.stack(frames, axis=1).astype(np.float32) / 255.0  # (3, T, H, W)
+    return ((clip - MEAN) / STD).astype(np.float32)
+
+
+def _fit(frame: Any, height: int, width: int) -> np.ndarray:
+    """Resize so the shorter side covers height×width, centre-crop, channels first (uint8)."""
+    scale = max(height / frame.height, width / frame.width)
+    h, w = max(height, round(frame.height * scale)), max(width, round(frame.width * scale))
+    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    top, left = (h - height) // 2, (w - width) // 2
+    return rgb[top:top + height, left:left + width].transpose(2, 0, 1)
+
+
+def find_videos(folder: str | Path) -> tuple[list[Path], list[str] | None]:
+    """Video files under ``folder`` in name order and, for the class-folder layout, each file's class name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInput(f"video folder '{folder}' does not exist or is not a folder")
+    top = sorted(p for p in folder.iterdir() if is_video(p))
+    nested = sorted(p for d in folder.iterdir() if d.is_dir() for p in d.iterdir() if is_video(p))
+    if top and nested:
+        raise BadInput(f"video folder '{folder}' has videos both at the top and in class sub-folders; "
+                       "put every video in a class folder (labelled) or all at the top (unlabelled)")
+    if nested:
+        return nested, [p.parent.name for p in nested]
+    return top, None
+
+
+@dataclass(frozen=True)
+class VideoFolder:
+    """Clips from a folder of videos at one frame count and size, with labels where the folder has class folders.
+
+    ``classes`` fixes the label of each class-folder name (e.g. :data:`edgest.data.CLASSES`);
+    by default the sorted folder names are the classes.
+    """
+
+    root: Path
+    num_frames: int
+    size: tuple[int, int]
+    classes: tuple[str, ...] | None = None
+    files: tuple[Path, ...] = field(init=False)
+    names: tuple[str, ...] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        root = Path(self.root)
+        files, names = find_videos(root)
+        if not files:
+            raise BadInput(f"video folder '{root}' has no video files ({', '.join(VIDEO_SUFFIXES)}), "
+                           "neither at the top nor in class sub-folders")
+        classes = self.classes
+        if names is not None:
+            if classes is None:
+                classes = tuple(sorted(set(names)))
+            unknown = sorted(set(names) - set(classes))
+            if unknown:
+                raise BadInput(f"video folder '{root}' has class folders {', '.join(unknown)} that are not classes of "
+                               f"the model; classes: {', '.join(classes)}")
+        object.__setattr__(self, "root", root)
+        object.__setattr__(self, "size", tuple(self.size))
+        object.__setattr__(self, "classes", tuple(classes) if classes is not None else None)
+        object.__setattr__(self, "files", tuple(files))
+        object.__setattr__(self, "names", tuple(names) if names is not None else None)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def labelled(self) -> bool:
+        """True when the videos sit in class folders."""
+        return self.names is not None
+
+    def label(self, index: int) -> int | None:
+        """Class index of clip ``index`` (None when unlabelled)."""
+        if self.names is None or self.classes is None:
+            return None
+        return self.classes.index(self.names[index])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int | None]:
+        if not 0 <= index < len(self.files):
+            raise IndexError(index)
+        return read_clip(self.files[index], self.num_frames, self.size), self.label(index)
+
+    def batches(self, batch_size: int, indices: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(clips (B,3,T,H,W), labels (B,) or None) over ``indices`` (all clips by default)."""
+        order = list(range(len(self))) if indices is None else list(indices)
+        for i in range(0, len(order), batch_size):
+            items = [self[j] for j in order[i:i + batch_size]]
+            labels = None if not self.labelled else np.array([y for _, y in items], dtype=np.int64)
+            yield np.stack([c for c, _ in items]), labels
+
+    def top1(self, predict: Callable[[np.ndarray], np.ndarray], batch_size: int = 1) -> float:
+        """Fraction of clips whose arg-max of ``predict(clips)`` (logits (B, classes)) is the folder's class."""
+        if not self.labelled:
+            raise BadInput(f"video folder '{self.root}' is unlabelled; put the videos in class sub-folders to measure top-1")
+        correct = 0
+        for x, y in self.batches(batch_size):
+            correct += int((np.asarray(predict(x)).argmax(-1) == y).sum())
+        return correct / len(self)
