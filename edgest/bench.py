@@ -124,8 +124,12 @@ def run_bench(
     passes: Sequence[str] = (), weights: dict[str, Path] | None = None, use_cache: bool = True,
     budget: Budget = Budget(), threads: int = 1, samples: int = 8, latency: LatencyConfig = LatencyConfig(),
     registry: Registry | None = None, on_cell: Callable[[Cell, str, int, int], None] | None = None,
+    target_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run the matrix, write ``bench.json`` (+ Markdown and HTML) into ``out_dir``, return the document."""
+    """Run the matrix, write ``bench.json`` (+ Markdown and HTML) into ``out_dir``, return the document.
+
+    ``target_options`` maps a target name to the options its cells compile with (part of the cache key).
+    """
     from edgest.passes.options import parse_pass_arg
     from edgest.pipeline import compile as compile_model
     from edgest.report.bench_writers import write_bench_reports
@@ -145,7 +149,8 @@ def run_bench(
     cells = [Cell(m, t, p, tuple(passes)) for m in models for t in targets for p in precisions]
     records = []
     for i, cell in enumerate(cells):
-        key = cell_key(cell, reg, weights.get(cell.model), settings)
+        topts = (target_options or {}).get(cell.target, {})
+        key = cell_key(cell, reg, weights.get(cell.model), {**settings, **({"target_options": topts} if topts else {})})
         run_dir = out_dir / "cells" / cell.folder
         report, error, cached = None, "", False
         t0 = time.perf_counter()
@@ -158,7 +163,7 @@ def run_bench(
                 report = compile_model(
                     cell.model, cell.target, passes=[parse_pass_arg(p) for p in cell.passes], weights=weights.get(cell.model),
                     out_dir=run_dir, precision=cell.precision, threads=threads, samples=samples, latency=latency,
-                    force=True, registry=reg,
+                    force=True, registry=reg, target_options=topts,
                 )
                 (run_dir / "cell.key").write_text(key)
             except EdgestError as exc:
@@ -173,7 +178,8 @@ def run_bench(
         "schema_version": BENCH_SCHEMA_VERSION, "kind": "edgest-bench",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": describe_host(),
         "settings": {**settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
-                     "passes": list(passes), "budget": asdict(budget)},
+                     "passes": list(passes), "budget": asdict(budget),
+                     "target_options": dict(target_options or {})},
         "cells": records, "device_results": [],
     }
     write_bench_reports(doc, out_dir)

@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs to calibrate int8 on (default: synthetic clips).")
 @click.option("--calibration-size", type=click.IntRange(1, 100_000), help="Calibration inputs to use [default: 32].")
 @click.option("--quant-skip", "quant_skip", multiple=True, help="Module to keep in float under int8 (e.g. fc), repeatable.")
+@click.option("--target-option", "target_option", multiple=True, metavar="KEY=VALUE",
+              help="Target option, repeatable (see the target's docs), e.g. tvm_target=aarch64.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -53,16 +55,18 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str | None, out: Path | None,
                 passes: tuple[str, ...], precision: str, calibration: Path | None, calibration_size: int | None,
-                quant_skip: tuple[str, ...], threads: int, samples: int, seed: int, force: bool, as_json: bool) -> int:
+                quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int, seed: int,
+                force: bool, as_json: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report."""
     from edgest.passes.options import parse_pass_arg
     from edgest.pipeline import compile as compile_model
 
+    target_options = _target_options(target_option, [target]).get(target, {})
     pass_args = _with_quant_options([parse_pass_arg(p) for p in passes], precision, calibration, calibration_size, quant_skip)
     with _console(stderr=True).status(f"compiling {model} for {target}…"):
         report = compile_model(model, target, passes=pass_args, weights=weights,
                                input_shape=input_shape, out_dir=out, precision=precision, threads=threads,
-                               samples=samples, seed=seed, force=force)
+                               samples=samples, seed=seed, force=force, target_options=target_options)
     out_dir = out or Path("edgest-out") / f"{model}-{target}"
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -71,6 +75,17 @@ def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str 
 
         print_report(report, out_dir)
     return 0 if report.status == "passed" else 1
+
+
+def _target_options(items: tuple[str, ...], targets: list[str]) -> dict[str, dict[str, Any]]:
+    """--target-option values, typed by each target's option table."""
+    if not items:
+        return {}
+    from edgest.plugins import get_registry
+    from edgest.target_options import parse_target_options
+
+    registry = get_registry()
+    return parse_target_options(items, [registry.target(t) for t in targets])
 
 
 def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str, calibration: Path | None,
@@ -139,6 +154,8 @@ def _split(text: str) -> list[str]:
 @click.option("--pass", "passes", multiple=True, help="Pass applied to every cell, repeatable.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("edgest-bench"), show_default=True)
 @click.option("--weights", multiple=True, help="MODEL=FILE, repeatable.")
+@click.option("--target-option", "target_option", multiple=True, metavar="[TARGET:]KEY=VALUE",
+              help="Target option, repeatable; KEY=VALUE goes to every target that has KEY.")
 @click.option("--no-cache", is_flag=True, help="Recompile every cell.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
 @click.option("--min-sqnr", type=float, help="Budget: minimum SQNR (dB) for every cell.")
@@ -146,6 +163,7 @@ def _split(text: str) -> list[str]:
 @click.option("--max-latency-ms", help="Budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
 @click.option("--json", "as_json", is_flag=True, help="Print the bench document as JSON.")
 def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...], out: Path, weights: tuple[str, ...],
+              target_option: tuple[str, ...],
               no_cache: bool, threads: int, min_sqnr: float | None, max_accuracy_drop: float | None,
               max_latency_ms: str | None, as_json: bool) -> int:
     """Run a model x target x precision matrix; write bench.json, report.md and report.html."""
@@ -161,6 +179,7 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
             raise BadInput(f"malformed --weights '{item}'; write MODEL=FILE")
         wmap[name] = Path(path)
     budget = Budget(min_sqnr, max_accuracy_drop, parse_latency_budget(max_latency_ms))
+    target_options = _target_options(target_option, _split(targets))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_console(stderr=True), transient=False) as progress:
         task = progress.add_task("bench", total=None)
@@ -169,7 +188,8 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
             progress.update(task, total=total, completed=done, description=f"{cell.label}: {state}")
 
         doc = run_bench(_split(models), _split(targets), _split(precisions), out, passes=passes, weights=wmap,
-                        use_cache=not no_cache, budget=budget, threads=threads, on_cell=on_cell)
+                        use_cache=not no_cache, budget=budget, threads=threads, on_cell=on_cell,
+                        target_options=target_options)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:

@@ -1,0 +1,82 @@
+"""Parse ``--target-option [TARGET:]KEY=VALUE`` into each target's typed options.
+
+Values are typed by the target's ``option_table`` (int, float, bool, str, or one of a tuple of
+allowed values), so ``tune_trials=64`` arrives as the int 64. The target's constructor still
+does the checking: an unknown key or a bad value is its one-line BadInput. A target without a
+table that checks its own options gets JSON-ish values (``8`` → 8, ``true`` → True, else the
+text); a target that takes no options at all says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from edgest.errors import BadInput
+from edgest.target import Target
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _loose(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def typed_value(target: type[Target], key: str, text: str) -> Any:
+    """``text`` as the type ``target`` declares for option ``key`` (the text itself when it declares none)."""
+    if key not in target.option_table:
+        return text if target.option_table else _loose(text)
+    allowed = target.option_table[key][0]
+    if isinstance(allowed, tuple):
+        return next((v for v in allowed if str(v) == text), text)
+    if allowed is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise BadInput(f"{target.name} option {key} must be true or false, not '{text}'")
+    if allowed in (int, float):
+        try:
+            return allowed(text)
+        except ValueError:
+            raise BadInput(f"{target.name} option {key} must be {allowed.__name__}, not '{text}'") from None
+    return text
+
+
+def _takes_options(target: type[Target]) -> bool:
+    return bool(target.option_table) or target.__init__ is not Target.__init__
+
+
+def parse_target_options(items: Sequence[str], targets: Sequence[type[Target]]) -> dict[str, dict[str, Any]]:
+    """``["tune_trials=64", "tvm:tvm_target=aarch64"]`` → ``{"tvm": {"tune_trials": 64, "tvm_target": "aarch64"}}``.
+
+    ``TARGET:KEY=VALUE`` applies to that target only. ``KEY=VALUE`` applies to the only target, or,
+    with several, to every one whose table declares ``KEY`` (BadInput when none does).
+    """
+    by_name = {t.name: t for t in targets}
+    out: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
+    for item in items:
+        head, eq, text = item.partition("=")
+        scope, colon, key = head.rpartition(":") if ":" in head else ("", "", head)
+        key, scope = key.strip(), scope.strip()
+        if not eq or not key or (colon and not scope):
+            raise BadInput(f"malformed --target-option '{item}'; write KEY=VALUE or TARGET:KEY=VALUE")
+        if scope:
+            if scope not in by_name:
+                raise BadInput(f"--target-option '{item}' names target '{scope}', which is not being compiled "
+                               f"({', '.join(by_name)})")
+            chosen = [by_name[scope]]
+        elif len(targets) == 1:
+            chosen = list(targets)
+        else:
+            chosen = [t for t in targets if key in t.option_table]
+            if not chosen:
+                raise BadInput(f"no target among {', '.join(by_name)} has an option '{key}'; "
+                               "name the target: --target-option TARGET:KEY=VALUE")
+        for target in chosen:
+            if not _takes_options(target):
+                raise BadInput(f"target '{target.name}' takes no options (got --target-option {item})")
+            out[target.name][key] = typed_value(target, key, text.strip())
+    return out
