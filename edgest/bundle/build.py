@@ -20,6 +20,33 @@ from edgest.report.writers import read_json
 
 _HERE = Path(__file__).parent
 
+#: artifact format → the pip commands (argument lists, run in order) that install its runtime and NumPy
+#: alone on a device. ``{dist}`` is the version of ``dist`` that built the artifact (from the report), so
+#: the device runs the runtime the artifact was made for. ExecuTorch's Python runtime links libtorch and
+#: imports a few modules of its exporter, hence torch and three small packages, without the rest of
+#: executorch's (exporter-side) dependencies.
+RUNTIME_INSTALL: dict[str, list[list[str]]] = {
+    "onnx": [["numpy", "onnxruntime=={onnxruntime}"]],
+    "pte": [["numpy", "torch=={torch}", "ruamel.yaml", "flatbuffers", "tabulate"], ["--no-deps", "executorch=={executorch}"]],
+    "so": [["numpy", "apache-tvm=={apache-tvm}", "apache-tvm-ffi=={apache-tvm-ffi}"]],
+    "mlpackage": [["numpy", "coremltools=={coremltools}"]],
+    "xml": [["numpy", "openvino=={openvino}"]],
+    "plan": [["numpy", "tensorrt=={tensorrt}", "torch"]],
+}
+
+
+def runtime_install(fmt: str, toolchain: dict[str, str]) -> list[list[str]]:
+    """The pip argument lists that install ``fmt``'s runtime, pinned to the versions in ``toolchain`` where known."""
+    out = []
+    for args in RUNTIME_INSTALL.get(fmt, [["numpy"]]):
+        pinned = []
+        for arg in args:
+            dist, sep, _ = arg.partition("=={")
+            version = toolchain.get(dist, "").partition("+")[0] if sep else ""  # "2.13.0+cpu" is not on PyPI
+            pinned.append(f"{dist}=={version}" if sep and version and version != "not installed" else dist if sep else arg)
+        out.append(pinned)
+    return out
+
 
 def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
     """Write a device bundle for the compile run in ``run_dir`` to ``out``; returns ``out``."""
@@ -56,6 +83,7 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
         manifest = {
             "bundle_version": 1, "model": report.model.name, "target": report.target, "precision": report.precision,
             "format": report.artifact.format, "artifact": artifact.name, "artifact_sha256": report.artifact.sha256,
+            "runtime_install": runtime_install(report.artifact.format, report.artifact.toolchain),
             "input_shape": list(report.model.input.shape), "samples": len(expected), "seed": seed,
             "limits": acc.limits if acc else accuracy.LIMITS[report.precision],
             "host": {"p50_ms": (report.check("latency").metrics or {}).get("p50_ms") if report.check("latency") else None,
@@ -64,7 +92,9 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (stage / "README.txt").write_text(
             f"edgest device bundle: {report.model.name} for {report.target} ({report.precision}).\n"
-            "Install only the runtime and NumPy on the device, then:\n"
+            "Install only the runtime and NumPy on the device:\n"
+            + "".join(f"    python -m pip install {' '.join(args)}\n" for args in runtime_install(report.artifact.format, report.artifact.toolchain))
+            + "then:\n"
             "    python run_on_device.py [--threads N] [--sustained ROUNDS --cooldown S]\n"
             "It checks accuracy against the expected outputs, measures latency, and writes\n"
             "device-report.json; bring that file back and run\n"

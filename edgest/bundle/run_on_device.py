@@ -10,6 +10,7 @@ torch, e.g. ExecuTorch's Python bindings take torch tensors).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -33,6 +34,14 @@ def _version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _cpu() -> str:
@@ -105,17 +114,16 @@ class TVMRunner:
 
     def __init__(self, path: Path, threads: int) -> None:
         os.environ.setdefault("TVM_NUM_THREADS", str(threads))
+        os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")  # load libtvm_runtime only, as a device would
         import tvm
-        from tvm import runtime
+        from tvm.runtime import vm
 
-        lib = runtime.load_module(str(path))
-        self.vm = runtime.vm.VirtualMachine(lib, tvm.cpu())
-        self.tvm = tvm
+        self.vm = vm.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
+        self.tensor = tvm.runtime.tensor
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        out = self.vm["main"](self.tvm.runtime.tensor(x) if hasattr(self.tvm.runtime, "tensor") else self.tvm.nd.array(x))
-        out = out[0] if isinstance(out, (list, tuple)) or hasattr(out, "__getitem__") and not hasattr(out, "numpy") else out
-        return out.numpy()
+        out = self.vm["main"](self.tensor(x))
+        return (out[0] if not hasattr(out, "numpy") else out).numpy()
 
 
 class OpenVINORunner:
@@ -177,8 +185,15 @@ def main() -> int:
         raise SystemExit(f"no device runner for format '{manifest['format']}'")
     inputs = [np.load(HERE / "data" / f"input_{i:02d}.npy") for i in range(manifest["samples"])]
     expected = [np.load(HERE / "data" / f"expected_{i:02d}.npy") for i in range(manifest["samples"])]
+    artifact = HERE / manifest["artifact"]
+    if artifact.is_file() and _sha256(artifact) != manifest["artifact_sha256"]:
+        raise SystemExit(f"error: {artifact.name} does not match the bundle's sha256 (a corrupted copy?); copy the bundle again")
     t0 = time.perf_counter()
-    runner = runner_cls(HERE / manifest["artifact"], args.threads)
+    try:
+        runner = runner_cls(artifact, args.threads)
+    except ImportError as exc:
+        install = "; ".join("python -m pip install " + " ".join(a) for a in manifest.get("runtime_install", []))
+        raise SystemExit(f"error: the {runner_cls.runtime} runtime is not installed here ({exc}); install it with: {install}") from None
     t1 = time.perf_counter()
     outputs = [runner.run(x) for x in inputs]
     cold_ms = (t1 - t0) * 1e3
