@@ -17,15 +17,25 @@ limits of the compile's precision (``LIMITS["int8"]`` for ``--precision int8``).
 
 Targets opt in with :meth:`edgest.target.Target.quantizer` and by listing ``"int8"`` in
 ``precisions``. This module imports nothing heavy.
+
+Per-layer sensitivity (:func:`sensitivity`, the ``quantize`` pass's ``sensitivity=true``) is
+leave-one-out through the same quantizer and the same ``skip`` a user would pass: quantise
+everything, then everything but one layer, for each conv/linear layer, and measure the output
+against float. The output noise that disappears when a layer stays float is that layer's share;
+its SQNR (signal over that share) ranks the layers, worst first. Because it goes through the
+target's own quantizer and runtime it works for both stages alike, and "keep layer X float" in
+the table is exactly what ``--quant-skip X`` does. It costs one quantisation per layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
+import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -97,12 +107,88 @@ class ArtifactQuantizer(Quantizer):
 
 @dataclass
 class PendingArtifactStep:
-    """An artifact-stage quantizer the ``quantize`` pass chose, waiting for the lowered artifact."""
+    """An artifact-stage quantizer the ``quantize`` pass chose, waiting for the lowered artifact.
+
+    ``layers`` is set when the pass asked for a sensitivity report (see :func:`sensitivity`).
+    """
 
     quantizer: ArtifactQuantizer
     calibration: CalibrationSet
     skip: tuple[str, ...]
     details: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] | None = None
+
+
+# --------------------------------------------------------------------------- per-layer sensitivity
+
+#: calibration inputs the sensitivity outputs are measured on (the first ones of the set)
+SENSITIVITY_INPUTS = 8
+
+
+def quantizable_layers(program: torch.export.ExportedProgram, skip: Sequence[str] = ()) -> tuple[str, ...]:
+    """Conv and linear layers of ``program`` (modules with a weight of 2+ dims), in program order, outside ``skip``."""
+    out = []
+    for key, value in program.state_dict.items():
+        if key.endswith(".weight") and getattr(value, "ndim", 0) >= 2:
+            name = key[: -len(".weight")]
+            if not any(name == s or name.startswith(s + ".") for s in skip):
+                out.append(name)
+    return tuple(out)
+
+
+def _noise(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
+    import numpy as np
+
+    return float(sum(np.sum((np.asarray(o, np.float64) - np.asarray(r, np.float64)) ** 2) for r, o in zip(reference, outputs)))
+
+
+def _db(signal: float, noise: float) -> float:
+    from edgest.checks.accuracy import SQNR_CAP_DB
+
+    return SQNR_CAP_DB if noise <= 0 else min(SQNR_CAP_DB, 10.0 * math.log10(max(signal, 1e-300) / noise))
+
+
+def sensitivity(
+    run: Callable[[tuple[str, ...]], Sequence[np.ndarray]], reference: Sequence[np.ndarray],
+    layers: Sequence[str], skip: Sequence[str] = (), base: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Leave-one-out SQNR per quantised layer, worst first.
+
+    ``run(skip)`` quantises with ``skip`` kept float and returns the outputs on the inputs that
+    gave ``reference`` (float). Per layer: ``sqnr_db`` = signal over the output noise that goes
+    away when the layer stays float; ``sqnr_if_float_db`` = the model's SQNR with the layer
+    kept float (what ``--quant-skip LAYER`` gives); ``gain_db`` = how much that adds. A layer
+    the quantizer cannot exclude on its own (BadInput) is listed with the reason. ``base``: the
+    outputs with only ``skip`` kept float, when the caller has them already.
+    """
+    import numpy as np
+
+    from edgest.checks.accuracy import compare
+
+    signal = float(sum(np.sum(np.asarray(r, np.float64) ** 2) for r in reference))
+    base_out = run(tuple(skip)) if base is None else base
+    base = _noise(reference, base_out)
+    all_db = _db(signal, base)
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for layer in layers:
+        try:
+            out = run((*skip, layer))
+        except BadInput as exc:
+            skipped.append({"layer": layer, "reason": str(exc)[:200]})
+            continue
+        noise = _noise(reference, out)
+        if_float = _db(signal, noise)
+        rows.append({"layer": layer, "sqnr_db": round(_db(signal, base - noise), 2), "sqnr_if_float_db": round(if_float, 2),
+                     "gain_db": round(if_float - all_db, 2), "top1_agreement_if_float": compare(reference, out)["top1_agreement"]})
+    rows.sort(key=lambda r: (r["sqnr_db"], -r["gain_db"]))
+    return {
+        "method": "leave-one-out: quantise all layers, then all but one; a layer's SQNR is the output signal over "
+                  "the output noise that goes away when it stays float (lowest = most sensitive)",
+        "inputs": len(reference), "sqnr_all_db": round(all_db, 2), "skip": list(skip),
+        "top1_agreement_all": compare(reference, base_out)["top1_agreement"], "layers": rows,
+        "not_measured": skipped,
+    }
 
 
 # --------------------------------------------------------------------------- pipeline glue
@@ -154,14 +240,17 @@ def finish(
 
             raise Unsupported(f"pass '{PASS_NAME}' failed on the {target.name} artifact: {describe_failure(exc)}") from exc
         delta, why = _artifact_delta(target, src, dst, inputs)
+        extra: dict[str, Any] = {}
+        if pending.layers is not None:
+            extra["sensitivity"] = _artifact_sensitivity(target, src, pending)
         float_size = _size(src)
         _replace(dst, src)
         details["quantization"] = {**pending.details, **done.details, "stage": "artifact", "float_size_bytes": float_size,
                                    "accuracy_delta_measured": "float artifact vs quantised artifact, "
-                                                              f"{target.name} runner, {len(inputs)} check inputs"}
+                                                              f"{target.name} runner, {len(inputs)} check inputs", **extra}
         rec = records[i]
         records[i] = dataclasses.replace(
-            rec, modified=True, seconds=round(rec.seconds + time.perf_counter() - t0, 3),
+            rec, modified=True, seconds=round(rec.seconds + time.perf_counter() - t0, 3), details={**rec.details, **extra},
             summary=f"{done.summary}; calibrated on {len(pending.calibration)} inputs: {pending.calibration.source}; "
                     f"applied after lowering, delta = float vs quantised {target.name} artifact"
                     + (f" (not measured: {why})" if why else ""),
@@ -186,6 +275,35 @@ def _artifact_delta(
     except Exception as exc:  # noqa: BLE001 - no delta is better than a failed compile; the final check still runs
         return None, first_line(exc)[:160]
     return {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "max_abs": m["max_abs"]}, ""
+
+
+def _artifact_sensitivity(target: Target, src: Path, pending: PendingArtifactStep) -> dict[str, Any]:
+    """Leave-one-out sensitivity of an artifact-stage quantizer, each variant run by the target's runner."""
+    inputs = [list(xs) for xs in pending.calibration.inputs[:SENSITIVITY_INPUTS]]
+    reference = [target.load(src, 1).run(xs)[0] for xs in inputs]
+    with tempfile.TemporaryDirectory(prefix="edgest-sens-") as tmp:
+        count = iter(range(1_000_000))
+
+        def run(keep: tuple[str, ...]) -> list[np.ndarray]:
+            dst = Path(tmp) / f"{src.stem}.{next(count)}{src.suffix}"
+            pending.quantizer.quantize_artifact(src, dst, pending.calibration, keep)
+            runner = target.load(dst, 1)
+            outs = [runner.run(xs)[0] for xs in inputs]
+            del runner
+            _remove(dst)
+            return outs
+
+        assert pending.layers is not None
+        result = sensitivity(run, reference, pending.layers, pending.skip)
+    result["measured_on"] = f"the {target.name} runner, float vs quantised artifact, first {len(inputs)} calibration inputs"
+    return result
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def _size(path: Path) -> int:

@@ -9,6 +9,9 @@ Options (``--pass quantize:scheme=int8,calibration_size=16``; the CLI's ``--prec
   shape (see :mod:`edgest.data.calibration`).
 * ``calibration_size``: how many inputs to calibrate on (default 32).
 * ``skip``: module names (``layer4.1``, ``fc``) to keep in float.
+* ``sensitivity``: ``true`` to measure SQNR per quantised conv/linear layer (leave-one-out,
+  one quantisation per layer; see :func:`edgest.quantization.sensitivity`) and put the table,
+  worst layer first, in the pass's details and the report. CLI: ``--quant-sensitivity``.
 
 The target decides how (:meth:`edgest.target.Target.quantizer`). A program-stage quantizer
 returns a new program here; an artifact-stage one runs after ``lower`` (see
@@ -27,7 +30,7 @@ from edgest.passes.base import Pass, PassContext, PassResult
 if TYPE_CHECKING:
     import torch
 
-OPTIONS = ("scheme", "calibration", "calibration_size", "skip")
+OPTIONS = ("scheme", "calibration", "calibration_size", "skip", "sensitivity")
 
 
 class QuantizePass(Pass):
@@ -54,8 +57,11 @@ class QuantizePass(Pass):
         calibration = options.get("calibration")
         if calibration and not Path(calibration).is_dir():
             raise BadInput(f"calibration folder '{calibration}' does not exist or is not a folder")
+        sensitivity = options.get("sensitivity", False)
+        if not isinstance(sensitivity, bool):
+            raise BadInput(f"sensitivity must be true or false, not {sensitivity!r}")
         super().__init__(scheme=scheme, calibration=str(calibration) if calibration else None,
-                         calibration_size=size, skip=list(skip))
+                         calibration_size=size, skip=list(skip), **({"sensitivity": True} if sensitivity else {}))
         #: what the quantizer did, copied into the artifact's details by the pipeline
         self.details: dict[str, Any] = {}
         #: an artifact-stage step waiting for ``lower`` (see :func:`edgest.quantization.finish`)
@@ -63,7 +69,7 @@ class QuantizePass(Pass):
 
     def run(self, program: torch.export.ExportedProgram, ctx: PassContext) -> PassResult:
         from edgest.data.calibration import calibration_inputs
-        from edgest.quantization import SCHEMES, PendingArtifactStep, ProgramQuantizer
+        from edgest.quantization import SCHEMES, PendingArtifactStep, ProgramQuantizer, quantizable_layers
         from edgest.records import InputSpec
 
         target, scheme = ctx.target, self.options["scheme"]
@@ -83,12 +89,40 @@ class QuantizePass(Pass):
         self.details = {"scheme": scheme, "stage": quantizer.stage, "quantizer": type(quantizer).__name__,
                         "calibration": calib.source, "calibration_size": len(calib), "skip": list(skip)}
         self.pending = None
+        layers = quantizable_layers(program, skip) if self.options.get("sensitivity") else None
         if isinstance(quantizer, ProgramQuantizer):
             done = quantizer.quantize_program(program, ctx.example_inputs, calib, skip)
             if done.program is None:
                 raise Unsupported(f"the {target.name} {scheme} quantizer returned no program")
             self.details.update(done.details)
-            return PassResult(done.program, True, f"{done.summary}; calibrated on {len(calib)} inputs: {calib.source}")
-        self.pending = PendingArtifactStep(quantizer, calib, skip, dict(self.details))
+            if layers is not None:
+                self.details["sensitivity"] = _program_sensitivity(quantizer, program, done.program, ctx.example_inputs,
+                                                                   calib, skip, layers)
+            return PassResult(done.program, True, f"{done.summary}; calibrated on {len(calib)} inputs: {calib.source}",
+                              {"sensitivity": self.details["sensitivity"]} if layers is not None else {})
+        self.pending = PendingArtifactStep(quantizer, calib, skip, dict(self.details), layers)
         return PassResult(program, False, f"{scheme} deferred to after lowering ({type(quantizer).__name__}); "
                                           f"calibrating on {len(calib)} inputs: {calib.source}")
+
+
+def _program_sensitivity(quantizer: Any, program: torch.export.ExportedProgram, quantized: torch.export.ExportedProgram,
+                         example: tuple[Any, ...], calib: Any, skip: tuple[str, ...], layers: tuple[str, ...]) -> dict[str, Any]:
+    """Leave-one-out sensitivity of a program-stage quantizer, run in eager PyTorch on the first calibration inputs."""
+    import torch
+
+    from edgest.quantization import SENSITIVITY_INPUTS, sensitivity
+
+    inputs = [tuple(torch.from_numpy(x) for x in xs) for xs in calib.inputs[:SENSITIVITY_INPUTS]]
+
+    def outputs(module: Any) -> list[Any]:
+        with torch.no_grad():
+            outs = [module(*xs) for xs in inputs]
+        return [(o[0] if isinstance(o, (tuple, list)) else o).detach().numpy() for o in outs]
+
+    def run(keep: tuple[str, ...]) -> list[Any]:
+        done = quantizer.quantize_program(program, example, calib, keep)
+        return outputs(done.program.module())
+
+    result = sensitivity(run, outputs(program.module()), layers, skip, outputs(quantized.module()))
+    result["measured_on"] = f"eager PyTorch with the quantised program, first {len(inputs)} calibration inputs"
+    return result
