@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ChildOutcome:
-    """What came back from the child: outputs per input set, timings, or why it failed."""
+    """What came back from the child: outputs per input set, timings, or why it failed.
+
+    ``label`` names what ran when it is not the target's own runtime (e.g. "MIL reference (not
+    the Core ML runtime)"); ``timing_unavailable`` is why the runner was deliberately not timed.
+    """
 
     outputs: list[list[np.ndarray]] | None = None
     load: dict[str, float] = field(default_factory=dict)
@@ -36,6 +40,8 @@ class ChildOutcome:
     threads: int = 0
     unavailable: str = ""
     failure: str = ""
+    label: str = ""
+    timing_unavailable: str = ""
 
 
 def class_path(cls: type) -> str:
@@ -116,6 +122,8 @@ def _collect(work: Path, samples: int, failure: str) -> ChildOutcome:
         threads=int(result.get("threads", 0)),
         unavailable=result.get("unavailable", ""),
         failure=failure or result.get("error", ""),
+        label=result.get("label", ""),
+        timing_unavailable=result.get("timing_unavailable", ""),
     )
 
 

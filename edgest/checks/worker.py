@@ -2,6 +2,10 @@
 
 Writes ``outputs.npz`` as soon as the accuracy runs are done and ``result.json`` after each
 stage, so whatever finished before a crash is still reported.
+
+Two optional runner attributes: ``label`` (what actually ran, e.g. a reference interpreter
+instead of the device runtime; the report shows it) and ``timing_unavailable`` (a reason not
+to time this runner: its latency would be misleading; the latency check is then not run).
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ def main(work: Path) -> int:
         t2 = time.perf_counter()
         result["load"] = {"cold_load_ms": (t1 - t0) * 1e3, "first_run_ms": (t2 - t1) * 1e3}
         result["threads"] = getattr(runner, "threads", req["threads"])
+        result["label"] = getattr(runner, "label", "") or ""
+        no_timing = getattr(runner, "timing_unavailable", None)
+        if no_timing:
+            result["timing_unavailable"] = str(no_timing)
         outs = [first] + [runner.run(s) for s in samples[1:]]
         np.savez(work / "outputs.npz", **{f"s{i}_out{j}": o for i, os_ in enumerate(outs) for j, o in enumerate(os_)})
         _write(work, result)
-        if req["latency"]:
+        if req["latency"] and not no_timing:
             x = samples[0]
             result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]))
             _write(work, result)

@@ -1,9 +1,11 @@
-"""Core ML target (targets/coreml): conversion of the zoo at fp32 and fp16, details, honest "incomplete" off macOS.
+"""Core ML target (targets/coreml): conversion of the zoo at fp16 (default) and fp32, and its checks.
 
-Core ML prediction needs macOS. On Linux the package is built and its interface read back,
-but nothing can run it (coremltools has no Core ML runtime there): the checks are not run,
-the report is "incomplete" and `edgest compile` exits 1. On macOS the suite's own
-lower → run → accuracy test runs instead.
+Core ML prediction needs macOS. Off macOS the package's own program and weights run in the
+NumPy MIL reference interpreter (edgest_coreml.mil_reference): the accuracy check runs and is
+labelled as such, the latency check is not run (status "incomplete", `edgest compile` exits 1).
+These tests hold the interpreter to eager PyTorch for every small zoo variant, prove it honest
+(a corrupted weight fails the check; an op it lacks is "not checked", never passed), and on
+macOS run the suite's own lower → run → accuracy test on Core ML itself.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 import edgest
-from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.checks import accuracy
+from edgest.checks.isolated import run_in_child
+from edgest.errors import BadInput, Unsupported
 from edgest.plugins import new_plugin_manager
 from edgest.testing import TargetConformance, tiny_convnet
 
@@ -26,13 +31,14 @@ cm_plugin = pytest.importorskip("edgest_coreml.plugin", reason="edgest-coreml no
 zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
 
 from edgest_coreml.convert import tree_sha256, verify_package  # noqa: E402
-from edgest_coreml.target import CoreMLTarget, cannot_run_here  # noqa: E402
+from edgest_coreml.mil_reference import LABEL, MILReferenceRunner, OpNotImplemented  # noqa: E402
+from edgest_coreml.target import CoreMLTarget, timing_unavailable_here  # noqa: E402
 
 FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
 ON_MAC = sys.platform == "darwin"
-LINUX_REASON = (
-    "target 'coreml' cannot run here: Core ML prediction needs macOS (this host is Linux); "
-    "the .mlpackage is built — run it on a Mac or with an edgest device bundle"
+LINUX_TIMING = (
+    "not run: needs macOS (Core ML prediction; this host is Linux); accuracy was checked with the MIL reference "
+    "interpreter, whose speed says nothing about Core ML's"
 )
 toolchain = pytest.mark.skipif(importlib.util.find_spec("coremltools") is None,
                                reason="coremltools not installed (pip install -e targets/coreml)")
@@ -40,34 +46,38 @@ off_mac = pytest.mark.skipif(ON_MAC, reason="checks the behaviour off macOS")
 on_mac = pytest.mark.skipif(not ON_MAC, reason="Core ML prediction needs macOS")
 
 
-def _assert_not_run_off_mac(report: edgest.Report, run_dir: Path) -> None:
-    """The honest outcome off macOS: artifact written and described, checks not run, never passed."""
-    reason = cannot_run_here()
+def _assert_reference_checked_off_mac(report: edgest.Report, run_dir: Path) -> None:
+    """The outcome off macOS: artifact written and described, accuracy passed on the MIL reference, latency not run."""
     if sys.platform.startswith("linux"):
-        assert reason == LINUX_REASON
+        assert timing_unavailable_here() == LINUX_TIMING
     assert report.status == "incomplete"
     pkg = run_dir / report.artifact.path
     assert report.artifact.path == "model.mlpackage" and (pkg / "Manifest.json").is_file()
     assert report.artifact.format == "mlpackage" and report.artifact.size_bytes > 0
     assert report.artifact.sha256 == ""  # a folder: its digest is details["sha256_tree"]
     assert report.artifact.details["sha256_tree"] == tree_sha256(pkg)
-    for kind in ("accuracy", "latency"):
-        check = report.check(kind)
-        assert check.status == "not_run" and check.reason == reason and not check.metrics
+    acc, lat = report.check("accuracy"), report.check("latency")
+    assert acc.status == "passed" and acc.host["runtime"] == LABEL == "MIL reference (not the Core ML runtime)"
+    assert acc.limits == accuracy.LIMITS[report.precision]
+    assert lat.status == "not_run" and lat.reason == timing_unavailable_here() and not lat.metrics
+    assert f"runtime: {LABEL}" in (run_dir / "report.md").read_text()
     saved = json.loads((run_dir / "report.json").read_text())
     assert saved["status"] == "incomplete" and saved["artifact"]["details"]["sha256_tree"] == tree_sha256(pkg)
 
 
 class TestCoreMLConformance(TargetConformance):
     target_name = "coreml"
+    target_options: ClassVar[dict[str, str]] = {"precision": "fp32"}  # the suite holds fp32 to fp32 limits; fp16 (the default) is tested below
 
     def test_lower_run_and_accuracy(self, runnable, registry, tmp_path) -> None:
         if ON_MAC:
             super().test_lower_run_and_accuracy(runnable, registry, tmp_path)
             return
         report = edgest.compile(tiny_convnet(), self.target_name, input_shape=self.input_shape,
-                                out_dir=tmp_path / "run", registry=registry, latency=FAST, samples=8)
-        _assert_not_run_off_mac(report, tmp_path / "run")
+                                out_dir=tmp_path / "run", target_options=dict(self.target_options),
+                                registry=registry, latency=FAST, samples=8)
+        _assert_reference_checked_off_mac(report, tmp_path / "run")
+        assert report.precision == "fp32" and report.check("accuracy").metrics["sqnr_db"] >= 40.0
 
 
 @pytest.fixture(scope="module")
@@ -79,35 +89,61 @@ def registry():
     return pm.registry
 
 
-def _program(registry, name: str):
-    """A zoo model captured by edgest, already in the ATen dialect (decomposed once for both precisions)."""
-    import torch
+def _model(registry, name: str):
+    """A zoo model in eval mode with seeded weights, and two seeded input clips.
 
-    from edgest.capture import capture
+    EMOv2's official layer-scale init (1e-6) gives logits near 1e-6, below fp16's normal range
+    (6e-5): any fp16 runtime, Core ML's included, loses them. Trained weights have far larger
+    scales, so the layer scales are set to 1 here, as in a trained model.
+    """
+    import torch
 
     entry = registry.model(name)
     torch.manual_seed(0)
-    example = (torch.randn(*entry.spec.input.shape),)
-    return capture(entry.build(), example).run_decompositions({}), example, entry.spec
+    model = entry.build().eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if name.startswith("emov2") and pname.endswith("gamma"):
+                p.fill_(1.0)
+    clips = [torch.randn(*entry.spec.input.shape) for _ in range(2)]
+    return model, clips, entry.spec
+
+
+def _program(registry, name: str):
+    """A zoo model captured by edgest, already in the ATen dialect (decomposed once for both precisions)."""
+    from edgest.capture import capture
+
+    model, clips, spec = _model(registry, name)
+    return capture(model, (clips[0],)).run_decompositions({}), model, clips, spec
+
+
+ZOO_TINY = ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny", "lmuformer_video_tiny"]
 
 
 @toolchain
-@pytest.mark.parametrize("name", ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny"])
-def test_zoo_model_converts_at_fp32_and_fp16(registry, name, tmp_path) -> None:
-    program, example, spec = _program(registry, name)
-    weights = {}
-    for precision, compute in (("fp32", "FLOAT32"), ("fp16", "FLOAT16")):
-        lowered = CoreMLTarget(precision=precision).lower(program, example, tmp_path / precision)
+@pytest.mark.parametrize("name", ZOO_TINY)
+def test_zoo_model_converts_and_the_mil_reference_matches_eager(registry, name, tmp_path) -> None:
+    """Each small zoo variant at fp16 (default) and fp32: package details, then the interpreter against eager."""
+    import torch
+
+    program, model, clips, spec = _program(registry, name)
+    with torch.no_grad():
+        eager = [model(x).numpy() for x in clips]
+    weights, sqnr = {}, {}
+    for precision, compute in (("fp16", "FLOAT16"), ("fp32", "FLOAT32")):
+        target = CoreMLTarget() if precision == "fp16" else CoreMLTarget(precision="fp32")
+        lowered = target.lower(program, (clips[0],), tmp_path / precision)
         d = lowered.details
         assert lowered.path == tmp_path / precision / "model.mlpackage" and lowered.path.is_dir()
-        assert d["compute_precision"] == compute and d["compute_units"] == "ALL"
+        assert d["compute_precision"] == compute and d["precision"] == precision and d["compute_units"] == "ALL"
         assert d["minimum_deployment_target"] == "iOS17" and d["specification_version"] == 8
         assert d["coremltools"] == importlib.metadata.version("coremltools") and d["source_dialect"] == "ATEN"
         ops = d["mil_ops"]
         assert ops["non_const"] > 0 and ops["total"] >= ops["non_const"] and 0 < len(ops["top"]) <= 10
         assert sum(ops["top"].values()) <= ops["total"] and ops["types"] >= len(ops["top"])
         # fp32 in and out at both precisions, the model's own shapes
-        assert d["interface"]["inputs"] == [{"name": "x", "shape": list(spec.input.shape), "dtype": "float32"}]
+        in_name = program.graph_signature.user_inputs[0]
+        assert d["interface"]["inputs"] == [{"name": in_name, "shape": list(spec.input.shape), "dtype": "float32"}]
         assert d["interface"]["outputs"] == [{"name": "output", "shape": [1, spec.num_classes], "dtype": "float32"}]
         assert re.fullmatch(r"[0-9a-f]{64}", d["sha256_tree"]) and d["sha256_tree"] == tree_sha256(lowered.path)
         assert "Data/com.apple.CoreML/model.mlmodel" in d["files"] and "Manifest.json" in d["files"]
@@ -115,8 +151,16 @@ def test_zoo_model_converts_at_fp32_and_fp16(registry, name, tmp_path) -> None:
         assert d["runs_here"] is ON_MAC and ("numerics" in d) is not ON_MAC
         json.dumps(d)
         weights[precision] = (lowered.path / "Data/com.apple.CoreML/weights/weight.bin").stat().st_size
-    # FLOAT16 really took effect: the weights are stored at half the size
+
+        runner = MILReferenceRunner(lowered.path)
+        outs = [runner.run([x.numpy()])[0] for x in clips]
+        assert all(o.dtype == "float32" and o.shape == e.shape for o, e in zip(outs, eager))
+        m = accuracy.compare(eager, outs)
+        assert not accuracy.within(m, accuracy.LIMITS[precision]), (precision, m)
+        sqnr[precision] = m["sqnr_db"]
+    # FLOAT16 really took effect: the weights are stored at half the size, and the interpreter rounds like fp16
     assert weights["fp16"] < 0.6 * weights["fp32"], weights
+    assert sqnr["fp32"] >= 100.0 and sqnr["fp16"] < 90.0, sqnr
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +180,13 @@ def tiny_package(tmp_path_factory):
 def test_options_reach_the_package_and_bad_ones_are_refused(tiny_package) -> None:
     d = tiny_package.details
     assert d["minimum_deployment_target"] == "iOS16" and d["specification_version"] == 7
-    assert d["compute_units"] == "CPU_ONLY" and d["compute_precision"] == "FLOAT32" and d["source_dialect"] == "TRAINING"
+    assert d["compute_units"] == "CPU_ONLY" and d["compute_precision"] == "FLOAT16" and d["source_dialect"] == "TRAINING"
     assert d["interface"]["inputs"] == [{"name": "input", "shape": [1, 3, 16, 16], "dtype": "float32"}]
     with pytest.raises(BadInput, match="unknown coreml option 'quantize'"):
         CoreMLTarget(quantize=True)
     with pytest.raises(BadInput, match="compute_units='NPU' is not one of ALL, CPU_ONLY"):
         CoreMLTarget(compute_units="NPU")
-    with pytest.raises(BadInput, match="precision='int8'"):
+    with pytest.raises(BadInput, match="precision='int8' is not one of fp16, fp32"):
         CoreMLTarget(precision="int8")
     # the package read back must match the model it came from
     with pytest.raises(Unsupported, match=r"wrong interface: input input is float32 \[1, 3, 16, 16\], the model takes float32 \[1, 3, 32, 32\]"):
@@ -207,17 +251,23 @@ def test_an_op_coremltools_cannot_convert_is_named_with_its_line(tmp_path) -> No
 
 
 @off_mac
-def test_load_off_macos_is_unavailable_with_the_reason(tmp_path) -> None:
-    with pytest.raises(TargetUnavailable) as err:
+def test_load_off_macos_gives_the_mil_reference_runner(tiny_package, tmp_path) -> None:
+    import numpy as np
+
+    runner = CoreMLTarget().load(tiny_package.path, threads=1)
+    assert isinstance(runner, MILReferenceRunner) and runner.label == LABEL and runner.threads == 0
+    assert runner.timing_unavailable == timing_unavailable_here() and "needs macOS" in runner.timing_unavailable
+    (y,) = runner.run([np.zeros((1, 3, 16, 16), np.float32)])
+    assert y.dtype == np.float32 and y.shape == (1, 5)
+    with pytest.raises(BadInput, match="takes 1 input"):
+        runner.run([])
+    with pytest.raises(Unsupported, match="no Core ML package at"):
         CoreMLTarget().load(tmp_path / "model.mlpackage", threads=1)
-    assert str(err.value) == cannot_run_here()
-    if sys.platform.startswith("linux"):
-        assert str(err.value) == LINUX_REASON
 
 
 @toolchain
-def test_cli_compile_reports_incomplete_off_macos(tmp_path, monkeypatch, capsys) -> None:
-    """`edgest compile --model squeezetime_tiny --target coreml --out X`: exit 1, table says not_run and why."""
+def test_cli_compile_checks_accuracy_on_the_mil_reference_off_macos(tmp_path, monkeypatch, capsys) -> None:
+    """`edgest compile --model squeezetime_tiny --target coreml --out X`: fp16, accuracy passed, latency not run."""
     from edgest.cli import main
 
     monkeypatch.setenv("COLUMNS", "400")  # one table row per line
@@ -226,18 +276,91 @@ def test_cli_compile_reports_incomplete_off_macos(tmp_path, monkeypatch, capsys)
         main(["compile", "--model", "squeezetime_tiny", "--target", "coreml", "--out", str(out), "--samples", "2"])
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
+    details = report["artifact"]["details"]
+    assert details["compute_precision"] == "FLOAT16" and report["precision"] == "fp16"
+    assert details["sha256_tree"] == tree_sha256(out / "model.mlpackage")
+    assert report["artifact"]["toolchain"]["coremltools"] == importlib.metadata.version("coremltools")
     if ON_MAC:
         assert exit_.value.code == 0 and report["status"] == "passed", printed
         return
     assert exit_.value.code == 1, printed
     assert report["status"] == "incomplete"
-    for kind in ("accuracy", "latency"):
-        assert re.search(rf"{kind}\W+not_run\W+{re.escape(cannot_run_here())}", printed), printed
-    assert re.search(r"status:\s+incomplete", printed)
-    details = report["artifact"]["details"]
-    assert details["mil_ops"]["non_const"] > 0 and details["compute_precision"] == "FLOAT32"
-    assert details["sha256_tree"] == tree_sha256(out / "model.mlpackage")
-    assert report["artifact"]["toolchain"]["coremltools"] == importlib.metadata.version("coremltools")
+    acc, lat = report["checks"]
+    assert acc["status"] == "passed" and acc["host"]["runtime"] == LABEL and acc["limits"] == accuracy.LIMITS["fp16"]
+    assert 25.0 <= acc["metrics"]["sqnr_db"] < 100.0  # fp16 rounding is there, and within the fp16 limits
+    assert re.search(r"accuracy\W+passed", printed), printed
+    assert re.search(rf"latency\W+not_run\W+{re.escape(timing_unavailable_here())}", printed), printed
+    assert lat["status"] == "not_run" and not lat["metrics"]
+
+
+def _main_ops(package: Path):
+    import coremltools as ct
+
+    main = ct.utils.load_spec(str(package)).mlProgram.functions["main"]
+    return main.block_specializations[main.opset].operations
+
+
+def _negate_blob(package: Path, const_name: str) -> None:
+    """Negate the fp16/fp32 values of one const in the package's weight.bin (as a bad copy or a bit-rot would)."""
+    import struct
+
+    import coremltools as ct
+    import numpy as np
+
+    ops = _main_ops(package)
+    (op,) = [o for o in ops if o.type == "const" and o.outputs[0].name == const_name]
+    blob = op.attributes["val"].blobFileValue
+    path = package / "Data/com.apple.CoreML/weights/weight.bin"
+    data = bytearray(path.read_bytes())
+    sentinel, _, size, offset = struct.unpack_from("<IIQQ", data, blob.offset)  # MIL blob metadata record
+    assert sentinel == 0xDEADBEEF
+    dtype = np.float16 if op.outputs[0].type.tensorType.dataType == ct.proto.MIL_pb2.FLOAT16 else np.float32
+    values = np.frombuffer(bytes(data[offset:offset + size]), dtype)
+    data[offset:offset + size] = (-values).tobytes()
+    path.write_bytes(bytes(data))
+
+
+@toolchain
+def test_a_corrupted_weight_in_the_saved_package_fails_the_accuracy_check(registry, tmp_path) -> None:
+    """The interpreter reads the package, not the converter's memory: negate one weight blob, the check fails."""
+    import numpy as np
+
+    run = tmp_path / "run"
+    report = edgest.compile(tiny_convnet(), "coreml", input_shape=(1, 3, 16, 16), out_dir=run, registry=registry,
+                            latency=None, samples=4)
+    assert report.check("accuracy").status == "passed" and report.precision == "fp16", report.error
+    package = run / "model.mlpackage"
+    (linear,) = [o for o in _main_ops(package) if o.type == "linear"]
+    _negate_blob(package, linear.inputs["weight"].arguments[0].name)
+
+    inputs = accuracy.seeded_inputs([(1, 3, 16, 16)], 4, 0)  # what compile used (seed 0)
+    with np.load(run / "reference.npz") as ref:
+        reference = [ref[f"s{i}"] for i in range(4)]
+    outcome = run_in_child(CoreMLTarget(), package, inputs, latency=None, timeout_s=300)
+    assert outcome.label == LABEL and outcome.outputs is not None, outcome.failure
+    m = accuracy.compare(reference, [o[0] for o in outcome.outputs])
+    broken = accuracy.within(m, accuracy.LIMITS["fp16"])
+    assert broken and m["sqnr_db"] < 10.0, m
+
+
+@toolchain
+def test_an_op_the_interpreter_lacks_is_not_checked_never_passed(registry, tmp_path) -> None:
+    import torch
+    from torch import nn
+
+    class Sine(nn.Module):  # MIL "sin": converts, but the reference interpreter has no kernel for it
+        def forward(self, x):
+            return torch.sin(x).mean(-1)
+
+    report = edgest.compile(Sine(), "coreml", input_shape=(1, 4, 8), out_dir=tmp_path / "run", registry=registry,
+                            latency=FAST, samples=2)
+    assert report.status == "incomplete"
+    acc = report.check("accuracy")
+    assert acc.status == "not_run" and not acc.metrics
+    assert acc.reason == "not checked: op sin not implemented in the MIL reference interpreter"
+    assert report.check("latency").status == "not_run"
+    with pytest.raises(OpNotImplemented, match="op sin not implemented"):
+        MILReferenceRunner(tmp_path / "run" / "model.mlpackage")
 
 
 @on_mac

@@ -1,11 +1,13 @@
 """Core ML target: ``coremltools.convert(ExportedProgram)`` → ML Program ``model.mlpackage``.
 
 Lowering works on any host with coremltools. *Running* a Core ML model needs Apple's Core ML
-framework, i.e. macOS: on any other host :meth:`CoreMLTarget.load` raises TargetUnavailable,
-so the accuracy and latency checks are reported as not run (status "incomplete", never
-"passed"); run the package on a Mac. coremltools has no Core ML runtime off macOS, so a
-numerical check of the artifact is not possible on Linux; lowering instead reads the package
-back and checks its interface against the captured program (see ``details["interface"]``).
+framework, i.e. macOS: there :meth:`CoreMLTarget.load` returns a runner on ``MLModel.predict``
+with the chosen compute units. On any other host it returns the NumPy MIL reference
+interpreter (:mod:`edgest_coreml.mil_reference`), which runs the program and weights read back
+from the saved package: the accuracy check runs and is labelled "MIL reference (not the Core
+ML runtime)", while the latency check is "not run: needs macOS" (an interpreter's speed says
+nothing about Core ML's). A program with an op the interpreter lacks is reported as not
+checked, naming the op, never as passed.
 
 coremltools is imported only inside methods, so this module is cheap to import and a missing
 toolchain shows up as "unavailable", not as a broken CLI.
@@ -26,9 +28,11 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest_coreml.mil_reference import MILReferenceRunner
+
 #: option → (allowed values, default); mirrors ct.target / ct.precision / ct.ComputeUnit of coremltools 9
 OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "precision": (("fp32", "fp16"), "fp32"),
+    "precision": (("fp16", "fp32"), "fp16"),
     "minimum_deployment_target": (
         ("iOS15", "iOS16", "iOS17", "iOS18", "iOS26", "macOS12", "macOS13", "macOS14", "macOS15", "macOS26",
          "watchOS8", "watchOS9", "watchOS10", "watchOS11", "watchOS26", "tvOS15", "tvOS16", "tvOS17", "tvOS18", "tvOS26"),
@@ -48,6 +52,12 @@ def cannot_run_here() -> str | None:
         f"target 'coreml' cannot run here: Core ML prediction needs macOS (this host is {platform.system() or sys.platform}); "
         "the .mlpackage is built — run it on a Mac or with an edgest device bundle"
     )
+
+
+def timing_unavailable_here() -> str:
+    """The latency check's reason off macOS (the accuracy check runs on the MIL reference there)."""
+    return (f"not run: needs macOS (Core ML prediction; this host is {platform.system() or sys.platform}); "
+            "accuracy was checked with the MIL reference interpreter, whose speed says nothing about Core ML's")
 
 
 class CoreMLRunner:
@@ -104,15 +114,19 @@ def _array_type(feature: Any) -> str:
 
 
 class CoreMLTarget(Target):
-    """Core ML ML Program (``.mlpackage``) from ``coremltools.convert``; predicts on macOS only.
+    """Core ML ML Program (``.mlpackage``) from ``coremltools.convert``; predicts on macOS.
 
     Options (JSON-able):
-    - ``precision``: ``fp32`` (default; ``compute_precision=FLOAT32``) or ``fp16`` (``FLOAT16``).
-      Inputs and outputs stay float32 at both precisions.
+    - ``precision``: ``fp16`` (default, ``compute_precision=FLOAT16``) or ``fp32`` (``FLOAT32``).
+      Inputs and outputs stay float32 at both precisions; ``details["precision"]`` records it,
+      and the accuracy check applies that precision's limits.
     - ``minimum_deployment_target``: a ``coremltools.target`` name, default ``iOS17``
       (ML Programs need iOS15 / macOS12 or newer).
     - ``compute_units``: ``ALL`` (default), ``CPU_ONLY``, ``CPU_AND_NE`` or ``CPU_AND_GPU``;
       a load-time setting (the package does not store it), used by the runner on macOS.
+
+    Off macOS :meth:`load` gives the MIL reference interpreter instead of Core ML (see the module
+    docstring).
 
     ``Lowered.details`` holds the MIL op counts (total, non-const, top 10 types), the
     deployment target and spec version, compute precision and units, coremltools' version,
@@ -122,7 +136,7 @@ class CoreMLTarget(Target):
 
     name = "coreml"
     artifact_format = "mlpackage"
-    description = "Core ML ML Program (.mlpackage, coremltools); predicts on macOS only"
+    description = "Core ML ML Program (.mlpackage, coremltools); predicts on macOS, MIL reference check elsewhere"
     requires = ("coremltools",)
     toolchain = ("coremltools",)
     install_hint = "pip install -e targets/coreml"
@@ -139,19 +153,17 @@ class CoreMLTarget(Target):
         details = convert(program, example_inputs, path, precision=self.option("precision"),
                           deployment_target=self.option("minimum_deployment_target"),
                           compute_units=self.option("compute_units"))
+        details["precision"] = self.option("precision")
         details["runs_here"] = cannot_run_here() is None
         if not details["runs_here"]:
-            details["numerics"] = ("not checked on this host: coremltools has no Core ML runtime off macOS, so the "
-                                   "package's outputs cannot be computed here; only its interface was checked")
+            details["numerics"] = ("checked by the MIL reference interpreter (NumPy, the package's own program and "
+                                   "weights), not by the Core ML runtime, which needs macOS")
         return Lowered(path, details)
 
-    @classmethod
-    def host_unavailable_reason(cls) -> str | None:
-        return cannot_run_here()
-
-    def load(self, path: Path, threads: int) -> CoreMLRunner:
-        reason = cannot_run_here()  # before importing coremltools: the answer off macOS needs no toolchain
-        if reason:
-            raise TargetUnavailable(reason)
+    def load(self, path: Path, threads: int) -> CoreMLRunner | MILReferenceRunner:
         self.ensure_available()
+        if cannot_run_here():
+            from edgest_coreml.mil_reference import MILReferenceRunner
+
+            return MILReferenceRunner(path, timing_unavailable=timing_unavailable_here())
         return CoreMLRunner(path, compute_units=self.option("compute_units"))
