@@ -50,23 +50,28 @@ def cli() -> None:
               help="Target option, repeatable (see the target's docs), e.g. tvm_target=aarch64.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
+@click.option("--task-samples", default=64, show_default=True, type=click.IntRange(0, 100_000),
+              help="Labelled synthetic clips for task top-1 (video models; 0: off).")
+@click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str | None, out: Path | None,
                 passes: tuple[str, ...], precision: str, calibration: Path | None, calibration_size: int | None,
-                quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int, seed: int,
-                force: bool, as_json: bool) -> int:
+                quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int,
+                task_samples: int, quant_sensitivity: bool, seed: int, force: bool, as_json: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report."""
     from edgest.passes.options import parse_pass_arg
     from edgest.pipeline import compile as compile_model
 
     target_options = _target_options(target_option, [target]).get(target, {})
-    pass_args = _with_quant_options([parse_pass_arg(p) for p in passes], precision, calibration, calibration_size, quant_skip)
+    pass_args = _with_quant_options([parse_pass_arg(p) for p in passes], precision, calibration, calibration_size, quant_skip,
+                                    quant_sensitivity)
     with _console(stderr=True).status(f"compiling {model} for {target}…"):
         report = compile_model(model, target, passes=pass_args, weights=weights,
                                input_shape=input_shape, out_dir=out, precision=precision, threads=threads,
-                               samples=samples, seed=seed, force=force, target_options=target_options)
+                               samples=samples, seed=seed, force=force, target_options=target_options,
+                               task_samples=task_samples)
     out_dir = out or Path("edgest-out") / f"{model}-{target}"
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -89,8 +94,8 @@ def _target_options(items: tuple[str, ...], targets: list[str]) -> dict[str, dic
 
 
 def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str, calibration: Path | None,
-                        size: int | None, skip: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
-    """Put --calibration/--calibration-size/--quant-skip into the quantize pass (added for --precision int8)."""
+                        size: int | None, skip: tuple[str, ...], sensitivity: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Put --calibration/--calibration-size/--quant-skip/--quant-sensitivity into the quantize pass (added for --precision int8)."""
     from edgest.errors import BadInput
 
     extra: dict[str, Any] = {}
@@ -100,10 +105,12 @@ def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str
         extra["calibration_size"] = size
     if skip:
         extra["skip"] = list(skip)
+    if sensitivity:
+        extra["sensitivity"] = True
     if not extra:
         return passes
     if precision != "int8" and not any(name == "quantize" for name, _ in passes):
-        raise BadInput("--calibration, --calibration-size and --quant-skip apply to int8; add --precision int8")
+        raise BadInput("--calibration, --calibration-size, --quant-skip and --quant-sensitivity apply to int8; add --precision int8")
     if not any(name == "quantize" for name, _ in passes):
         passes = [*passes, ("quantize", {"scheme": "int8"})]
     return [(name, {**opts, **extra} if name == "quantize" else opts) for name, opts in passes]

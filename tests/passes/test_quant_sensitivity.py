@@ -69,6 +69,14 @@ def test_sensitivity_ranks_layers_by_the_noise_they_add():
         QuantizePass(sensitivity="yes")
 
 
+def test_cli_flag_reaches_the_quantize_pass():
+    from edgest.cli import _with_quant_options
+
+    assert _with_quant_options([], "int8", None, None, (), True) == [("quantize", {"scheme": "int8", "sensitivity": True})]
+    with pytest.raises(BadInput, match="--quant-sensitivity apply to int8; add --precision int8"):
+        _with_quant_options([], "fp32", None, None, (), True)
+
+
 def _registry(target: str):
     plugin = importlib.import_module(f"edgest_{target}.plugin")
     pm = new_plugin_manager(entry_points=False)
@@ -83,14 +91,14 @@ TARGETS = ["onnx", pytest.param("executorch", marks=pytest.mark.skipif(
 @pytest.mark.parametrize("target", TARGETS)
 def test_outlier_layer_is_worst_and_skipping_it_helps(target, tmp_path):
     reg = _registry(target)
-    kw = dict(input_shape=SHAPE, precision="int8", samples=8, latency=None, registry=reg)
+    kw = {"input_shape": SHAPE, "precision": "int8", "samples": 8, "latency": None, "registry": reg}
     report = edgest.compile(OutlierNet(), target, out_dir=tmp_path / "all", **kw,
                             passes=[("quantize", {"calibration_size": 4, "sensitivity": True})])
     (rec,) = report.passes
     sens = rec.details["sensitivity"]
     assert report.artifact.details["quantization"]["sensitivity"] == sens
-    assert [r["layer"] for r in sens["layers"]][0] == "fc2", sens["layers"]
     worst = sens["layers"][0]
+    assert worst["layer"] == "fc2", sens["layers"]
     assert sens["sqnr_all_db"] < 10 and worst["sqnr_if_float_db"] > sens["sqnr_all_db"] + 10
     assert sorted(r["layer"] for r in sens["layers"]) == ["fc1", "fc2", "fc3", "head"] and not sens["not_measured"]
     md = (tmp_path / "all" / "report.md").read_text()
