@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.edgest-installed
 TARGETS := onnx executorch coreml cuda tensorrt tvm
 DISTS  := -e . -e models $(foreach t,$(TARGETS),-e targets/$(t)) -e plugins/edgest-openvino
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean aarch64-sysroot
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/squeezetime_eager_vs_onnx.py
+
+# qemu-user + Debian arm64 python3.11 + aarch64 TVM wheels: lets the TVM target check aarch64 artifacts here
+aarch64-sysroot:
+	bash scripts/aarch64_sysroot.sh
 
 clean:
 	rm -rf runs edgest-out

@@ -299,10 +299,11 @@ def _db_dir(root: Path, target: Any) -> Path:
     return root / re.sub(r"[^A-Za-z0-9_.+-]", "_", key)
 
 
-def open_database(root: Path, target: Any) -> tuple[Any, Path]:
+def open_database(root: Path, target: Any, per_target: bool = True) -> tuple[Any, Path]:
+    """The JSON database in ``root`` (in its sub-folder for ``target`` when ``per_target``)."""
     from tvm.s_tir import meta_schedule as ms
 
-    path = _db_dir(root, target)
+    path = _db_dir(root, target) if per_target else root
     path.mkdir(parents=True, exist_ok=True)
     db = ms.database.JSONDatabase(
         path_workload=str(path / "database_workload.json"),
@@ -377,7 +378,23 @@ def _search(todo: list[Any], target: Any, trials: int, threads: int, db: Any, pa
     return {"baselines_measured": measured, "trials_per_task": per_task}
 
 
-def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int) -> tuple[Any, dict[str, Any]]:
+def final_folder(stage: Path) -> Path:
+    """The run folder a staging folder becomes (edgest.outdir stages ``out`` as ``.NAME.partial-XXXX``)."""
+    m = re.fullmatch(r"\.(.+)\.partial-\w+", stage.name)
+    return stage.parent / m.group(1) if m else stage
+
+
+def reuse_local_db(out_dir: Path, db: Path) -> bool:
+    """Seed ``db`` (``tuning/`` in the staging folder) from the run folder being replaced, if it has one."""
+    old = final_folder(out_dir) / db.name
+    if old == db or not (old / "database_tuning_record.json").is_file():
+        return False
+    shutil.copytree(old, db, dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs"))
+    return True
+
+
+def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int,
+         per_target: bool = True) -> tuple[Any, dict[str, Any]]:
     """Tune the kernels the shared database has no search result for; record default schedules too.
 
     Every task's default (edgest) schedule is measured and committed next to the searched
@@ -389,7 +406,7 @@ def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int) -> t
     from tvm.s_tir import meta_schedule as ms
 
     light_tensor_intrin(platform.machine())
-    db, path = open_database(db_root, target)
+    db, path = open_database(db_root, target, per_target)
     index_path = path / "edgest-tuned.json"
     try:
         index: dict[str, Any] = json.loads(index_path.read_text())
@@ -403,7 +420,11 @@ def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int) -> t
                             "tasks_from_db": len(tasks) - len(todo), "db": str(path), "threads": threads}
     t0 = time.perf_counter()
     if todo:
-        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.ERROR)  # per-task logs go to db/logs
+        ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+        ms_logger.setLevel(logging.ERROR)  # per-task logs go to db/logs
+        # tune_tasks re-lists this logger's handlers by name in a logging dictConfig; a second tuning in one
+        # process (a bench, a test session) finds an unnamed one there and fails ('NoneType' has no 'format')
+        ms_logger.handlers = [h for h in ms_logger.handlers if h.get_name()]
         saved = os.environ.get("TVM_NUM_THREADS")
         os.environ["TVM_NUM_THREADS"] = str(threads)  # the runner's workers inherit it
         try:

@@ -6,18 +6,22 @@ up as "unavailable", not as a broken CLI.
 Options (all JSON-able; they cross into the check's child process):
 
 ``tune_trials`` (int, default 0)
-    MetaSchedule trials for this compile; 0 compiles with the default schedules only. When
-    the option is not given, ``EDGEST_TVM_TUNE_TRIALS`` is read (the CLI has no
-    per-target flag yet).
-``tuning_db`` (str, default ``~/.cache/edgest/tvm-db`` or ``EDGEST_TVM_DB``)
-    Root of the JSON tuning database shared by every run and model; one sub-folder per
-    LLVM target. Kernels already tuned there are not tuned again. Records used by a tuned
-    artifact are copied next to it (``tuning/``). Only read when ``tune_trials`` > 0, so an
-    untuned compile does not depend on what the cache holds.
+    MetaSchedule trial budget for this compile; 0 compiles with the default schedules only.
+    On the command line: ``--target-option tune_trials=64``. ``EDGEST_TVM_TUNE_TRIALS`` is
+    read only as a fallback when the option is not given.
+``tuning_db`` (str, default: next to the artifact)
+    Where the MetaSchedule JSON database lives. By default it is ``tuning/`` in the run folder,
+    and a ``tuning/`` already in the run folder being replaced (``--force``) is reused, so a
+    recompile does not tune again. Given a path (or ``EDGEST_TVM_DB`` as a fallback), that
+    folder is a database shared by every run and model, one sub-folder per LLVM target, and
+    the records this artifact uses are copied next to it (``tuning/``). Kernels already tuned
+    in the database are not tuned again. Only read when ``tune_trials`` > 0.
 ``tvm_target`` ("host" or "aarch64", default "host")
-    ``aarch64`` cross-compiles for 64-bit Arm Linux with NEON and links with
-    ``aarch64-linux-gnu-g++``; such an artifact cannot run on an x86_64 host, so its checks
-    are reported *not run*.
+    ``aarch64`` cross-compiles for 64-bit Arm Linux with NEON (``mtriple`` aarch64-linux-gnu)
+    and links with ``aarch64-linux-gnu-g++``. On an x86_64 host the accuracy check runs that
+    library with TVM's aarch64 runtime under ``qemu-aarch64`` (sysroot from
+    ``make aarch64-sysroot``; see :mod:`edgest_tvm.emulated`); latency is *not run*
+    (emulated: meaningless). Without the sysroot both checks are *not run*, naming the fix.
 ``schedule`` ("edgest", "dlight" or "none", default "edgest")
     Default schedules for kernels without tuning records: edgest's register-tiling rule
     (see :mod:`edgest_tvm.schedule`), TVM's ``dlight.cpu`` rules only, or none (TVM's
@@ -51,12 +55,14 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-DEFAULT_DB = "~/.cache/edgest/tvm-db"
+    from edgest_tvm.emulated import QemuRunner
+
+LOCAL_DB = ""  # the tuning_db default: tuning/ next to the artifact
 
 #: option → (allowed values or type, default)
 OPTIONS: dict[str, tuple[Any, Any]] = {
     "tune_trials": (int, 0),
-    "tuning_db": (str, DEFAULT_DB),
+    "tuning_db": (str, LOCAL_DB),
     "tvm_target": (("host", "aarch64"), "host"),
     "schedule": (("edgest", "dlight", "none"), "edgest"),
     "tune_threads": (int, 1),
@@ -174,17 +180,26 @@ class TvmTarget(Target):
                 f"target 'tvm': tuning (tune_trials={trials}) measures kernels on the machine they are built for; "
                 f"tvm_target='{kind}' would need a MetaSchedule RPC runner on the device (not set up): use tune_trials=0"
             )
+        shared = self.option("tuning_db")
         if trials > 0:
-            root = Path(os.path.expanduser(self.option("tuning_db")))
-            database, tuned = compiler.tune(fused, target, trials, root, self.option("tune_threads"))
+            if shared:
+                root, per_target = Path(os.path.expanduser(shared)), True
+            else:
+                root, per_target = out_dir / "tuning", False
+                compiler.reuse_local_db(out_dir, root)
+            database, tuned = compiler.tune(fused, target, trials, root, self.option("tune_threads"), per_target)
         t2 = time.perf_counter()
         ex, stats = compiler.build(fused, target, schedule, database)
         path = out_dir / "model.so"
         compiler.export(ex, path, cross=kind != "host")
         t3 = time.perf_counter()
         if database is not None and tuned is not None:
-            tuned["records_copied"] = compiler.copy_records(database, tuned.pop("workloads"), out_dir / "tuning")
-            tuned["copied_to"] = "tuning/"
+            workloads = tuned.pop("workloads")
+            if shared:
+                tuned["records_copied"] = compiler.copy_records(database, workloads, out_dir / "tuning")
+                tuned["copied_to"] = "tuning/"
+            else:
+                tuned["db"] = "tuning/"
 
         details: dict[str, Any] = {
             "tvm_target": kind,
@@ -206,13 +221,14 @@ class TvmTarget(Target):
         (out_dir / "tvm.json").write_text(json.dumps(details, indent=2))
         return Lowered(path, details)
 
-    def load(self, path: Path, threads: int) -> TvmRunner:
+    def load(self, path: Path, threads: int) -> TvmRunner | QemuRunner:
         arch = elf_machine(path)
         host = platform.machine()
+        if arch == "aarch64" and host == "x86_64":
+            from edgest_tvm.emulated import QemuRunner
+
+            return QemuRunner(path, threads)  # TargetUnavailable naming `make aarch64-sysroot` when not set up
         if arch != host:
-            raise TargetUnavailable(
-                f"target 'tvm': the {arch} library cannot run on this {host} host; run it on the device or under "
-                f"qemu-{arch} (not set up)"
-            )
+            raise TargetUnavailable(f"target 'tvm': the {arch} library cannot run on this {host} host; run it on the device")
         Target.ensure_available(self)  # the runtime only: no cross linker needed to run
         return TvmRunner(path, threads)
