@@ -238,6 +238,55 @@ def _cast(a: Args) -> np.ndarray:
     return a["x"].astype(DTYPES[str(a["dtype"])])
 
 
+def _unpack_bits(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
+    """Sub-byte values packed little-endian (first value in the lowest bits), as MIL blobs store them."""
+    bits = np.unpackbits(np.asarray(packed, np.uint8).ravel(), bitorder="little")[: count * nbits]
+    return (bits.reshape(count, nbits).astype(np.uint32) << np.arange(nbits, dtype=np.uint32)).sum(axis=1)
+
+
+def _affine_dequantize(a: Args) -> np.ndarray:
+    """iOS16/17 ``constexpr_affine_dequantize``: scale * (q - zero_point) along ``axis``."""
+    q = a["quantized_data"].astype(np.float32)
+    axis = int(a["axis"]) % q.ndim
+    shape = [1] * q.ndim
+    shape[axis] = -1
+
+    def along(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, np.float32)
+        return v if v.ndim == 0 else v.reshape(shape)
+
+    return (q - along(a["zero_point"])) * along(a["scale"])
+
+
+def _lut_to_dense(a: Args) -> np.ndarray:
+    """iOS16/17 ``constexpr_lut_to_dense``: a 1-D look-up table indexed by packed ``log2(len(lut))``-bit indices."""
+    lut, shape = a["lut"], [int(d) for d in a["shape"]]
+    if lut.ndim != 1:
+        raise NotImplementedError(f"constexpr_lut_to_dense with a {lut.ndim}-D table")
+    nbits = int(np.log2(lut.size))
+    return lut[_unpack_bits(a["indices"], nbits, math.prod(shape))].reshape(shape)
+
+
+def _blockwise_shift_scale(a: Args) -> np.ndarray:
+    """iOS18 ``constexpr_blockwise_shift_scale``: scale * (data - offset), each scale entry covering one block."""
+    data = a["data"].astype(np.float32)
+
+    def blocks(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, np.float32)
+        for axis, (n, m) in enumerate(zip(data.shape, v.shape)):
+            v = np.repeat(v, n // m, axis=axis)
+        return v
+
+    out = data - blocks(a["offset"]) if a.get("offset") is not None else data
+    return out * blocks(a["scale"])
+
+
+#: compile-time ops whose parameters are attributes (iOS16/17); decompressed once, at load
+CONSTEXPR: dict[str, Kernel] = {
+    "constexpr_affine_dequantize": _affine_dequantize,
+    "constexpr_lut_to_dense": _lut_to_dense,
+}
+
 #: op type → kernel; the interpreter refuses a program with any other op
 OPS: dict[str, Kernel] = {
     "add": lambda a: a["x"] + a["y"],
@@ -269,4 +318,5 @@ OPS: dict[str, Kernel] = {
     "concat": _concat,
     "pad": _pad,
     "cast": _cast,
+    "constexpr_blockwise_shift_scale": _blockwise_shift_scale,  # iOS18: parameters are inputs
 }

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
-from edgest_coreml.mil_ops import OPS
+from edgest_coreml.mil_ops import CONSTEXPR, OPS
 
 LABEL = "MIL reference (not the Core ML runtime)"
 
@@ -70,7 +70,8 @@ class MILReferenceRunner:
             raise Unsupported(f"{self.path.name} is a {spec.WhichOneof('Type')} model, not an ML Program")
         function = spec.mlProgram.functions["main"]
         block = function.block_specializations[function.opset]
-        missing = sorted({op.type for op in block.operations if op.type != "const" and op.type not in OPS})
+        known = {"const", *OPS, *CONSTEXPR}
+        missing = sorted({op.type for op in block.operations if op.type not in known})
         if missing:
             raise OpNotImplemented(", ".join(missing))
         for op in block.operations:
@@ -83,6 +84,11 @@ class MILReferenceRunner:
         for op in block.operations:
             if op.type == "const":
                 self._consts[op.outputs[0].name] = _as_array(_load_value(context, op.attributes["val"]))
+                continue
+            if op.type in CONSTEXPR and not op.inputs:  # iOS16/17 compressed weights: decompress once
+                attrs = {k: _as_array(_load_value(context, v)) for k, v in op.attributes.items() if k != "name"}
+                dtype = _PROTO_DTYPES[MIL_pb2.DataType.Name(op.outputs[0].type.tensorType.dataType)]
+                self._consts[op.outputs[0].name] = np.asarray(CONSTEXPR[op.type](attrs)).astype(dtype)
                 continue
             params: dict[str, Any] = {}
             for key, binding in op.inputs.items():

@@ -39,6 +39,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
         "iOS17",
     ),
     "compute_units": (("ALL", "CPU_ONLY", "CPU_AND_NE", "CPU_AND_GPU"), "ALL"),
+    "compress": (("none", "linear-int8", "palettize-8", "palettize-6", "palettize-4", "int4-block"), "none"),
 }
 
 _NUMPY = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
@@ -107,6 +108,19 @@ class CoreMLRunner:
         return results
 
 
+def _compressed(path: Path, scheme: str) -> dict[str, Any]:
+    """Compress the package's weights in place; the details that change with it."""
+    import coremltools as ct
+
+    from edgest_coreml.compress import compress
+    from edgest_coreml.convert import mil_op_counts, tree_sha256
+
+    compression = compress(path, scheme)
+    return {"compression": compression, "mil_ops": mil_op_counts(ct.utils.load_spec(str(path))),
+            "sha256_tree": tree_sha256(path),
+            "files": sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())}
+
+
 def _array_type(feature: Any) -> str:
     from coremltools.proto import FeatureTypes_pb2 as ft
 
@@ -124,6 +138,11 @@ class CoreMLTarget(Target):
       (ML Programs need iOS15 / macOS12 or newer).
     - ``compute_units``: ``ALL`` (default), ``CPU_ONLY``, ``CPU_AND_NE`` or ``CPU_AND_GPU``;
       a load-time setting (the package does not store it), used by the runner on macOS.
+    - ``compress``: weight compression with ``coremltools.optimize.coreml`` after conversion:
+      ``none`` (default), ``linear-int8`` (per-channel symmetric), ``palettize-8`` / ``-6`` / ``-4``
+      (k-means look-up tables), ``int4-block`` (per-block of 32; needs an iOS18 target).
+      ``details["compression"]`` records the weight bytes before and after; the accuracy check
+      judges the compressed package (at the float precision's limits).
 
     Off macOS :meth:`load` gives the MIL reference interpreter instead of Core ML (see the module
     docstring).
@@ -146,13 +165,19 @@ class CoreMLTarget(Target):
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         self.ensure_available()
-        from edgest_coreml.convert import convert
+        from edgest_coreml.convert import SPEC_VERSIONS, convert
 
+        scheme, deployment_target = self.option("compress"), self.option("minimum_deployment_target")
+        if scheme != "none":
+            from edgest_coreml.compress import check_scheme
+
+            check_scheme(scheme, SPEC_VERSIONS[deployment_target], deployment_target)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "model.mlpackage"
         details = convert(program, example_inputs, path, precision=self.option("precision"),
-                          deployment_target=self.option("minimum_deployment_target"),
-                          compute_units=self.option("compute_units"))
+                          deployment_target=deployment_target, compute_units=self.option("compute_units"))
+        if scheme != "none":
+            details.update(_compressed(path, scheme))
         details["precision"] = self.option("precision")
         details["runs_here"] = cannot_run_here() is None
         if not details["runs_here"]:
