@@ -1,0 +1,39 @@
+"""bench/passes_matrix.py: rows become one summary line per model and target (int8 and rewrite next to fp32)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "passes_matrix.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("passes_matrix", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summary_pairs_int8_and_rewrite_with_fp32():
+    pm = _load()
+    assert pm.has_attention("vivit_fa_tiny") and pm.has_attention("emov2_tiny_video") and not pm.has_attention("squeezetime")
+    rows = [
+        {"model": "vivit_fa_tiny", "target": "onnx", "precision": "fp32", "passes": "-", "status": "passed", "p50_ms": 2.0,
+         "size_bytes": 4_000_000},
+        {"model": "vivit_fa_tiny", "target": "onnx", "precision": "int8", "passes": "-", "status": "passed", "p50_ms": 1.0,
+         "size_bytes": 1_000_000, "sqnr_db": 30.0, "top1_agreement": 1.0, "task_top1_drop_pts": 0.0},
+        {"model": "vivit_fa_tiny", "target": "onnx", "precision": "fp32", "passes": "attention-to-conv", "status": "passed",
+         "p50_ms": 1.5, "size_bytes": 4_000_000},
+        {"model": "vivit_fa_tiny", "target": "tvm", "precision": "fp32", "passes": "-", "status": "passed", "p50_ms": 3.0,
+         "size_bytes": 5_000_000},
+        {"model": "vivit_fa_tiny", "target": "tvm", "precision": "int8", "passes": "-", "status": "error",
+         "error": "target 'tvm' does not support precision 'int8'"},
+    ]
+    onnx, tvm = pm.summarise(rows)
+    assert (onnx["fp32_p50_ms"], onnx["int8_p50_ms"], onnx["a2c_p50_ms"]) == (2.0, 1.0, 1.5)
+    assert (onnx["fp32_mb"], onnx["int8_mb"], onnx["int8_sqnr_db"]) == (4.0, 1.0, 30.0)
+    assert tvm["int8_p50_ms"] is None and tvm["int8_status"] == "error" and tvm["a2c_status"] == "-"
+    md = pm.markdown([onnx, tvm]).splitlines()
+    assert md[2] == "| vivit_fa_tiny | onnx | 2.00 | 1.00 | 4.00 | 1.00 | 30.0 | 100 | 0.0 | 1.50 |"
+    assert md[3] == "| vivit_fa_tiny | tvm | 3.00 | n/a | 5.00 | - | - | - | - | - |"
