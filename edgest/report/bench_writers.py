@@ -30,6 +30,8 @@ def render_bench_markdown(doc: dict[str, Any]) -> str:
     devices = sorted({d["device"].get("name", "device") for d in doc.get("device_results", [])})
     head = ["model", "target", "precision", "passes", "status", "size MB", "SQNR dB", "top-1 agree", "p50 ms", "p90 ms", "speed-up vs eager"]
     head += [f"{d} p50 ms" for d in devices]
+    task = any("task_top1" in (c.get("accuracy") or {}) for c in doc["cells"])  # cells compiled with --weights
+    head += ["task top-1", "task drop pt"] if task else []
     lines = [f"# edgest bench ({doc['created']})", "",
              f"Host: {doc['host'].get('cpu')} ({doc['host'].get('cpu_count')} cores), {doc['settings']['threads']} thread(s)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -42,6 +44,9 @@ def render_bench_markdown(doc: dict[str, Any]) -> str:
                _num(lat.get("p50_ms"), ".2f"), _num(lat.get("p90_ms"), ".2f"), _num(c.get("speedup_vs_eager"), ".2f") + ("×" if c.get("speedup_vs_eager") else "")]
         dev = device_p50(doc, c)
         row += [_num(dev.get(d), ".2f") for d in devices]
+        if task:
+            row += [_num(acc.get("task_top1", 0) * 100 if "task_top1" in acc else None, ".1f") + ("%" if "task_top1" in acc else ""),
+                    _num(acc.get("task_top1_drop_pts"), ".1f")]
         lines.append("| " + " | ".join(row) + " |")
     errors = [c for c in doc["cells"] if c.get("error")]
     if errors:

@@ -90,3 +90,17 @@ def test_task_drop_is_judged_for_int8_with_weights(registry, tmp_path):
     assert "task_top1" not in off.check("accuracy").metrics
     with pytest.raises(edgest.BadInput, match="task_samples must be 0"):
         edgest.compile("squeezetime_tiny", "onnx", out_dir=tmp_path / "bad", task_samples=-1, registry=registry)
+
+
+def test_bench_markdown_shows_task_columns_only_when_measured():
+    from edgest.report.bench_writers import render_bench_markdown
+
+    cell = {"model": "m", "target": "onnx", "precision": "int8", "passes": [], "status": "passed", "latency": {"p50_ms": 1.0},
+            "artifact": {"size_bytes": 10}, "speedup_vs_eager": None, "accuracy": {"sqnr_db": 30.0, "top1_agreement": 1.0}}
+    doc = {"created": "now", "host": {"cpu": "c", "cpu_count": 2}, "settings": {"threads": 1}, "device_results": [],
+           "cells": [cell]}
+    assert "task top-1" not in render_bench_markdown(doc)
+    trained = {**cell, "accuracy": {**cell["accuracy"], "task_top1": 0.8, "task_top1_drop_pts": 1.5}}
+    md = render_bench_markdown({**doc, "cells": [trained, cell]}).splitlines()
+    assert md[4].endswith("| task top-1 | task drop pt |")
+    assert md[6].endswith("| 80.0% | 1.5 |") and md[7].endswith("| – | – |")
