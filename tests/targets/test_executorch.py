@@ -62,7 +62,6 @@ def _conv3d_net():
 ])
 def test_conv3d_as_conv2d_matches_conv3d(kw):
     import torch
-
     from edgest_executorch.lowering import conv3d_as_conv2d
 
     torch.manual_seed(0)
@@ -178,7 +177,87 @@ def test_options_are_checked(registry, tmp_path):
     with pytest.raises(BadInput, match="flavour='vulkan' is not one of xnnpack, portable"):
         edgest.compile("squeezetime_tiny", "executorch", out_dir=tmp_path / "o", registry=registry,
                        target_options={"flavour": "vulkan"})
-    with pytest.raises(BadInput, match="unknown executorch option 'threads'; available: flavour, decompose_conv3d"):
+    with pytest.raises(BadInput, match="unknown executorch option 'threads'; available: flavour, decompose_conv3d, xnnpack_rewrites"):
         ExecuTorchTarget(threads=2)
     with pytest.raises(BadInput, match="decompose_conv3d must be bool"):
         ExecuTorchTarget(decompose_conv3d="yes")
+
+
+def _attention_net():
+    """CLS expand, layer norm, unbind, N-D matmul, unmasked SDPA, select and means: all ops XNNPACK lacks."""
+    import torch
+    import torch.nn.functional as F
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cls = torch.nn.Parameter(torch.randn(1, 1, 16))
+            self.ln = torch.nn.LayerNorm(16, eps=1e-6)
+            self.qkv = torch.nn.Linear(16, 48)
+
+        def forward(self, x):  # (2, 5, 16)
+            x = torch.cat([self.cls.expand(2, -1, -1), x], 1)
+            q, k, v = self.qkv(self.ln(x)).reshape(2, 6, 3, 2, 8).permute(2, 0, 3, 1, 4).unbind(0)
+            a = (q @ k.transpose(-2, -1)).softmax(-1) @ v + F.scaled_dot_product_attention(q, k, v)
+            y = a.transpose(1, 2).reshape(2, 6, 16)
+            pooled = y.reshape(2, 6, 4, 4).permute(0, 3, 1, 2).mean((2, 3))
+            return y[:, 0] + y.mean(dim=1), pooled
+
+    torch.manual_seed(0)
+    return Net().eval()
+
+
+@toolchain
+def test_xnnpack_rewrites_keep_the_maths_and_leave_nothing_on_portable_kernels(tmp_path):
+    import torch
+    from edgest_executorch.lowering import lower_to_pte
+    from edgest_executorch.rewrites import rewrite_for_xnnpack
+
+    net, x = _attention_net(), torch.randn(2, 5, 16)
+    program = torch.export.export(net, (x,), strict=False)
+    new, counts = rewrite_for_xnnpack(program)
+    assert counts == {"expand": 1, "layer_norm": 1, "matmul": 2, "mean": 2, "scaled_dot_product_attention": 1,
+                      "select": 1, "unbind": 1}
+    with torch.no_grad():
+        torch.testing.assert_close(new.module()(x), net(x), rtol=1e-5, atol=1e-5)
+    kept = lower_to_pte(program, tmp_path / "a.pte", flavour="xnnpack", decompose=True, rewrite=False)
+    # without the rewrites: layer norm, means, the _safe_softmax guard, expands and selects stay out
+    assert {"aten.native_layer_norm", "aten.mean.dim", "aten.where.self", "aten.expand_copy", "aten.select_copy.int"} <= set(kept["non_delegated_ops"])
+    done = lower_to_pte(program, tmp_path / "b.pte", flavour="xnnpack", decompose=True)
+    assert done["non_delegated_ops"] == {} and done["delegated_subgraphs"] == 1 and done["xnnpack_rewrites"] == counts
+
+
+@toolchain
+def test_rewritten_program_runs_and_matches_eager(registry, tmp_path):
+    report = edgest.compile(_attention_net(), "executorch", input_shape=(2, 5, 16), out_dir=tmp_path / "r",
+                            registry=registry, latency=None)
+    assert report.status == "passed", report.error
+    assert report.artifact.details["non_delegated_nodes"] == 0
+    assert report.check("accuracy").metrics["sqnr_db"] >= 80.0
+
+
+@toolchain
+def test_int8_observers_keep_tiny_activations():
+    """XNNPACK's own config floors scales at 2**-12: a tensor of range 1e-6 (EMOv2's layer scale) became all zeros."""
+    import torch
+    from edgest_executorch.quantizer import _config
+
+    x = 1e-6 * torch.randn(64)
+    config = _config(dynamic=False)
+    for spec in (config.input_activation, config.output_activation, config.weight):
+        obs = spec.observer_or_fake_quant_ctr()
+        obs(x.reshape(4, 16) if spec.ch_axis is not None else x)
+        scale, _ = obs.calculate_qparams()
+        q = torch.round(x.reshape(4, 16) / scale.reshape(-1, 1)) if spec.ch_axis is not None else torch.round(x / scale)
+        assert scale.max() < 1e-7 and (q != 0).float().mean() > 0.9
+
+
+@pytest.mark.slow
+@toolchain
+def test_emov2_int8_agrees_with_eager(registry, tmp_path):
+    """Was 0 dB / 0% top-1 (every activation past the first layer scale quantised to zero); ~2-5 min."""
+    report = edgest.compile("emov2_tiny_video", "executorch", out_dir=tmp_path / "e", precision="int8",
+                            registry=registry, latency=None)
+    acc = report.check("accuracy")
+    assert report.status == "passed", report.error
+    assert acc.metrics["sqnr_db"] >= 30.0 and acc.metrics["top1_agreement"] >= 0.95

@@ -36,7 +36,7 @@ _PLUMBING = {"getitem", "executorch_call_delegate"}
 def op_name(target: Any) -> str:
     """``aten.convolution.default`` → ``aten.convolution``; overloads other than default are kept."""
     name = getattr(target, "__name__", None) or str(target)  # edge and ATen overloads: "aten.x.overload"
-    return name[: -len(".default")] if name.endswith(".default") else name
+    return name.removesuffix(".default")
 
 
 def _ranks(node: torch.fx.Node) -> list[int]:
@@ -136,7 +136,9 @@ def decompose_conv3d(program: torch.export.ExportedProgram) -> tuple[torch.expor
 
 def xnnpack_partitioner() -> Any:
     """The XNNPACK partitioner, refusing ops on tensors with more dims than XNNPACK can define."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackPartitioner,
+    )
 
     partitioner = XnnpackPartitioner()
     for config in partitioner.target_partitioner_configs.values():
@@ -243,14 +245,22 @@ def _quiet_loggers(*names: str) -> Iterator[None]:
 
 
 def lower_to_pte(
-    program: torch.export.ExportedProgram, path: Path, *, flavour: str, decompose: bool
+    program: torch.export.ExportedProgram, path: Path, *, flavour: str, decompose: bool, rewrite: bool = True
 ) -> dict[str, Any]:
-    """Lower ``program`` for ``flavour`` and write ``path``; returns the JSON-able details."""
+    """Lower ``program`` for ``flavour`` and write ``path``; returns the JSON-able details.
+
+    With ``rewrite`` (XNNPACK flavour only) the ops XNNPACK lacks are first rewritten into ones
+    it takes (:mod:`edgest_executorch.rewrites`).
+    """
     with warnings.catch_warnings(), _quiet_loggers("torchao", "torch.utils._pytree", "executorch"):
         warnings.simplefilter("ignore")
         from executorch.exir import to_edge_transform_and_lower
 
-        rewritten = 0
+        rewritten, rewrites = 0, {}
+        if rewrite and flavour == "xnnpack":
+            from edgest_executorch.rewrites import rewrite_for_xnnpack
+
+            program, rewrites = rewrite_for_xnnpack(program)
         if decompose:
             program, rewritten = decompose_conv3d(program)
         partitioner = [xnnpack_partitioner()] if flavour == "xnnpack" else None
@@ -260,7 +270,7 @@ def lower_to_pte(
     with open(path, "wb") as fh:
         executorch_program.write_to_file(fh)
     warns = lowering_warnings(report, flavour, rewritten)
-    return {"flavour": flavour, **report, "warnings": warns}
+    return {"flavour": flavour, "xnnpack_rewrites": rewrites, **report, "warnings": warns}
 
 
 def details_path(pte: Path) -> Path:

@@ -29,6 +29,7 @@ FLAVOURS = ("xnnpack", "portable")
 OPTIONS: dict[str, tuple[Any, Any]] = {
     "flavour": (FLAVOURS, "xnnpack"),
     "decompose_conv3d": (bool, True),
+    "xnnpack_rewrites": (bool, True),
 }
 
 _POOL_THREADS: int | None = None
@@ -115,7 +116,9 @@ class ExecuTorchTarget(Target):
     """ExecuTorch ``.pte``: XNNPACK-delegated (default) or portable kernels only, run by the ExecuTorch runtime.
 
     Options: ``flavour`` ("xnnpack" or "portable": no delegate, for comparison) and
-    ``decompose_conv3d`` (default True: rewrite Conv3d as Conv2d so XNNPACK takes it).
+    ``decompose_conv3d`` (default True: rewrite Conv3d as Conv2d so XNNPACK takes it) and
+    ``xnnpack_rewrites`` (default True: layer norm, mean, N-D matmul, select/unbind and unmasked
+    attention rewritten into ops XNNPACK takes; see :mod:`edgest_executorch.rewrites`).
     ``Lowered.details`` reports how many nodes went to XNNPACK, the ops left on portable
     kernels and warnings for constructs that will not run.
     """
@@ -141,7 +144,8 @@ class ExecuTorchTarget(Target):
         from edgest_executorch.lowering import lower_to_pte, write_details
 
         path = out_dir / "model.pte"
-        details = lower_to_pte(program, path, flavour=self.option("flavour"), decompose=self.option("decompose_conv3d"))
+        details = lower_to_pte(program, path, flavour=self.option("flavour"), decompose=self.option("decompose_conv3d"),
+                              rewrite=self.option("xnnpack_rewrites"))
         write_details(path, details)
         return Lowered(path, details)
 
