@@ -59,8 +59,11 @@ def sensitivity_table(sens: dict[str, Any], rows: int = 20) -> list[str]:
                      f"{r['top1_agreement_if_float']:.0%} |")
     if len(layers) > rows:
         lines.append(f"\n{len(layers) - rows} more layers in report.json.")
-    for r in sens.get("not_measured", []):
-        lines.append(f"\n- `{r['layer']}` not measured: {r['reason']}")
+    missed = sens.get("not_measured", [])
+    if missed:
+        names = ", ".join(f"`{r['layer']}`" for r in missed[:8]) + (f" and {len(missed) - 8} more" if len(missed) > 8 else "")
+        lines.append(f"\nNot measured ({len(missed)} layers the quantizer could not keep float alone): {names}. "
+                     f"First reason: {missed[0]['reason']}")
     return lines
 
 
