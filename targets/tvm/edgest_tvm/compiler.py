@@ -334,6 +334,23 @@ def _measure(items: list[tuple[Any, Any]], target: Any, builder: Any, runner: An
     return out
 
 
+#: a task gets at least this many trials; a small budget tunes the heaviest tasks only
+MIN_TRIALS_PER_TASK = 16
+
+
+def heaviest(tasks: list[Any], n: int) -> list[Any]:
+    """The ``n`` tasks with the most floating-point work (FLOPs x occurrences), heaviest first."""
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    def work(task: Any) -> float:
+        try:
+            return float(estimate_tir_flops(task.dispatched[0])) * task.weight
+        except Exception:  # noqa: BLE001 - a kernel the estimator cannot read counts as light
+            return 0.0
+
+    return sorted(tasks, key=work, reverse=True)[:n]
+
+
 def _search(todo: list[Any], target: Any, trials: int, threads: int, db: Any, path: Path) -> dict[str, Any]:
     """Measure each task's default schedule, then run MetaSchedule's search over ``todo``."""
     import tvm
@@ -367,9 +384,14 @@ def _search(todo: list[Any], target: Any, trials: int, threads: int, db: Any, pa
             db.commit_tuning_record(ms.database.TuningRecord(
                 sch.trace, wl, secs, target, ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
             measured += 1
+    per_task = max(1, trials // max(1, len(todo)))
+    # MetaSchedule's default search (population 512, 4 genetic rounds) costs ~45 s of CPU per task and
+    # round here, more than measuring a few candidates; size it to the trials a task gets instead
+    strategy = ms.search_strategy.EvolutionarySearch(
+        population_size=min(512, max(64, 8 * per_task)), init_min_unmeasured=min(50, max(16, 2 * per_task)),
+        genetic_num_iters=2)
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        todo, work_dir=str(path), num_threads=threads, seed=0)
-    per_task = max(1, trials // max(1, len(contexts)))
+        todo, work_dir=str(path), strategy=strategy, num_threads=threads, seed=0)
     ms.tune_tasks(
         tasks=contexts, task_weights=weights, work_dir=str(path),
         max_trials_global=trials, max_trials_per_task=per_task,
@@ -400,6 +422,8 @@ def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int,
     Every task's default (edgest) schedule is measured and committed next to the searched
     ones, so applying the database never picks a tuned kernel slower than the untuned one.
     Tasks that already have search results (from any earlier run or model) are not tuned again.
+    The budget goes to the heaviest untuned tasks, at least ``MIN_TRIALS_PER_TASK`` trials
+    each (64 trials: the 4 heaviest kernels); the rest keep edgest's default schedules.
     """
     import platform
 
@@ -415,9 +439,11 @@ def tune(fused: Any, target: Any, trials: int, db_root: Path, threads: int,
     # kernels without a reduction (reshapes, elementwise) gain little from search: spend the budget on the rest
     tasks = [t for t in ms.relax_integration.extract_tasks(fused, target) if _has_reduction(t.dispatched[0])]
     keys = [hashlib.sha256(t.dispatched[0].script().encode()).hexdigest()[:24] for t in tasks]
-    todo = [t for t, k in zip(tasks, keys) if k not in index or not db.has_workload(t.dispatched[0])]
+    untuned = [t for t, k in zip(tasks, keys) if k not in index or not db.has_workload(t.dispatched[0])]
+    todo = heaviest(untuned, max(1, trials // MIN_TRIALS_PER_TASK))
     info: dict[str, Any] = {"trials": trials, "tasks": len(tasks), "tasks_tuned_now": len(todo),
-                            "tasks_from_db": len(tasks) - len(todo), "db": str(path), "threads": threads}
+                            "tasks_from_db": len(tasks) - len(untuned), "tasks_left_untuned": len(untuned) - len(todo),
+                            "db": str(path), "threads": threads}
     t0 = time.perf_counter()
     if todo:
         ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
