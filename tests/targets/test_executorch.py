@@ -184,7 +184,7 @@ def test_options_are_checked(registry, tmp_path):
 
 
 def _attention_net():
-    """CLS expand, layer norm, unbind, N-D matmul, unmasked SDPA, select and means: all ops XNNPACK lacks."""
+    """CLS expand, layer norm, unbind, N-D matmul, unmasked SDPA, split, (un)squeeze, select and means: ops XNNPACK lacks."""
     import torch
     import torch.nn.functional as F
 
@@ -199,7 +199,8 @@ def _attention_net():
             x = torch.cat([self.cls.expand(2, -1, -1), x], 1)
             q, k, v = self.qkv(self.ln(x)).reshape(2, 6, 3, 2, 8).permute(2, 0, 3, 1, 4).unbind(0)
             a = (q @ k.transpose(-2, -1)).softmax(-1) @ v + F.scaled_dot_product_attention(q, k, v)
-            y = a.transpose(1, 2).reshape(2, 6, 16)
+            lo, hi = a.transpose(1, 2).reshape(2, 6, 16).split([8, 8], dim=-1)
+            y = torch.cat([hi, lo], -1).unsqueeze(1).squeeze(1)
             pooled = y.reshape(2, 6, 4, 4).permute(0, 3, 1, 2).mean((2, 3))
             return y[:, 0] + y.mean(dim=1), pooled
 
@@ -217,7 +218,7 @@ def test_xnnpack_rewrites_keep_the_maths_and_leave_nothing_on_portable_kernels(t
     program = torch.export.export(net, (x,), strict=False)
     new, counts = rewrite_for_xnnpack(program)
     assert counts == {"expand": 1, "layer_norm": 1, "matmul": 2, "mean": 2, "scaled_dot_product_attention": 1,
-                      "select": 1, "unbind": 1}
+                      "select": 1, "split_with_sizes": 1, "squeeze": 1, "unbind": 1, "unsqueeze": 1}
     with torch.no_grad():
         torch.testing.assert_close(new.module()(x), net(x), rtol=1e-5, atol=1e-5)
     kept = lower_to_pte(program, tmp_path / "a.pte", flavour="xnnpack", decompose=True, rewrite=False)

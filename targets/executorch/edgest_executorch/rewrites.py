@@ -8,7 +8,8 @@ are, these ops run on ExecuTorch's portable kernels, one graph break each. Rewri
   ``rsqrt``, mul, add (all delegated);
 * ``mean`` over any dims → permute + reshape to (1, P, R, 1) + global average pooling + reshape;
 * ``matmul`` of two N-D tensors with the same batch dims → reshape to 3-D ``bmm`` (no ``expand``);
-* ``select`` / ``unbind`` → ``slice`` + reshape (no ``select_copy``/``squeeze_copy``);
+* ``select`` / ``unbind`` / ``split`` → ``slice`` (+ reshape), ``squeeze`` / ``unsqueeze`` → reshape
+  (no ``select_copy``/``split_with_sizes_copy``/``squeeze_copy``/``unsqueeze_copy``);
 * ``scaled_dot_product_attention`` without a mask → explicit ``bmm`` + plain ``softmax``:
   without a mask no row can be fully masked, so ExecuTorch's ``_safe_softmax`` guard
   (eq/any/where/logical_not/full_like, all portable) computes the same as ``softmax``;
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _norm_dims(dims: Any, rank: int) -> list[int]:
-    dims = [dims] if isinstance(dims, int) else list(dims or range(rank))
+    dims = [dims] if isinstance(dims, int) else list(range(rank) if dims is None or len(dims) == 0 else dims)
     return sorted(d % rank for d in dims)
 
 
@@ -110,6 +111,22 @@ def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.ex
             return NotImplemented  # a mask may fully mask a row: keep the safe softmax
         return sdpa_explicit(q, k, v, scale)
 
+    def split(x, sizes, dim=0):
+        dim = dim % x.dim()
+        if isinstance(sizes, int):
+            sizes = [min(sizes, x.shape[dim] - i) for i in range(0, x.shape[dim], sizes)]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return [x.narrow(dim, s, n) for s, n in zip(starts, sizes)]
+
+    def squeeze(x, dim=None):
+        dims = _norm_dims(dim, x.dim()) if dim is not None else range(x.dim())
+        return x.reshape([s for d, s in enumerate(x.shape) if not (d in dims and s == 1)])
+
+    def unsqueeze(x, dim):
+        shape = list(x.shape)
+        shape.insert(dim % (x.dim() + 1), 1)
+        return x.reshape(shape)
+
     table = {
         aten.layer_norm.default: layer_norm,
         aten.mean.dim: mean_dim,
@@ -117,6 +134,12 @@ def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.ex
         aten.select.int: select,
         aten.unbind.int: unbind,
         aten.scaled_dot_product_attention.default: sdpa,
+        aten.split.Tensor: split,
+        aten.split_with_sizes.default: split,
+        aten.squeeze.dim: squeeze,
+        aten.squeeze.dims: squeeze,
+        aten.squeeze.default: squeeze,
+        aten.unsqueeze.default: unsqueeze,
     }
     before = _op_counts(program)
     if not set(before) & ({op_label(op) for op in table} | {"expand"}):
@@ -134,7 +157,8 @@ def op_label(target: Any) -> str:
     return str(target).removeprefix("aten.").split(".")[0]
 
 
-_REWRITTEN = {"layer_norm", "mean", "matmul", "select", "unbind", "scaled_dot_product_attention", "expand"}
+_REWRITTEN = {"layer_norm", "mean", "matmul", "select", "unbind", "scaled_dot_product_attention", "expand", "split",
+              "split_with_sizes", "squeeze", "unsqueeze"}
 
 
 def _op_counts(program: Any) -> dict[str, int]:
