@@ -417,3 +417,43 @@ def test_int4_per_block_needs_an_ios18_target(tmp_path) -> None:
     with pytest.raises(BadInput, match="compress='int2' is not one of none, linear-int8"):
         CoreMLTarget(compress="int2")
     assert not any(tmp_path.iterdir())
+
+
+@toolchain
+def test_w8a8_program_runs_in_the_mil_reference_like_torchs_quantised_program(tmp_path) -> None:
+    """PT2E W8A8 (CoreMLQuantizer) → ct.convert: MIL quantize/dequantize ops reproduce torch's quantised program."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import torch
+    from torch import nn
+
+    from edgest.capture import capture
+
+    class SqueezeExcite(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.gate = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 32, 1)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x))
+            return (y * torch.sigmoid(self.gate(y))).mean((2, 3))
+
+    class Calibration:
+        inputs: ClassVar[list] = []
+
+    torch.manual_seed(0)
+    model = SqueezeExcite().eval()
+    clips = [torch.randn(1, 3, 16, 16) for _ in range(4)]
+    Calibration.inputs = [[x.numpy()] for x in clips]
+    target = CoreMLTarget(precision="fp32")
+    quantized = target.quantizer("int8").quantize_program(capture(model, (clips[0],)), (clips[0],), Calibration, ())
+    assert quantized.details["qdq_nodes"]["quantize_per_tensor"] > 0
+    lowered = target.lower(quantized.program, (clips[0],), tmp_path)
+    assert lowered.details["mil_ops"]["top"].get("quantize", 0) > 0
+    runner = MILReferenceRunner(lowered.path)
+    with torch.no_grad():
+        torch_q = [quantized.program.module()(x).numpy() for x in clips]
+        eager = [model(x).numpy() for x in clips]
+    got = [runner.run([x.numpy()])[0] for x in clips]
+    assert accuracy.compare(torch_q, got)["sqnr_db"] > 100.0
+    assert not accuracy.within(accuracy.compare(eager, got), accuracy.LIMITS["int8"])
+    assert target.quantizer("int8-weight") is None

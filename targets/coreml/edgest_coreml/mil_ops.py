@@ -281,6 +281,34 @@ def _blockwise_shift_scale(a: Args) -> np.ndarray:
     return out * blocks(a["scale"])
 
 
+def _along(v: Any, axis: Any, ndim: int) -> np.ndarray:
+    """A scale or zero point: a scalar, or a vector along ``axis``."""
+    v = np.asarray(v, np.float32)
+    if v.ndim == 0 or axis is None:
+        return v
+    shape = [1] * ndim
+    shape[int(axis) % ndim] = -1
+    return v.reshape(shape)
+
+
+def _quantize(a: Args) -> np.ndarray:
+    """iOS17 ``quantize``: round(x / scale) + zero_point, saturated to int8 / uint8."""
+    x = a["input"]
+    info = np.iinfo(DTYPES[str(a["output_dtype"])])
+    q = np.round(x / _along(a["scale"], a.get("axis"), x.ndim))  # half to even, as torch's quantize does
+    if a.get("zero_point") is not None:
+        q = q + _along(a["zero_point"], a.get("axis"), x.ndim)
+    return np.clip(q, info.min, info.max)
+
+
+def _dequantize(a: Args) -> np.ndarray:
+    """iOS17 ``dequantize``: (q - zero_point) * scale."""
+    q = a["input"].astype(np.float32)
+    if a.get("zero_point") is not None:
+        q = q - _along(a["zero_point"], a.get("axis"), q.ndim)
+    return q * _along(a["scale"], a.get("axis"), q.ndim)
+
+
 #: compile-time ops whose parameters are attributes (iOS16/17); decompressed once, at load
 CONSTEXPR: dict[str, Kernel] = {
     "constexpr_affine_dequantize": _affine_dequantize,
@@ -319,4 +347,6 @@ OPS: dict[str, Kernel] = {
     "pad": _pad,
     "cast": _cast,
     "constexpr_blockwise_shift_scale": _blockwise_shift_scale,  # iOS18: parameters are inputs
+    "quantize": _quantize,
+    "dequantize": _dequantize,
 }

@@ -38,9 +38,10 @@ _PROTO_DTYPES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "FLOAT64": np.flo
 class OpNotImplemented(TargetUnavailable):
     """The program holds an op the interpreter has no kernel for: the package is not checked."""
 
-    def __init__(self, op: str) -> None:
-        super().__init__(f"not checked: op {op} not implemented in the MIL reference interpreter")
-        self.op = op
+    def __init__(self, ops: Sequence[str]) -> None:
+        names = ", ".join(ops)
+        super().__init__(f"not checked: op{'s' if len(ops) > 1 else ''} {names} not implemented in the MIL reference interpreter")
+        self.ops = tuple(ops)
 
 
 class MILReferenceRunner:
@@ -73,10 +74,10 @@ class MILReferenceRunner:
         known = {"const", *OPS, *CONSTEXPR}
         missing = sorted({op.type for op in block.operations if op.type not in known})
         if missing:
-            raise OpNotImplemented(", ".join(missing))
+            raise OpNotImplemented(missing)
         for op in block.operations:
             if op.blocks:
-                raise OpNotImplemented(f"{op.type} (with nested blocks)")
+                raise OpNotImplemented([f"{op.type} (with nested blocks)"])
 
         context = TranscriptionContext(str(self.path / "Data" / "com.apple.CoreML" / "weights"))
         self._consts: dict[str, Any] = {}

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.quantization import Quantizer
     from edgest_coreml.mil_reference import MILReferenceRunner
 
 #: option → (allowed values, default); mirrors ct.target / ct.precision / ct.ComputeUnit of coremltools 9
@@ -144,6 +145,9 @@ class CoreMLTarget(Target):
       ``details["compression"]`` records the weight bytes before and after; the accuracy check
       judges the compressed package (at the float precision's limits).
 
+    Precision ``int8`` (``edgest compile --precision int8``) is W8A8 through the ``quantize`` pass
+    and :meth:`quantizer` (PT2E with ExecuTorch's CoreMLQuantizer), then the usual conversion.
+
     Off macOS :meth:`load` gives the MIL reference interpreter instead of Core ML (see the module
     docstring).
 
@@ -159,7 +163,7 @@ class CoreMLTarget(Target):
     requires = ("coremltools",)
     toolchain = ("coremltools",)
     install_hint = "pip install -e targets/coreml"
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
 
     option_table = OPTIONS
 
@@ -184,6 +188,14 @@ class CoreMLTarget(Target):
             details["numerics"] = ("checked by the MIL reference interpreter (NumPy, the package's own program and "
                                    "weights), not by the Core ML runtime, which needs macOS")
         return Lowered(path, details)
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        """W8A8 (``int8``) through PT2E with ExecuTorch's CoreMLQuantizer; works off macOS (see quantizer.py)."""
+        if scheme != "int8":
+            return None
+        from edgest_coreml.quantizer import CoreMLPT2EQuantizer
+
+        return CoreMLPT2EQuantizer(scheme)
 
     def load(self, path: Path, threads: int) -> CoreMLRunner | MILReferenceRunner:
         self.ensure_available()
