@@ -11,7 +11,7 @@ hundred clips long before that), so it stopped while still near chance. A step i
 spends its CPU minutes on many more, always fresh, clips. Measured with the defaults (``edgest
 train --model M --out M.pt --json``, one thread, validation top-1 on 200 clips, CPU seconds):
 squeezetime_tiny 100% (97.5% after 2 of 8 epochs), 159 s; lmuformer_video_tiny 30.5%, 119 s;
-vivit_fa_tiny 18.5%, 113 s; emov2_tiny_video 50% after 5 of 8 epochs.
+vivit_fa_tiny 18.5%, 113 s; emov2_tiny_video 53.5%, 259 s.
 
 The recipe (:class:`Recipe`), and why:
     * fresh clips every epoch (epoch ``e`` trains on clips ``e*N .. (e+1)*N`` of the seeded set):
