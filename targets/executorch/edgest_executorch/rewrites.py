@@ -13,7 +13,7 @@ are, these ops run on ExecuTorch's portable kernels, one graph break each. Rewri
 * ``scaled_dot_product_attention`` without a mask → explicit ``bmm`` + plain ``softmax``:
   without a mask no row can be fully masked, so ExecuTorch's ``_safe_softmax`` guard
   (eq/any/where/logical_not/full_like, all portable) computes the same as ``softmax``;
-* ``expand`` of a parameter (a CLS token) → folded into a constant.
+* ``expand`` of a parameter (a CLS token) → folded into a constant (fp32 programs only).
 """
 
 from __future__ import annotations
@@ -147,7 +147,10 @@ def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.ex
     program = program.run_decompositions({op: fn for op, fn in table.items() if op_label(op) in before})
     from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
-    program = constant_prop_pass(program)  # parameter expands (CLS tokens) become constants
+    if not any("quantized_decomposed" in str(n.target) for n in program.graph.nodes):
+        # parameter expands (CLS tokens) become constants; not on an int8 program, where it would
+        # also fold each weight's quantize/dequantize pair back into an fp32 weight
+        program = constant_prop_pass(program)
     after = _op_counts(program)
     return program, {k: n - after.get(k, 0) for k, n in sorted(before.items()) if n > after.get(k, 0)}
 
