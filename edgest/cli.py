@@ -42,24 +42,24 @@ def cli() -> None:
 @click.option("--input-shape", help="Static input shape, e.g. 1x3x16x224x224.")
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Run folder (default edgest-out/MODEL-TARGET).")
 @click.option("--pass", "passes", multiple=True, help="Pass to run, repeatable, in order.")
-@click.option("--precision", default="fp32", show_default=True, help="fp32, or int8 (adds the quantize pass).")
-@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs to calibrate int8 on (default: synthetic clips).")
+@click.option("--precision", help="fp32, fp16, bf16 or int8 (adds the quantize pass) [default: the target's; fp32, Core ML fp16].")
+@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs or video files (PyAV) to calibrate int8 on (default: synthetic clips).")
 @click.option("--calibration-size", type=click.IntRange(1, 100_000), help="Calibration inputs to use [default: 32].")
 @click.option("--quant-skip", "quant_skip", multiple=True, help="Module to keep in float under int8 (e.g. fc), repeatable.")
 @click.option("--target-option", "target_option", multiple=True, metavar="KEY=VALUE",
               help="Target option, repeatable (see the target's docs), e.g. tvm_target=aarch64.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
-@click.option("--task-samples", default=64, show_default=True, type=click.IntRange(0, 100_000),
-              help="Labelled synthetic clips for task top-1 (video models; 0: off).")
+@click.option("--task-samples", type=click.IntRange(0, 100_000),
+              help="Labelled synthetic clips for task top-1 (video models; 0: off) [default: 64 with --weights, else 0].")
 @click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def compile_cmd(model: str, target: str, weights: Path | None, input_shape: str | None, out: Path | None,
-                passes: tuple[str, ...], precision: str, calibration: Path | None, calibration_size: int | None,
+                passes: tuple[str, ...], precision: str | None, calibration: Path | None, calibration_size: int | None,
                 quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int,
-                task_samples: int, quant_sensitivity: bool, seed: int, force: bool, as_json: bool) -> int:
+                task_samples: int | None, quant_sensitivity: bool, seed: int, force: bool, as_json: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report."""
     from edgest.passes.options import parse_pass_arg
     from edgest.pipeline import compile as compile_model
@@ -93,7 +93,7 @@ def _target_options(items: tuple[str, ...], targets: list[str]) -> dict[str, dic
     return parse_target_options(items, [registry.target(t) for t in targets])
 
 
-def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str, calibration: Path | None,
+def _with_quant_options(passes: list[tuple[str, dict[str, Any]]], precision: str | None, calibration: Path | None,
                         size: int | None, skip: tuple[str, ...], sensitivity: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """Put --calibration/--calibration-size/--quant-skip/--quant-sensitivity into the quantize pass (added for --precision int8)."""
     from edgest.errors import BadInput

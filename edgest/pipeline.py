@@ -232,7 +232,7 @@ def compile(
     input_shape: Sequence[int] | str | None = None,
     out_dir: str | Path | None = None,
     *,
-    precision: str = "fp32",
+    precision: str | None = None,
     target_options: dict[str, Any] | None = None,
     threads: int = 1,
     samples: int = 8,
@@ -254,6 +254,9 @@ def compile(
     and reports task top-1 of both. The drop is judged (``accuracy.TASK_LIMITS``) only when
     ``weights`` are given: with random initial weights task top-1 is chance level. None means
     :data:`TASK_SAMPLES` with weights and 0 without (the CLI reports it either way).
+
+    ``precision`` None means the target's :attr:`~edgest.target.Target.default_precision`
+    (fp32, except Core ML: fp16); a float precision given here overrides a target's own default.
     """
     reg = registry or get_registry()
     model_name = model if isinstance(model, str) else type(model).__name__.lower()
@@ -262,6 +265,9 @@ def compile(
     target_cls: type[Target] = reg.target(target)
     if isinstance(model, str) and not is_model_file(model):
         reg.model(model)
+    options = dict(target_options or {})
+    if precision is None:
+        precision = target_cls.default_precision
     pass_objs = quantization.plan(_normalise_passes(passes, reg), precision, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:
@@ -274,9 +280,10 @@ def compile(
         raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}")
     if precision not in target_cls.precisions:
         raise Unsupported(f"target '{target}' does not support precision '{precision}'; supported: {', '.join(target_cls.precisions)}")
-    options = dict(target_options or {})
-    if precision in ("fp16", "bf16"):  # float precisions are the target's own business (int8 goes through quantize)
-        options.setdefault("precision", precision)
+    # float precisions are the target's own business (int8 goes through quantize): pass them on as its option
+    if precision in ("fp16", "bf16") or (precision == "fp32" and "precision" in target_cls.option_table):
+        if options.setdefault("precision", precision) != precision:
+            raise BadInput(f"precision {precision} and target option precision={options['precision']} disagree; give one of them")
     tgt = target_cls(**options)
     tgt.ensure_available()
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{model_name}-{target}"
@@ -313,7 +320,7 @@ def compile(
             raise Unsupported(f"target '{target}' cannot lower model '{spec.name}': {describe_failure(exc)}") from exc
         lowered, records = quantization.finish(pass_objs, records, tgt, lowered, inputs)
         if precision == "fp32" and lowered.details.get("precision") in ("fp16", "bf16"):
-            precision = lowered.details["precision"]  # the target built another float precision by default (Core ML: fp16)
+            precision = lowered.details["precision"]  # a target without an option table that built fp16 anyway
         compile_s = time.perf_counter() - t0
         artifact = Artifact(
             model=spec.name, target=target, path=lowered.path.name, format=target_cls.artifact_format,

@@ -55,6 +55,8 @@ class Target(ABC):
     install_hint: ClassVar[str] = ""
     #: precisions ``compile`` accepts for this target; list "int8" only with a :meth:`quantizer`
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: what ``compile`` builds when no precision is asked for
+    default_precision: ClassVar[str] = "fp32"
 
     #: option name → (allowed values as a tuple, or a type; default). Targets that declare a table get
     #: their constructor options checked (one-line BadInput) and :meth:`option` defaults for free.

@@ -19,7 +19,10 @@ def test_every_hook_is_documented():
 
 def test_every_target_contract_member_is_documented():
     members = ["name", "artifact_format", "precisions", "requires", "install_hint", "toolchain", "lower", "load",
-               "quantizer", "host_unavailable_reason"]
+               "quantizer", "host_unavailable_reason", "default_precision"]
     assert all(hasattr(Target, m) or m in Target.__annotations__ for m in members)
     for m in members:
         assert f"`{m}" in DOC, f"Target.{m} is not documented"
+    worker = (Path(__file__).resolve().parents[2] / "edgest" / "checks" / "worker.py").read_text()
+    for attr in ("label", "timing_unavailable"):  # optional runner attributes the check worker reads
+        assert f'"{attr}"' in worker and f"`{attr}`" in DOC, attr

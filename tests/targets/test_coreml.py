@@ -293,6 +293,19 @@ def test_cli_compile_checks_accuracy_on_the_mil_reference_off_macos(tmp_path, mo
     assert lat["status"] == "not_run" and not lat["metrics"]
 
 
+
+@toolchain
+def test_an_explicit_fp32_builds_fp32_and_a_conflict_is_refused(tmp_path) -> None:
+    """fp16 is only the default: `--precision fp32` builds FLOAT32; precision and target option must agree."""
+    with pytest.raises(BadInput, match="precision fp32 and target option precision=fp16 disagree"):
+        edgest.compile("squeezetime_tiny", "coreml", out_dir=tmp_path / "x", precision="fp32", target_options={"precision": "fp16"})
+    assert not (tmp_path / "x").exists()
+    report = edgest.compile("squeezetime_tiny", "coreml", out_dir=tmp_path / "cm", precision="fp32", samples=2, latency=None)
+    assert report.precision == "fp32" and report.artifact.details["compute_precision"] == "FLOAT32"
+    acc = report.check("accuracy")
+    if not ON_MAC:
+        assert acc.status == "passed" and acc.metrics["sqnr_db"] >= 100.0 and acc.limits == accuracy.LIMITS["fp32"]
+
 def _main_ops(package: Path):
     import coremltools as ct
 

@@ -164,6 +164,7 @@ class CoreMLTarget(Target):
     toolchain = ("coremltools",)
     install_hint = "pip install -e targets/coreml"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
+    default_precision: ClassVar[str] = "fp16"
 
     option_table = OPTIONS
 
