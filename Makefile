@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.edgest-installed
 TARGETS := onnx executorch coreml cuda tensorrt tvm
 DISTS  := -e . -e models $(foreach t,$(TARGETS),-e targets/$(t)) -e plugins/edgest-openvino
 
-.PHONY: setup demo test bench clean aarch64-sysroot
+.PHONY: setup demo test test-slow bench clean aarch64-sysroot
 
 setup: $(STAMP)
 
@@ -22,7 +22,11 @@ demo: setup
 	$(BIN)/edgest compile --model squeezetime --target onnx --out runs/demo --force
 
 test: setup
-	$(BIN)/python -m pytest -q tests plugins/edgest-openvino/tests
+	$(BIN)/python -m pytest -q -m "not slow" tests plugins/edgest-openvino/tests
+
+# full-size configs, tuning, and every tiny zoo variant on every CPU target (tens of minutes)
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow tests plugins/edgest-openvino/tests
 
 bench: setup
 	$(BIN)/python bench/squeezetime_eager_vs_onnx.py
