@@ -266,8 +266,9 @@ def compile(
     if isinstance(model, str) and not is_model_file(model):
         reg.model(model)
     options = dict(target_options or {})
-    if precision is None:
-        precision = target_cls.default_precision
+    if precision is None:  # a float precision given as the target's option, else the target's default
+        given = options.get("precision")
+        precision = given if given in ("fp32", "fp16", "bf16") else target_cls.default_precision
     pass_objs = quantization.plan(_normalise_passes(passes, reg), precision, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:

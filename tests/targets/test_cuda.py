@@ -78,7 +78,7 @@ def test_default_device_is_cpu_without_a_gpu_and_cuda_is_unavailable():
 def test_half_precision_on_cpu_is_unsupported_naming_the_fix(registry, tmp_path, precision):
     with pytest.raises(Unsupported) as err:
         edgest.compile(tiny_convnet(), "cuda", input_shape=(1, 3, 16, 16), out_dir=tmp_path / "run",
-                       precision="fp16", target_options={"precision": precision}, registry=registry, latency=None)
+                       precision=precision, target_options={"precision": precision}, registry=registry, latency=None)
     msg = str(err.value)
     assert f"precision '{precision}' needs a CUDA device" in msg
     assert "NVIDIA GPU and a CUDA build of torch" in msg and "precision 'fp32'" in msg
