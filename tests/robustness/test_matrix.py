@@ -183,6 +183,8 @@ def test_ctrl_c_during_lowering_leaves_nothing(work):
         [sys.executable, "-m", "edgest", "compile", "--model", "squeezetime_tiny", "--target", "slow", "--out", "out"],
         cwd=work / "run", env=_env(work, EDGEST_TEST_MARKER=str(marker), EDGEST_TEST_SLOW_S="60"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a shell's background job (nohup cmd &) starts with SIGINT ignored, and so would this child
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
