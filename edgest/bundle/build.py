@@ -41,9 +41,12 @@ def runtime_install(fmt: str, toolchain: dict[str, str]) -> list[list[str]]:
     for args in RUNTIME_INSTALL.get(fmt, [["numpy"]]):
         pinned = []
         for arg in args:
-            dist, sep, _ = arg.partition("=={")
-            version = toolchain.get(dist, "").partition("+")[0] if sep else ""  # "2.13.0+cpu" is not on PyPI
-            pinned.append(f"{dist}=={version}" if sep and version and version != "not installed" else dist if sep else arg)
+            dist, templated, _ = arg.partition("=={")
+            if not templated:
+                pinned.append(arg)
+                continue
+            version = toolchain.get(dist, "").partition("+")[0]  # "2.13.0+cpu" is not on PyPI
+            pinned.append(f"{dist}=={version}" if version and version != "not installed" else dist)
         out.append(pinned)
     return out
 
@@ -80,10 +83,11 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
         shutil.copy2(Path(latency.__file__), checks / "latency.py")
         (checks / "__init__.py").write_text('"""NumPy-only copies of edgest.checks.accuracy and edgest.checks.latency."""\n')
         shutil.copy2(_HERE / "run_on_device.py", stage / "run_on_device.py")
+        install = runtime_install(report.artifact.format, report.artifact.toolchain)
         manifest = {
             "bundle_version": 1, "model": report.model.name, "target": report.target, "precision": report.precision,
             "format": report.artifact.format, "artifact": artifact.name, "artifact_sha256": report.artifact.sha256,
-            "runtime_install": runtime_install(report.artifact.format, report.artifact.toolchain),
+            "runtime_install": install,
             "input_shape": list(report.model.input.shape), "samples": len(expected), "seed": seed,
             "limits": acc.limits if acc else accuracy.LIMITS[report.precision],
             "host": {"p50_ms": (report.check("latency").metrics or {}).get("p50_ms") if report.check("latency") else None,
@@ -93,7 +97,7 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
         (stage / "README.txt").write_text(
             f"edgest device bundle: {report.model.name} for {report.target} ({report.precision}).\n"
             "Install only the runtime and NumPy on the device:\n"
-            + "".join(f"    python -m pip install {' '.join(args)}\n" for args in runtime_install(report.artifact.format, report.artifact.toolchain))
+            + "".join(f"    python -m pip install {' '.join(args)}\n" for args in install)
             + "then:\n"
             "    python run_on_device.py [--threads N] [--sustained ROUNDS --cooldown S]\n"
             "It checks accuracy against the expected outputs, measures latency, and writes\n"
