@@ -18,12 +18,16 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
+#: columns of free text, which may fold onto several lines
+_FREE_TEXT = ("description", "available", "registers", "value", "reason")
+
+
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for c in columns:
-        table.add_column(c)
+    for c in columns:  # names, shapes and figures stay whole; only free text folds when the terminal is narrow
+        table.add_column(c, no_wrap=c not in _FREE_TEXT, overflow="fold")
     for r in rows:
         table.add_row(*r)
     _console().print(table)
@@ -131,9 +135,21 @@ def list_cmd(what: str | None, as_json: bool) -> int:
         if not rows:
             _console().print(f"{kind}: (none registered)")
             continue
-        cols = list(rows[0])
-        _table(kind, cols, [[str(r[c]) for c in cols] for r in rows])
+        cols = [c for c in rows[0] if not (kind == "models" and c == "family")]  # the name says it; JSON keeps it
+        _table(kind, cols, [[_cell(c, r[c]) for c in cols] for r in rows])
     return 0
+
+
+def _cell(column: str, value: Any) -> str:
+    """A table cell: counts with thousands separators, MACs in G/M/k so small models don't read 0."""
+    if value is None:
+        return "?"
+    if column == "macs" and isinstance(value, int):
+        for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if value >= scale:
+                return f"{value / scale:.3g} {unit}" if value < 100 * scale else f"{value / scale:.1f} {unit}"
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 @cli.command("doctor")

@@ -18,9 +18,9 @@ def _models() -> list[dict[str, Any]]:
     for name, entry in sorted(get_plugin_manager().registry.models.items()):
         try:
             stats = model_stats(entry)
-            params, macs = f"{stats['params']:,}", f"{stats['macs'] / 1e9:.3f} G"
+            params, macs = stats["params"], stats["macs"]
         except Exception as exc:  # noqa: BLE001 - a model that cannot build still gets listed
-            params, macs = "?", f"? ({type(exc).__name__})"
+            params, macs = None, f"? ({type(exc).__name__})"
         rows.append({"name": name, "family": entry.spec.family, "input": "x".join(map(str, entry.spec.input.shape)),
                      "params": params, "macs": macs})
     return rows

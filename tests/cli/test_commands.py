@@ -17,12 +17,22 @@ def test_list_json_shows_models_targets_and_plugins():
     data = json.loads(proc.stdout)
     models = {m["name"]: m for m in data["models"]}
     assert models["squeezetime"]["input"] == "1x3x16x224x224"
-    assert models["squeezetime"]["params"] == "29,706,688"
-    assert models["squeezetime"]["macs"] == "5.483 G"
+    assert models["squeezetime"]["params"] == 29_706_688
+    assert round(models["squeezetime"]["macs"] / 1e9, 3) == 5.483
+    assert 0 < models["lmuformer_tiny"]["macs"] < 1e6  # a small sequence model has MACs, just few
     targets = {t["name"]: t for t in data["targets"]}
     assert targets["onnx"]["available"] == "yes" and targets["eager"]["format"] == "pt2"
     plugins = {p["name"]: p for p in data["plugins"]}
     assert plugins["onnx"]["distribution"] == "edgest-onnx" and "target:onnx" in plugins["onnx"]["registers"]
+
+
+def test_list_models_table_keeps_names_and_small_macs():
+    proc = _edgest("list", "models")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 2}
+    assert "lmuformer_spiking_tiny" in rows and "lmuformer_video_tiny" in rows  # not cut to fit 80 columns
+    assert "0.000" not in proc.stdout and " k " in rows["lmuformer_tiny"]  # tiny MACs in k, not 0.000 G
+    assert "5.48 G" in rows["squeezetime"] and "29,706,688" in rows["squeezetime"]
 
 
 def test_doctor_json_reports_versions():
