@@ -39,10 +39,9 @@ def task_line(metrics: dict[str, Any], limits: dict[str, Any]) -> str:
     m = metrics
     text = (f"Task top-1 on {m.get('task_set', 'the labelled set')}: eager {m['task_top1_eager']:.1%}, "
             f"artifact {m['task_top1']:.1%}, drop {m['task_top1_drop_pts']:.1f} pt")
-    if m.get("task_judged"):
-        return text + f" (limit {limits['max_task_top1_drop_pts']:g} pt, trained weights)."
-    return text + (" (not judged: the drop is judged for int8 with trained --weights; with random initial weights "
-                   "task top-1 is chance level).")
+    note = m.get("task_note") or ("judged" if m.get("task_judged") else "not judged")
+    return text + f" ({note}). Top-1 agreement with eager: {m['top1_agreement_inputs']:.1%} on the random inputs, " \
+                  f"{m['task_top1_agreement']:.1%} on the clips, {m['top1_agreement']:.1%} pooled (the judged figure)."
 
 
 def sensitivity_table(sens: dict[str, Any], rows: int = 20) -> list[str]:

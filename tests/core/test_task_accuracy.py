@@ -66,7 +66,10 @@ def test_compile_reports_task_accuracy(registry, tmp_path):
     assert m["task_top1"] == m["task_top1_eager"] and m["task_top1_drop_pts"] == 0.0  # fp32 ONNX: same argmax
     assert "max_task_top1_drop_pts" not in acc.limits
     md = (tmp_path / "fp32" / "report.md").read_text()
-    assert "Task top-1 on 10 synthetic motion clips" in md and "not judged" in md
+    assert "Task top-1 on 10 synthetic motion clips" in md and "not judged: random initial weights" in md
+    # agreement is judged pooled over the 2 random inputs and the 10 clips; both parts are reported
+    assert m["top1_agreement"] == m["top1_agreement_inputs"] == m["task_top1_agreement"] == 1.0
+    assert "1 on the random inputs" not in md and "100.0% on the clips, 100.0% pooled" in md
     # reference.npz (for device bundles) holds the random-input outputs only
     assert len(np.load(tmp_path / "fp32" / "reference.npz").files) == 2
 
@@ -84,12 +87,26 @@ def test_task_drop_is_judged_for_int8_with_weights(registry, tmp_path):
                                                                             acc.limits)))
     assert ("task top-1 drop" in acc.reason) == (drop > 1.0)
     md = (tmp_path / "int8" / "report.md").read_text()
-    assert "(limit 1 pt, trained weights)" in md
+    assert "(judged: int8 limit 1 pt, trained weights)" in md
+    m = acc.metrics
+    pooled = (2 * m["top1_agreement_inputs"] + 10 * m["task_top1_agreement"]) / 12
+    assert m["top1_agreement"] == pytest.approx(pooled)
     # without weights the API skips the set unless asked (it would score chance level)
     off = edgest.compile("squeezetime_tiny", "onnx", out_dir=tmp_path / "off", samples=2, latency=None, registry=registry)
     assert "task_top1" not in off.check("accuracy").metrics
     with pytest.raises(edgest.BadInput, match="task_samples must be 0"):
         edgest.compile("squeezetime_tiny", "onnx", out_dir=tmp_path / "bad", task_samples=-1, registry=registry)
+
+
+def test_fp32_with_weights_says_why_the_drop_is_not_judged(registry, tmp_path):
+    model = registry.model("squeezetime_tiny").build()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    report = edgest.compile("squeezetime_tiny", "onnx", weights=tmp_path / "w.pt", out_dir=tmp_path / "fp32",
+                            samples=2, task_samples=4, latency=None, registry=registry)
+    m = report.check("accuracy").metrics
+    assert m["task_judged"] is False and m["task_note"] == "not judged: no task-accuracy limit for fp32"
+    line = next(t for t in (tmp_path / "fp32" / "report.md").read_text().splitlines() if t.startswith("Task top-1"))
+    assert "(not judged: no task-accuracy limit for fp32)" in line and "initial weights" not in line
 
 
 def test_bench_markdown_shows_task_columns_only_when_measured():
