@@ -307,9 +307,11 @@ def compile(
     if precision not in target_cls.precisions:
         raise Unsupported(f"target '{target}' does not support precision '{precision}'; supported: {', '.join(target_cls.precisions)}")
     # float precisions are the target's own business (int8 goes through quantize): pass them on as its option
-    if precision in ("fp16", "bf16") or (precision == "fp32" and "precision" in target_cls.option_table):
-        if options.setdefault("precision", precision) != precision:
+    if precision in ("fp32", "fp16", "bf16"):
+        if options.get("precision", precision) != precision:
             raise BadInput(f"precision {precision} and target option precision={options['precision']} disagree; give one of them")
+        if precision != "fp32" or "precision" in target_cls.option_table:
+            options["precision"] = precision
     tgt = target_cls(**options)
     tgt.ensure_available()
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{model_name}-{target}"
@@ -345,8 +347,6 @@ def compile(
         except Exception as exc:  # noqa: BLE001
             raise Unsupported(f"target '{target}' cannot lower model '{spec.name}': {describe_failure(exc)}") from exc
         lowered, records = quantization.finish(pass_objs, records, tgt, lowered, inputs)
-        if precision == "fp32" and lowered.details.get("precision") in ("fp16", "bf16"):
-            precision = lowered.details["precision"]  # a target without an option table that built fp16 anyway
         compile_s = time.perf_counter() - t0
         artifact = Artifact(
             model=spec.name, target=target, path=lowered.path.name, format=target_cls.artifact_format,

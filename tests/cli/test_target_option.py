@@ -39,7 +39,7 @@ class Other(_Base):
 
 
 class SelfChecked(_Base):
-    """Checks its own options without a table (like the cuda and tensorrt targets)."""
+    """Checks its own options without a table (as a third-party target may)."""
 
     name = "selfchecked"
 

@@ -52,6 +52,14 @@ def test_pass_records_its_accuracy_delta(pm, tmp_path):
     assert report.artifact.passes == ("scale-output",)
 
 
+def test_precision_and_a_disagreeing_target_option_are_refused_on_any_target(pm, tmp_path):
+    """A target without an option table too: the report must not say fp32 over an fp16 artifact."""
+    with pytest.raises(edgest.BadInput, match="precision fp32 and target option precision=fp16 disagree"):
+        edgest.compile("tiny_mlp", "throwaway", precision="fp32", target_options={"precision": "fp16"},
+                       out_dir=tmp_path / "run", registry=pm.registry, latency=None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_duplicate_name_names_both_plugins(pm):
     dup = types.SimpleNamespace(register_targets=throwaway_plugin.register_targets)
     pm.add(dup, "impostor")

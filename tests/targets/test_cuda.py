@@ -86,12 +86,16 @@ def test_half_precision_on_cpu_is_unsupported_naming_the_fix(registry, tmp_path,
 
 
 def test_bad_options_are_bad_input():
-    with pytest.raises(BadInput, match="unknown option.*'cuda': colour"):
+    with pytest.raises(BadInput, match="unknown cuda option 'colour'; available: device, precision"):
         CudaTarget(colour="red")
-    with pytest.raises(BadInput, match="precision must be one of fp32, fp16, bf16"):
+    with pytest.raises(BadInput, match="cuda option precision='int8' is not one of fp32, fp16, bf16"):
         CudaTarget(precision="int8")
     with pytest.raises(BadInput, match="device must be"):
         CudaTarget(device="tpu")
+    with pytest.raises(BadInput, match="cuda option cudagraphs must be bool, not 'yes'"):
+        CudaTarget(cudagraphs="yes")
+    assert CudaTarget(device="cpu").options == {"device": "cpu", "precision": "fp32", "channels_last": False,
+                                                "freezing": True, "cudagraphs": False}
 
 
 def test_prepare_program_casts_a_copy_and_keeps_the_callers_program(registry):

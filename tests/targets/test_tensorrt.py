@@ -153,10 +153,12 @@ def test_supported_op_table_is_consistent():
 
 def test_options_are_validated():
     assert TensorRTTarget().options == {"precision": "fp32", "workspace_mb": 4096}
-    with pytest.raises(BadInput, match="int8 needs Q/DQ nodes"):
+    with pytest.raises(BadInput, match="tensorrt option precision='int8' is not one of fp32, fp16"):
         TensorRTTarget(precision="int8")
-    with pytest.raises(BadInput, match="unknown option"):
+    with pytest.raises(BadInput, match="unknown tensorrt option 'fp16'"):
         TensorRTTarget(fp16=True)
+    with pytest.raises(BadInput, match="workspace_mb must be int"):
+        TensorRTTarget(workspace_mb="big")
 
 
 @trt_runtime

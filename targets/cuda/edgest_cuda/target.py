@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-_OPTIONS = ("device", "precision", "channels_last", "freezing", "cudagraphs")
 _META_PREFIX = "edgest."
 
 
@@ -257,27 +256,25 @@ class CudaTarget(Target):
     install_hint = "pip install torch (a CUDA build, from https://pytorch.org/get-started/locally/, for the GPU)"
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
+    #: None defaults are worked out per machine: device "cuda" where torch sees a GPU, else "cpu";
+    #: CUDA graphs on for a GPU
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {
+        "device": (str, None), "precision": (PRECISIONS, "fp32"), "channels_last": (bool, False),
+        "freezing": (bool, True), "cudagraphs": (bool, None),
+    }
+
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(_OPTIONS)
-        if unknown:
-            raise BadInput(f"unknown option(s) for target 'cuda': {', '.join(sorted(unknown))}; "
-                           f"available: {', '.join(_OPTIONS)}")
+        super().__init__(**options)  # checks keys and types against option_table
         device = options.get("device") or ("cuda" if cuda_available() else "cpu")
         if device not in ("cuda", "cpu") and not str(device).startswith("cuda:"):
             raise BadInput(f"target 'cuda' device must be 'cuda', 'cuda:N' or 'cpu', not '{device}'")
-        precision = options.get("precision", "fp32")
-        if precision not in PRECISIONS:
-            raise BadInput(f"target 'cuda' precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
-        on_gpu = device != "cpu"
         # the check worker builds the target before it starts the cold-load clock: importing Inductor
         # here (seconds) keeps it out of cold_load_ms, as other targets import their runtime first
         import torch._inductor  # noqa: F401
 
-        super().__init__(
-            device=device, precision=precision, channels_last=bool(options.get("channels_last", False)),
-            freezing=bool(options.get("freezing", True)),
-            cudagraphs=bool(options["cudagraphs"]) if options.get("cudagraphs") is not None else on_gpu,
-        )
+        cudagraphs = self.option("cudagraphs")
+        self.options = {key: self.option(key) for key in self.option_table} | {
+            "device": device, "cudagraphs": device != "cpu" if cudagraphs is None else cudagraphs}
 
     def ensure_available(self) -> None:
         super().ensure_available()

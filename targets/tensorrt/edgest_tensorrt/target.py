@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-_OPTIONS = {"precision", "workspace_mb", "builder_optimization_level"}
 _PRECISIONS = ("fp32", "fp16")
 
 
@@ -177,18 +176,16 @@ class TensorRTTarget(Target):
     install_hint = "pip install tensorrt (needs an NVIDIA GPU and driver)"
     precisions: ClassVar[tuple[str, ...]] = _PRECISIONS
 
+    #: int8 is absent on purpose: it needs Q/DQ nodes in the ONNX graph, not offered yet
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {
+        "precision": (_PRECISIONS, "fp32"), "workspace_mb": (int, 4096), "builder_optimization_level": (int, None),
+    }
+
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise BadInput(f"unknown option(s) for target 'tensorrt': {', '.join(sorted(unknown))}; "
-                           f"available: {', '.join(sorted(_OPTIONS))}")
-        precision = options.get("precision", "fp32")
-        if precision not in _PRECISIONS:
-            raise BadInput(f"target 'tensorrt' precision must be one of {', '.join(_PRECISIONS)}, not '{precision}'"
-                           " (int8 needs Q/DQ nodes in the ONNX graph: not offered yet)")
-        super().__init__(precision=precision, workspace_mb=int(options.get("workspace_mb", 4096)),
-                         **({"builder_optimization_level": int(options["builder_optimization_level"])}
-                            if "builder_optimization_level" in options else {}))
+        super().__init__(**options)  # checks keys and types against option_table
+        self.options = {"precision": self.option("precision"), "workspace_mb": self.option("workspace_mb"),
+                        **({"builder_optimization_level": options["builder_optimization_level"]}
+                           if "builder_optimization_level" in options else {})}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
