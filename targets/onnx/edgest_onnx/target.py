@@ -30,18 +30,26 @@ def _node_count(model: Any) -> int:
 
 
 def simplify(path: Path) -> dict[str, Any]:
-    """Run onnxsim on ``path`` in place; returns node counts before/after and whether it applied."""
+    """Run onnxsim on ``path`` in place; returns node counts before/after and whether it applied.
+
+    onnxsim drops node metadata; each surviving node gets its torch module back (see
+    :mod:`edgest_onnx.scopes`), so ``--quant-skip`` can still find a module's nodes.
+    """
     import onnx
     import onnxsim
 
+    from edgest_onnx import scopes
+
     model = onnx.load(str(path))
     before = _node_count(model)
+    modules = scopes.index(model)
     try:
         simplified, ok = onnxsim.simplify(model)
     except Exception as exc:  # noqa: BLE001 - onnxsim failing is not fatal: keep the exported graph
         return {"nodes_exported": before, "nodes_simplified": before, "onnxsim": f"skipped: {str(exc).splitlines()[0][:120]}"}
     if not ok:
         return {"nodes_exported": before, "nodes_simplified": before, "onnxsim": "skipped: check failed"}
+    scopes.attach(simplified, modules)
     onnx.save(simplified, str(path))
     return {"nodes_exported": before, "nodes_simplified": _node_count(simplified), "onnxsim": "applied"}
 
