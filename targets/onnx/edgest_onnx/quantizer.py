@@ -15,6 +15,10 @@ kept. The choice and its reason are recorded in the artifact's details.
 
 ``onnxruntime.quantization.quant_pre_process`` (shape inference, basic graph optimisation)
 runs first; if it fails the original graph is quantised and the details say so.
+
+``int8`` keeps LayerNorms, Adds on token sequences and the graph outputs float, and gives
+``--quant-skip`` nodes float inputs: :mod:`edgest_onnx.qdq_rules` says why. ``--quant-skip``
+finds a module's nodes by the module path the exporter recorded (:mod:`edgest_onnx.scopes`).
 Everything imports onnx/onnxruntime lazily.
 """
 
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput
 from edgest.quantization import ArtifactQuantizer, Quantized
+from edgest_onnx import qdq_rules, scopes
 
 if TYPE_CHECKING:
     from edgest.data.calibration import CalibrationSet
@@ -90,25 +95,43 @@ class OrtQuantizer(ArtifactQuantizer):
         s = self.settings
         with tempfile.TemporaryDirectory(prefix="edgest-ortq-") as tmp, _quiet():
             model_in, pre = _pre_process(src, Path(tmp) / "pre.onnx")
-            graph = onnx.load(str(model_in), load_external_data=False).graph
-            exclude = _nodes_to_exclude(graph, skip)
-            common = dict(per_channel=s["per_channel"], reduce_range=s["reduce_range"], weight_type=QuantType.QInt8,
-                          nodes_to_exclude=exclude or None)
+            model = onnx.load(str(model_in), load_external_data=False)
+            graph = model.graph
+            modules = scopes.modules_of(onnx.load(str(src), load_external_data=False))
+            exclude = _nodes_to_exclude(graph, skip, modules)
+            rules = qdq_rules.float_by_rule(model) if self.scheme == "int8" else {}
+            by_rule = [n for names in rules.values() for n in names if n not in exclude]
+            common = {"per_channel": s["per_channel"], "reduce_range": s["reduce_range"], "weight_type": QuantType.QInt8,
+                      "nodes_to_exclude": (exclude + by_rule) or None}
             if self.scheme == "int8":
                 names = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
                 quantize_static(str(model_in), str(dst), _reader(names, calibration.inputs), quant_format=QuantFormat.QDQ,
                                 activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax, **common)
             else:
                 quantize_dynamic(str(model_in), str(dst), **common)
-        counts = _count(graph, onnx.load(str(dst), load_external_data=False).graph)
+        out = onnx.load(str(dst), load_external_data=False)
+        fixes: dict[str, int] = {}
+        if self.scheme == "int8":
+            fixes = {"float_graph_outputs": qdq_rules.float_graph_outputs(out),
+                     "skipped_float_inputs": qdq_rules.float_inputs(out, graph, set(exclude))}
+            if any(fixes.values()):
+                onnx.save(out, str(dst))
+        counts = _count(graph, out.graph)
         details = {**s, "format": "QDQ" if self.scheme == "int8" else "dynamic",
                    "calibrate_method": "MinMax" if self.scheme == "int8" else "none (dynamic)",
                    "pre_process": pre, **counts, "nodes_excluded": len(exclude)}
         if self.scheme == "int8":
-            details["activation_type"] = "uint8"
+            details.update(activation_type="uint8", float_layer_norms=len(rules["layer_norms"]),
+                           float_token_adds=len(rules["token_adds"]), **fixes,
+                           float_rules="LayerNorms, Adds on 3-D token sequences and graph outputs stay float "
+                                       "(one uint8 scale per residual stream rounds the CLS token away)")
             summary = (f"int8 static QDQ (onnxruntime, u8 activations, s8 per-channel weights, "
                        f"reduce_range={s['reduce_range']} because {s['reduce_range_reason'].split(':')[0]}), "
                        f"{counts['nodes_quantized']} of {counts['nodes_float_ops']} nodes quantized")
+            kept = [f"{len(rules['layer_norms'])} LayerNorms"] if rules["layer_norms"] else []
+            kept += [f"{len(rules['token_adds'])} token-sequence Adds"] if rules["token_adds"] else []
+            if kept:
+                summary += f"; {' and '.join(kept)} kept float"
         else:
             details["activation_type"] = "uint8 at run time (DynamicQuantizeLinear)"
             details["note"] = "ConvInteger is slower than float Conv on CPU: int8-weight saves size, not time"
@@ -160,28 +183,39 @@ def _pre_process(src: Path, dst: Path) -> tuple[Path, str]:
         return src, f"skipped: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}"
 
 
-def _nodes_to_exclude(graph: Any, skip: Sequence[str]) -> list[str]:
-    """Nodes of modules in ``skip``: node name starts with the module name, or a weight named ``MODULE.*`` feeds it.
+def _nodes_to_exclude(graph: Any, skip: Sequence[str], modules: dict[str, str] | None = None) -> list[str]:
+    """Nodes of the modules in ``skip``, found three ways (any one will do).
 
-    onnxsim drops the exporter's per-node module scopes, but initializers keep the parameter
-    names (``layer1.0.conv1.weight``), so that is how a module's nodes are found.
+    * the module path the exporter recorded for the node (``modules``: node name → module, see
+      :mod:`edgest_onnx.scopes`): ``blocks.0.mlp.fc1`` finds its MatMul although onnxsim renamed
+      the folded, transposed weight to ``val_58``; ``blocks.0`` finds the whole block;
+    * the node name starts with the module name;
+    * a weight named ``MODULE.*`` feeds the node (onnxsim keeps the names of weights it did not fold).
     """
     if not skip:
         return []
+    modules = modules or {}
     inits = {t.name for t in graph.initializer}
     out: list[str] = []
     for name in skip:
         prefix = name.rstrip(".") + "."
         hits = [n.name for n in graph.node
-                if n.name.startswith(name) or any(i in inits and (i == name or i.startswith(prefix)) for i in n.input)]
+                if n.name.startswith(name) or scopes.in_module(scopes.module_of(n.name, modules), name)
+                or any(i in inits and (i == name or i.startswith(prefix)) for i in n.input)]
         if not hits:
-            examples = sorted({i.rsplit(".", 1)[0] for i in inits if "." in i})[:4]
             raise BadInput(
-                f"--quant-skip '{name}' matches no node of the ONNX graph; name a module whose weights are in it"
-                + (f", e.g. {', '.join(examples)}" if examples else "")
+                f"--quant-skip '{name}' matches no node of the ONNX graph; name a module whose layers are in it"
+                + (f", e.g. {', '.join(ex)}" if (ex := _examples(graph, modules, inits)) else "")
             )
         out += [h for h in hits if h not in out]
     return out
+
+
+def _examples(graph: Any, modules: dict[str, str], inits: set[str]) -> list[str]:
+    """A few module names a user could skip: those of weighted layers, else weight-name prefixes."""
+    layers = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+    named = {m for n in graph.node if n.op_type in layers and (m := scopes.module_of(n.name, modules))}
+    return sorted(named or {i.rsplit(".", 1)[0] for i in inits if "." in i})[:4]
 
 
 def _count(before: Any, after: Any) -> dict[str, int]:
