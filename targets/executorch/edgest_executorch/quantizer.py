@@ -179,6 +179,11 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
                 prepare_pt2e,
             )
 
+            from edgest_executorch.prequant import (
+                batch_norm_as_depthwise_conv,
+                fold_constant_weights,
+            )
+
             dynamic = self.scheme == "int8-weight"
             quantizer = XNNPACKQuantizer().set_global(_config(dynamic))
             token_adds = sum(1 for n in program.graph.nodes if _is_token_add(n))
@@ -191,7 +196,9 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
                 # XNNPACKQuantizer.set_module_name(name, None) is "not supported yet" in executorch 1.5:
                 # a filter keeps the named modules' nodes out of every pattern instead
             quantizer.set_filter_function(lambda node: not _is_token_add(node) and not (skip and _in_modules(node, skip)))
-            prepared = prepare_pt2e(program.module(), quantizer)
+            module = program.module()
+            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module)
+            prepared = prepare_pt2e(module, quantizer)
             counts = _count(prepared, prepared)
             with torch.no_grad():
                 for xs in calibration.inputs:
@@ -203,13 +210,16 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
         details = {
             "quantizer": "XNNPACKQuantizer (torchao PT2E)", "symmetric": True, "per_channel": True,
             "activations": "int8, quantised per inference (dynamic)" if dynamic else "int8, static ranges from calibration",
-            "weights": "int8 per-channel", "scale_floor": SCALE_EPS, "float_token_adds": token_adds, **counts,
+            "weights": "int8 per-channel", "scale_floor": SCALE_EPS, "float_token_adds": token_adds,
+            "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns, **counts,
         }
         kinds = ", ".join(f"{k} ×{v}" for k, v in counts["ops_annotated_by_kind"].items())
         mode = "dynamic (int8 weights, activations at run time)" if dynamic else "static"
         summary = f"XNNPACK PT2E per-channel int8, {mode}: {counts['ops_annotated']} ops annotated ({kinds or 'none'})"
         if skip:
             summary += f"; kept float: {', '.join(skip)}"
+        if bns:
+            summary += f"; {bns} standalone BatchNorm as int8 depthwise conv"
         if token_adds:
             summary += f"; {token_adds} residual adds on token sequences kept float"
         return Quantized(summary, details, new)

@@ -1,0 +1,161 @@
+"""Graph rewrites applied before ``prepare_pt2e`` so that every conv/BN the XNNPACK quantizer sees lowers as int8.
+
+Two constructs break the int8 lowering of otherwise plain models (LMUFormer has both):
+
+* a conv weight computed from constants rather than read from a parameter, e.g. a buffer
+  sliced to the sequence length (``kernel[..., theta - n:]`` exports as ``alias``/``slice`` of
+  the buffer). torchao's conv+BN folding then fails ("Expected get_attr node") and XNNPACK
+  refuses a weight that is not a static tensor. :func:`fold_constant_weights` evaluates such
+  weights once and stores the result as a constant.
+* a BatchNorm that does not follow a conv (conv → ReLU → BN, linear → BN, BN on a residual
+  stream), or follows a conv whose output is also used elsewhere (LMUFormer's spiking patch
+  embedding: ``x + rpe_conv(LIF(BN(x)))`` with x a conv output). torchao's prepare_pt2e folds
+  every BN into the conv before it without checking the conv's other users, which then read
+  the BN's output instead of the conv's (the spiking LMUFormer came out at 5 dB even with
+  nothing quantised). A BN that is not folded stays float, and
+  XNNPACK's partitioner then rewrites it into a float depthwise conv whose input is the
+  previous op's int8 output, which its conv lowering rejects ("Weight and Input should both
+  be quantized"). :func:`batch_norm_as_depthwise_conv` turns each standalone eval-mode BN into
+  the equivalent 1x1 depthwise conv first, which the quantizer then annotates like any conv:
+  per-channel int8 weights of one element per channel are exact (each quantises to ±127), so
+  the BN runs in int8 at no cost beyond the output rounding every int8 op has.
+
+Both work on the ``GraphModule`` from ``ExportedProgram.module()`` (parameters as ``get_attr``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+_PREFIX = "_edgest_const"
+
+
+def _conv_or_linear(node: Any) -> bool:
+    import torch
+
+    aten = torch.ops.aten
+    return node.op == "call_function" and node.target in (
+        aten.conv1d.default, aten.conv2d.default, aten.conv3d.default, aten.convolution.default,
+        aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.linear.default,
+    )
+
+
+def _constant_leaves(node: Any) -> bool:
+    """True if ``node`` is computed from ``get_attr`` nodes only (no graph input, no side effects)."""
+    if node.op == "get_attr":
+        return True
+    if node.op != "call_function" or node.is_impure():
+        return False
+    return all(_constant_leaves(a) for a in node.all_input_nodes) and bool(node.all_input_nodes)
+
+
+def _evaluate(gm: Any, node: Any) -> Any:
+    import torch
+
+    if node.op == "get_attr":
+        return _attr(gm, node.target)
+    args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: _evaluate(gm, n))
+    with torch.no_grad():
+        return node.target(*args, **kwargs)
+
+
+def _attr(gm: Any, target: str) -> Any:
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _add_constant(gm: Any, value: torch.Tensor, before: Any, like: Any) -> Any:
+    """A new ``get_attr`` node (inserted before ``before``) holding ``value`` as a constant parameter of ``gm``."""
+    import torch
+    from torch._guards import detect_fake_mode
+
+    i = 0
+    while hasattr(gm, f"{_PREFIX}{i}"):
+        i += 1
+    name = f"{_PREFIX}{i}"
+    # a parameter, not a buffer: torchao's conv+BN folding re-registers the conv weight as a parameter
+    gm.register_parameter(name, torch.nn.Parameter(value.detach().contiguous(), requires_grad=False))
+    with gm.graph.inserting_before(before):
+        node = gm.graph.get_attr(name)
+    fake_mode = detect_fake_mode([like.meta.get("val")])
+    if fake_mode is not None:
+        node.meta["val"] = fake_mode.from_tensor(_attr(gm, name), static_shapes=True)
+    return node
+
+
+def fold_constant_weights(gm: torch.fx.GraphModule) -> int:
+    """Replace conv/linear weights and biases computed from constants by the computed constant; returns how many."""
+    count = 0
+    for node in list(gm.graph.nodes):
+        if not _conv_or_linear(node):
+            continue
+        for i in (1, 2):
+            arg = node.args[i] if len(node.args) > i else None
+            if arg is None or not hasattr(arg, "op") or arg.op == "get_attr" or not _constant_leaves(arg):
+                continue
+            new = _add_constant(gm, _evaluate(gm, arg), node, arg)
+            node.replace_input_with(arg, new)
+            count += 1
+    if count:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return count
+
+
+def _is_eval_batch_norm(node: Any) -> bool:
+    import torch
+
+    if node.op != "call_function" or node.target is not torch.ops.aten.batch_norm.default:
+        return False
+    x, w, b, mean, var = node.args[:5]
+    training = node.args[5] if len(node.args) > 5 else node.kwargs.get("training", False)
+    rank = getattr(x.meta.get("val"), "ndim", 0)
+    params = [a for a in (w, b, mean, var) if a is not None]
+    return not training and mean is not None and rank in (3, 4) and all(getattr(a, "op", "") == "get_attr" for a in params)
+
+
+def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule) -> int:
+    """Rewrite each eval-mode BatchNorm1d/2d that prepare_pt2e would not fold correctly as a 1x1 depthwise conv.
+
+    That is every BN except one right after a conv that has no other user; returns how many.
+    """
+    import torch
+    from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
+
+    aten = torch.ops.aten
+    count = 0
+    for node in list(gm.graph.nodes):
+        if not _is_eval_batch_norm(node):
+            continue
+        src = node.args[0]
+        if _is_conv_or_conv_transpose_node(src) and len(src.users) == 1:
+            continue  # prepare_pt2e folds it into the conv
+        x, w, b, mean, var = node.args[:5]
+        eps = node.args[7] if len(node.args) > 7 else node.kwargs.get("eps", 1e-5)
+        mean_t = _attr(gm, mean.target).double()
+        gamma = _attr(gm, w.target).double() if w is not None else torch.ones_like(mean_t)
+        beta = _attr(gm, b.target).double() if b is not None else torch.zeros_like(mean_t)
+        scale = gamma / torch.sqrt(_attr(gm, var.target).double() + eps)
+        shift = beta - mean_t * scale
+        rank = x.meta["val"].ndim
+        dtype = x.meta["val"].dtype
+        weight = scale.to(dtype).reshape(-1, *([1] * (rank - 1)))  # (C, 1, 1[, 1])
+        w_node = _add_constant(gm, weight, node, x)
+        b_node = _add_constant(gm, shift.to(dtype), node, x)
+        conv = aten.conv1d.default if rank == 3 else aten.conv2d.default
+        spatial = rank - 2
+        with gm.graph.inserting_before(node):
+            new = gm.graph.call_function(conv, (x, w_node, b_node, [1] * spatial, [0] * spatial, [1] * spatial, weight.shape[0]))
+        new.meta = dict(node.meta)
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        count += 1
+    if count:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return count
