@@ -13,7 +13,16 @@ are, these ops run on ExecuTorch's portable kernels, one graph break each. Rewri
 * ``scaled_dot_product_attention`` without a mask → explicit ``bmm`` + plain ``softmax``:
   without a mask no row can be fully masked, so ExecuTorch's ``_safe_softmax`` guard
   (eq/any/where/logical_not/full_like, all portable) computes the same as ``softmax``;
-* ``expand`` of a parameter (a CLS token) → folded into a constant (fp32 programs only).
+* ``adaptive_avg_pool2d`` to an output size that divides the input → ``avg_pool2d`` with
+  kernel = stride = input / output (the same windows; XNNPACK takes it, not the adaptive op);
+* ``expand`` of a parameter (a CLS token) → folded into a constant;
+* spiking-neuron maths (LIF): ``add``/``sub`` with ``alpha`` → mul + add; ``threshold`` and a
+  comparison with a scalar cast to float (a Heaviside step) → ``ceil``/``floor``, ``clamp``
+  and mul; ``zeros_like``/``full_like`` of a small tensor → a constant. Exact for finite
+  inputs: the sign of ``x - c`` is exact in floating point (it is 0 only when x == c), so
+  ``clamp(floor(x - c) + 1, 0, 1)`` is 1 exactly when x >= c and 0 otherwise, and a multiply
+  by such a 0/1 step is exact. (The ATen ops become ``le``/``where``/``scalar_tensor``/
+  ``_to_copy``/``full_like`` otherwise, all on portable kernels.)
 """
 
 from __future__ import annotations
@@ -79,6 +88,75 @@ def sdpa_explicit(q: Any, k: Any, v: Any, scale: float | None = None) -> Any:
     return matmul_as_bmm(attn, v)
 
 
+#: largest ``zeros_like``/``full_like`` folded into a constant (elements): a LIF's initial membrane
+#: is one time step; a large one would make the .pte grow by its size
+MAX_FOLDED_FULL = 1 << 16
+
+
+def step(d: Any, strict: bool) -> Any:
+    """The Heaviside step of ``d`` as 0/1 floats: ``[d > 0]`` (strict) or ``[d >= 0]``, from XNNPACK ops only."""
+    return (d.ceil() if strict else d.floor() + 1.0).clamp(0.0, 1.0)
+
+
+def threshold_delegated(x: Any, threshold: float, value: float) -> Any:
+    """``F.threshold(x, threshold, value)`` (x where x > threshold, else value) as ``x * s + value * (1 - s)``."""
+    s = step(x - threshold, strict=True)
+    return x * s if value == 0 else x * s + value * (1.0 - s)
+
+
+#: comparison op → (step is strict, compare x - c (True) or c - x (False))
+_COMPARISONS = {"gt": (True, True), "ge": (False, True), "lt": (True, False), "le": (False, False)}
+
+
+def compare_as_step(x: Any, op: str, c: float) -> Any:
+    """``(x <op> c).float()`` for op in gt/ge/lt/le, as a :func:`step`."""
+    strict, forward = _COMPARISONS[op]
+    return step(x - c if forward else c - x, strict)
+
+
+def _rewrite_float_compares(program: Any) -> int:
+    """In place: ``_to_copy(x <op> scalar, float)`` → :func:`compare_as_step` written as ATen ops; returns how many."""
+    import torch
+    from torch._guards import detect_fake_mode
+
+    aten = torch.ops.aten
+    graph, count = program.graph_module.graph, 0
+    for node in list(graph.nodes):
+        cmp = node.args[0] if node.op == "call_function" and node.target is aten._to_copy.default and node.args else None
+        if cmp is None or getattr(cmp, "op", "") != "call_function" or op_label(cmp.target) not in _COMPARISONS:
+            continue
+        dtype = node.kwargs.get("dtype")
+        x, c = cmp.args[0], cmp.args[1]
+        xval, val = x.meta.get("val"), node.meta.get("val")
+        if (str(cmp.target).split(".")[-1] != "Scalar" or set(node.kwargs) - {"dtype"} or dtype not in (torch.float32, torch.float16)
+                or xval is None or xval.dtype != dtype or val is None or val.shape != xval.shape):
+            continue
+        fake_mode = detect_fake_mode([xval])
+        if fake_mode is None:
+            continue
+        strict, forward = _COMPARISONS[op_label(cmp.target)]
+        with graph.inserting_before(node), fake_mode:
+            def call(op: Any, *args: Any) -> Any:
+                new = graph.call_function(op, args)
+                new.meta = {**node.meta, "val": op(*(a.meta["val"] if isinstance(a, torch.fx.Node) else a for a in args))}
+                return new
+
+            d = call(aten.sub.Tensor, x, c) if forward else call(aten.add.Tensor, call(aten.neg.default, x), c)
+            d = call(aten.ceil.default, d) if strict else call(aten.add.Tensor, call(aten.floor.default, d), 1.0)
+            s = call(aten.clamp.default, d, 0.0, 1.0)
+        node.replace_all_uses_with(s)
+        graph.erase_node(node)
+        for user in list(cmp.users):
+            if op_label(user.target) == "_assert_tensor_metadata":  # a dtype check on the bool result
+                graph.erase_node(user)
+        if not cmp.users:
+            graph.erase_node(cmp)
+        count += 1
+    if count:
+        program.graph_module.recompile()
+    return count
+
+
 def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.export.ExportedProgram, dict[str, int]]:
     """Apply the rewrites above; returns the program and how many ops of each kind were rewritten."""
     import torch
@@ -127,7 +205,37 @@ def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.ex
         shape.insert(dim % (x.dim() + 1), 1)
         return x.reshape(shape)
 
+    def add(a, b, alpha=1):
+        return NotImplemented if alpha == 1 or not _is_float(a, b) else a + b * alpha
+
+    def sub(a, b, alpha=1):
+        return NotImplemented if alpha == 1 or not _is_float(a, b) else a - b * alpha
+
+    def adaptive_avg_pool2d(x, output_size):
+        oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+        h, w = x.shape[-2:]
+        if x.dim() != 4 or (oh, ow) == (1, 1) or h % oh or w % ow:
+            return NotImplemented  # (1, 1) becomes XNNPACK's global average pooling as it is
+        return torch.nn.functional.avg_pool2d(x, (h // oh, w // ow), (h // oh, w // ow))
+
+    def threshold(x, threshold, value):
+        return threshold_delegated(x, threshold, value) if x.is_floating_point() else NotImplemented
+
+    def full_like(x, fill_value, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+        if x.numel() > MAX_FOLDED_FULL or layout not in (None, torch.strided):
+            return NotImplemented
+        return torch.full(x.shape, fill_value, dtype=dtype or x.dtype, device=device or x.device)
+
+    def zeros_like(x, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+        return full_like(x, 0, dtype, layout, device)
+
     table = {
+        aten.add.Tensor: add,
+        aten.sub.Tensor: sub,
+        aten.threshold.default: threshold,
+        aten.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
+        aten.full_like.default: full_like,
+        aten.zeros_like.default: zeros_like,
         aten.layer_norm.default: layer_norm,
         aten.mean.dim: mean_dim,
         aten.matmul.default: matmul,
@@ -142,17 +250,27 @@ def rewrite_for_xnnpack(program: torch.export.ExportedProgram) -> tuple[torch.ex
         aten.unsqueeze.default: unsqueeze,
     }
     before = _op_counts(program)
-    if not set(before) & ({op_label(op) for op in table} | {"expand"}):
+    if not before:
         return program, {}
     program = program.run_decompositions({op: fn for op, fn in table.items() if op_label(op) in before})
+    # the new program shares its constants and state dict with the one passed in; the in-place
+    # rewrites and constant_prop_pass below delete entries, which must not break the caller's program
+    program._constants, program._state_dict = dict(program.constants), dict(program.state_dict)
+    _rewrite_float_compares(program)
+    from executorch.exir.operator.util import _QUANT_PRIMITIVES
     from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
-    if not any("quantized_decomposed" in str(n.target) for n in program.graph.nodes):
-        # parameter expands (CLS tokens) become constants; not on an int8 program, where it would
-        # also fold each weight's quantize/dequantize pair back into an fp32 weight
-        program = constant_prop_pass(program)
+    # parameter expands (CLS tokens) and small fills become constants; quantize/dequantize ops are
+    # never folded (that would turn an int8 program's weights back into fp32 ones)
+    program = constant_prop_pass(program, custom_skip_targets=set(_QUANT_PRIMITIVES))
     after = _op_counts(program)
     return program, {k: n - after.get(k, 0) for k, n in sorted(before.items()) if n > after.get(k, 0)}
+
+
+def _is_float(a: Any, b: Any) -> bool:
+    import torch
+
+    return all(not isinstance(t, torch.Tensor) or t.is_floating_point() for t in (a, b))
 
 
 def op_label(target: Any) -> str:
@@ -161,15 +279,35 @@ def op_label(target: Any) -> str:
 
 
 _REWRITTEN = {"layer_norm", "mean", "matmul", "select", "unbind", "scaled_dot_product_attention", "expand", "split",
-              "split_with_sizes", "squeeze", "unsqueeze"}
+              "split_with_sizes", "squeeze", "unsqueeze", "threshold", "full_like", "zeros_like"}
+#: counted only where the rewrite applies (see :func:`_op_counts`)
+_POOLS = {"adaptive_avg_pool2d"}
 
 
 def _op_counts(program: Any) -> dict[str, int]:
+    """Ops the rewrites apply to, by label (``add``/``sub`` only with an ``alpha``; ``gt``/``ge``/... only cast to float)."""
     out: dict[str, int] = {}
     for n in program.graph.nodes:
-        if n.op == "call_function" and op_label(n.target) in _REWRITTEN and not _is_pooling(n):
-            out[op_label(n.target)] = out.get(op_label(n.target), 0) + 1
+        if n.op != "call_function" or _is_pooling(n):
+            continue
+        label = op_label(n.target)
+        if (label in _REWRITTEN or (label in ("add", "sub") and n.kwargs.get("alpha", 1) != 1) or _is_float_compare(n)
+                or (label in _POOLS and _is_tiled_pool(n))):
+            out[label] = out.get(label, 0) + 1
     return out
+
+
+def _is_tiled_pool(node: Any) -> bool:
+    """An ``adaptive_avg_pool2d`` to an output other than 1x1 that divides its 4-D input."""
+    val, size = node.args[0].meta.get("val"), node.args[1]
+    oh, ow = (size, size) if isinstance(size, int) else size
+    return getattr(val, "ndim", 0) == 4 and (oh, ow) != (1, 1) and val.shape[-2] % oh == 0 and val.shape[-1] % ow == 0
+
+
+def _is_float_compare(node: Any) -> bool:
+    """A comparison with a scalar whose every use is a cast (``to``/``_to_copy``) or export's dtype assertion."""
+    return (op_label(node.target) in _COMPARISONS and str(node.target).endswith(".Scalar") and bool(node.users)
+            and all(op_label(u.target) in ("to", "_to_copy", "_assert_tensor_metadata") for u in node.users))
 
 
 def _is_pooling(node: Any) -> bool:

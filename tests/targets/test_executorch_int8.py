@@ -1,0 +1,176 @@
+"""int8 on the ExecuTorch target: the pre-quantisation graph rewrites, LMUFormer lowering, exact spiking-neuron rewrites."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+import edgest
+from edgest.plugins import new_plugin_manager
+
+et_plugin = pytest.importorskip("edgest_executorch.plugin", reason="edgest-executorch not installed (pip install -e targets/executorch)")
+zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("executorch") is None or importlib.util.find_spec("torchao") is None,
+    reason="executorch/torchao not installed (pip install -e targets/executorch)",
+)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    pm = new_plugin_manager(entry_points=False)
+    pm.add(zoo_plugin, "models")
+    pm.add(et_plugin, "executorch")
+    return pm.registry
+
+
+def _bn(c: int, seed: int) -> torch.nn.BatchNorm1d:
+    g = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm1d(c)
+    bn.weight.data, bn.bias.data = torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g)
+    bn.running_mean.data, bn.running_var.data = torch.randn(c, generator=g), torch.rand(c, generator=g) + 0.5
+    return bn
+
+
+class _BatchNorms(torch.nn.Module):
+    """conv → ReLU → BN (standalone), conv → BN with the conv output also read by an add, conv → BN (foldable)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = (torch.nn.Conv1d(6, 6, 3, padding=1, bias=False) for _ in range(3))
+        self.b1, self.b2, self.b3 = _bn(6, 1), _bn(6, 2), _bn(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.b1(self.c1(x).relu())
+        y = self.c2(x)
+        x = y + self.b2(y)
+        return self.b3(self.c3(x))
+
+
+def _prepared_without_annotations(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from edgest_executorch.quantizer import _config
+
+    quantizer = XNNPACKQuantizer().set_global(_config(dynamic=False))
+    quantizer.set_filter_function(lambda node: False)
+    return prepare_pt2e(gm, quantizer)
+
+
+def test_batch_norms_prepare_pt2e_would_get_wrong_become_equivalent_depthwise_convs():
+    from edgest_executorch.prequant import batch_norm_as_depthwise_conv
+
+    net, x = _BatchNorms().eval(), torch.randn(2, 6, 10)
+    gm = torch.export.export(net, (x,), strict=False).module()
+    assert batch_norm_as_depthwise_conv(gm) == 2  # b1 (after ReLU) and b2 (its conv has another user); b3 is folded
+    depthwise = [n for n in gm.graph.nodes if n.target is torch.ops.aten.conv1d.default and n.args[-1] == 6]
+    assert len(depthwise) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x), rtol=1e-5, atol=1e-5)
+        # prepare_pt2e folds b3 into c3 only; with nothing annotated it computes what eager does
+        torch.testing.assert_close(_prepared_without_annotations(gm)(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+class _SlicedKernel(torch.nn.Module):
+    """A conv whose weight is a buffer sliced to the input length (LMUFormer's LMU memory), then BN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("kernel", torch.randn(8, 1, 6), persistent=False)
+        self.bn = _bn(8, 4)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        n = u.shape[-1]
+        return self.bn(torch.nn.functional.conv1d(u, self.kernel[..., 6 - n :]))
+
+
+def test_a_weight_computed_from_a_buffer_is_folded_into_a_constant():
+    from edgest_executorch.prequant import fold_constant_weights
+
+    net, u = _SlicedKernel().eval(), torch.randn(1, 1, 6)
+    gm = torch.export.export(net, (u,), strict=False).module()
+    assert fold_constant_weights(gm) == 1
+    conv = next(n for n in gm.graph.nodes if n.target is torch.ops.aten.conv1d.default)
+    assert conv.args[1].op == "get_attr"
+    with torch.no_grad():
+        torch.testing.assert_close(gm(u), net(u))
+        # torchao's conv+BN folding needs the weight as a get_attr ("Expected get_attr node" before)
+        torch.testing.assert_close(_prepared_without_annotations(gm)(u), net(u), rtol=1e-5, atol=1e-5)
+
+
+def test_lmuformer_int8_lowers_fully_delegated_and_passes(registry, tmp_path):
+    """Was "Weight and Input should both be quantized": a float BN (after ReLU) between int8 ops."""
+    report = edgest.compile("lmuformer_tiny", "executorch", out_dir=tmp_path / "r", precision="int8",
+                            registry=registry, latency=None)
+    assert report.status == "passed", report.error
+    details = report.artifact.details
+    assert details["non_delegated_nodes"] == 0 and details["delegated_subgraphs"] == 1
+    quantization = details["quantization"]
+    assert quantization["batch_norms_as_depthwise_conv"] == 4 and quantization["constant_weights_folded"] == 1
+    acc = report.check("accuracy").metrics
+    assert acc["sqnr_db"] >= 30.0 and acc["top1_agreement"] == 1.0
+
+
+# --------------------------------------------------------------------------- spiking neurons
+
+
+def _edge_values(c: float) -> torch.Tensor:
+    """c, its float neighbours, ±0, small and large values: where a step computed in float could go wrong."""
+    t = torch.tensor(c, dtype=torch.float32)
+    near = [torch.nextafter(t, torch.tensor(s)).item() for s in (float("inf"), float("-inf"))]
+    return torch.tensor([c, *near, 0.0, -0.0, 1e-30, -1e-30, 3e38, -3e38, 0.25, -0.75, 1.0, -1.0, 2.0], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("c", [1.0, 0.5, -1.0, 0.0, 1e-3])
+def test_step_rewrites_equal_the_comparisons_bit_for_bit(c):
+    from edgest_executorch.rewrites import compare_as_step, threshold_delegated
+
+    x = _edge_values(c)
+    for op in ("gt", "ge", "lt", "le"):
+        want = getattr(torch, op)(x, c).float()
+        assert torch.equal(compare_as_step(x, op, c), want), op
+    for value in (0.0, -2.5):
+        got, want = threshold_delegated(x, c, value), torch.nn.functional.threshold(x, c, value)
+        assert torch.equal(got, want) or torch.equal(got + 0.0, want + 0.0)  # x * 0 may give -0.0 for 0.0
+
+
+class _Spiking(torch.nn.Module):
+    """Two LIF layers (thresholds 1 and 0.5) from the zoo over the last axis, elementwise maths only.
+
+    No conv or matmul: XNNPACK sums those in another order than ATen, which could move a
+    membrane across the threshold; elementwise ops round alike, so the spikes must match exactly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from edgest_models.lmuformer import LIF
+
+        self.lif1, self.lif2 = LIF(8), LIF(8, v_threshold=0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif2(self.lif1(2.0 * x) + 0.5 * x)
+
+
+def test_lif_rewrite_is_exact_and_leaves_nothing_on_portable_kernels(registry, tmp_path):
+    from edgest_executorch.lowering import lower_to_pte
+    from edgest_executorch.rewrites import rewrite_for_xnnpack
+
+    net, x = _Spiking().eval(), torch.randn(2, 8, 6)
+    program = torch.export.export(net, (x,), strict=False)
+    new, counts = rewrite_for_xnnpack(program)
+    assert counts == {"add": 12, "ge": 2, "split": 2, "threshold": 12, "zeros_like": 2}
+    with torch.no_grad():
+        for seed in range(4):
+            xi = torch.randn(2, 8, 6, generator=torch.Generator().manual_seed(seed))
+            assert torch.equal(new.module()(xi), net(xi))
+    kept = lower_to_pte(program, tmp_path / "a.pte", flavour="xnnpack", decompose=True, rewrite=False)
+    assert {"aten.ge.Scalar", "aten.where.self", "aten.full_like"} <= set(kept["non_delegated_ops"])
+    done = lower_to_pte(program, tmp_path / "b.pte", flavour="xnnpack", decompose=True)
+    assert done["non_delegated_ops"] == {} and done["delegated_subgraphs"] == 1
+    report = edgest.compile(net, "executorch", input_shape=(2, 8, 6), out_dir=tmp_path / "r", registry=registry, latency=None)
+    assert report.status == "passed", report.error
+    assert report.check("accuracy").metrics["max_abs"] == 0.0  # the spikes the runtime computes are eager's
