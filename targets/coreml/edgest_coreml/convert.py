@@ -46,6 +46,13 @@ from edgest.errors import Unsupported
 if TYPE_CHECKING:
     import torch
 
+#: coremltools passes left out of the default pipeline, and why. ``int_op_canonicalization``
+#: rewrites dequantize → reshape → quantize into a reshape of the int8 input, which is right only
+#: when both ends share scale and zero point; PT2E often gives them different ones (squeezetime_tiny
+#: W8A8: the pooled features enter the head's flatten at scale 4.4e-5, zero point 0, and leave at
+#: 7.7e-5, zero point 128), so the head read mis-scaled values (MIL vs torch's quantised program 21 dB)
+DROPPED_PASSES = ("common::int_op_canonicalization",)
+
 #: deployment target → Core ML specification version (coremltools.target values, 9.0)
 SPEC_VERSIONS: dict[str, int] = {
     **{f"iOS{v}": s for v, s in ((15, 6), (16, 7), (17, 8), (18, 9), (26, 10))},
@@ -264,6 +271,8 @@ def convert(program: torch.export.ExportedProgram, example_inputs: Sequence[Any]
         ct_outputs = [ct.TensorType(name=n, dtype=np.float32 if dt in ("torch.float32", "torch.float16") else None)
                       for n, (_, _, dt) in zip(out_names, outs)]
 
+        pipeline = ct.PassPipeline.DEFAULT
+        pipeline.remove_passes(DROPPED_PASSES)
         t2 = time.perf_counter()
         try:
             ct.convert(
@@ -275,6 +284,7 @@ def convert(program: torch.export.ExportedProgram, example_inputs: Sequence[Any]
                 compute_precision=getattr(ct.precision, PRECISIONS[precision]),
                 compute_units=getattr(ct.ComputeUnit, compute_units),
                 package_dir=str(path),
+                pass_pipeline=pipeline,
                 skip_model_load=True,  # lowering never needs the runtime; load() does that on macOS
             )
         except Exception as exc:  # noqa: BLE001 - name the op for the user
