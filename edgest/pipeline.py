@@ -208,6 +208,12 @@ def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[s
     m.update(samples=len(ref), seed=seed)
     broken = accuracy.within(m, limits)
     host = {**describe_host(), **({"runtime": outcome.label} if outcome.label else {})}  # what ran, if not the target's runtime
+    vacuous = accuracy.constant_reference(ref)
+    if vacuous and not broken:  # a match with a constant proves nothing: not a pass
+        return CheckResult("accuracy", "not_run", m, limits, host,
+                           f"not judged: {vacuous}, so the model ignores its input at these weights (a spiking model "
+                           "whose neurons never fire at random initialisation?) and any artifact returning that "
+                           "constant would match; compile with trained --weights")
     return CheckResult("accuracy", "failed" if broken else "passed", m, limits, host, "; ".join(broken))
 
 

@@ -64,6 +64,23 @@ def compare(reference: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> di
     }
 
 
+def constant_reference(reference: Sequence[np.ndarray]) -> str | None:
+    """Why comparing against ``reference`` would prove nothing, or None.
+
+    An eager output that is all zeros, or the same for every input, means the model ignores its
+    input at these weights (e.g. a spiking model whose neurons never reach threshold at random
+    initialisation): any artifact that returns that constant would "pass".
+    """
+    arrays = [np.asarray(r) for r in reference]
+    if not arrays or any(a.size == 0 for a in arrays):
+        return None
+    if all(not np.any(a) for a in arrays):
+        return f"the eager output is all zeros on every one of the {len(arrays)} inputs"
+    if len(arrays) > 1 and all(np.array_equal(a, arrays[0]) for a in arrays[1:]):
+        return f"the eager output is the same for all {len(arrays)} inputs"
+    return None
+
+
 def rows(outputs: Sequence[np.ndarray]) -> int:
     """How many arg-max rows ``outputs`` hold (samples, times the batch of each)."""
     return sum(int(np.prod(np.asarray(o).shape[:-1], dtype=np.int64)) for o in outputs)

@@ -55,3 +55,28 @@ def test_latency_protocol_runs_warmup_then_at_least_min_runs():
     stats = measure(lambda: calls.append(1), LatencyConfig(warmup=5, min_runs=30, min_seconds=0.0))
     assert len(calls) == 35 and stats["runs"] == 30 and stats["warmup"] == 5
     assert 0 <= stats["p50_ms"] <= stats["p90_ms"]
+
+
+def test_a_constant_reference_is_named_so_the_check_cannot_pass_on_it():
+    zeros = [np.zeros((1, 4), np.float32)] * 3
+    assert accuracy.constant_reference(zeros) == "the eager output is all zeros on every one of the 3 inputs"
+    same = [np.array([[1.0, 2.0]], np.float32)] * 2
+    assert accuracy.constant_reference(same) == "the eager output is the same for all 2 inputs"
+    varied = [np.array([[1.0, 2.0]], np.float32), np.array([[1.0, 2.5]], np.float32)]
+    assert accuracy.constant_reference(varied) is None and accuracy.constant_reference(same[:1]) is None
+
+
+def test_compile_of_a_silent_model_is_incomplete_not_passed(tmp_path):
+    import torch
+
+    import edgest
+
+    class Silent(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x - 100.0)  # zero for any input the check draws
+
+    report = edgest.compile(Silent(), "eager", input_shape=(1, 4), out_dir=tmp_path / "run", latency=None)
+    acc = report.check("accuracy")
+    assert report.status == "incomplete" and acc.status == "not_run"
+    assert acc.reason.startswith("not judged: the eager output is all zeros on every one of the 8 inputs")
+    assert acc.metrics["sqnr_db"] == accuracy.SQNR_CAP_DB  # the figures are still reported

@@ -7,6 +7,7 @@ import torch
 
 import edgest
 from edgest_models import lmuformer as lm
+from firing import calibrate_bns
 from edgest_models.lmuformer import CONFIGS, LIF, LMUFormer, LMUMemory, lmu_matrices, zoh
 
 SEQ = ("lmuformer", "lmuformer_spiking", "lmuformer_tiny", "lmuformer_spiking_tiny")
@@ -31,17 +32,7 @@ def _build(name: str, calibrate: bool = True) -> LMUFormer:
     the official init the eval BNs are identities and the tiny spiking model never fires)."""
     torch.manual_seed(0)
     m = getattr(lm, name)()
-    if calibrate:
-        g = torch.Generator().manual_seed(1)
-        for bn in m.modules():
-            if isinstance(bn, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                bn.momentum = None  # cumulative average over the calibration batches
-                bn.weight.data.copy_(torch.rand(bn.num_features, generator=g) * 0.7 + 0.8)
-                bn.bias.data.copy_(torch.rand(bn.num_features, generator=g) * 0.8 - 0.2)
-        with torch.no_grad():
-            for _ in range(2):
-                m(_input(name, batch=4))
-    return m.eval()
+    return calibrate_bns(m, lambda: _input(name, batch=4)) if calibrate else m.eval()
 
 
 # --- sizes and configs --------------------------------------------------------------------------
