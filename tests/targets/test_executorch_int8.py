@@ -102,6 +102,31 @@ def test_a_weight_computed_from_a_buffer_is_folded_into_a_constant():
         torch.testing.assert_close(_prepared_without_annotations(gm)(u), net(u), rtol=1e-5, atol=1e-5)
 
 
+def test_the_layer_that_computes_the_outputs_stays_float():
+    """Its int8 output would clip logits outside the calibrated range (squeezetime_tiny, trained: 16 → 33 dB)."""
+    import numpy as np
+
+    from edgest.data.calibration import CalibrationSet
+    from edgest_executorch.quantizer import XnnpackPT2EQuantizer, output_layers
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    program = torch.export.export(net, (x,), strict=False)
+    module = program.module()
+    assert [str(n.target) for n in module.graph.nodes if n.name in output_layers(module.graph)] == ["aten.linear.default"]
+    rng = np.random.default_rng(0)
+    calibration = CalibrationSet([(rng.standard_normal((1, 3, 8, 8), dtype=np.float32),) for _ in range(4)], "noise")
+    done = XnnpackPT2EQuantizer("int8").quantize_program(program, (x,), calibration, ())
+    graph = done.program.graph
+    linear = next(n for n in graph.nodes if n.target is torch.ops.aten.linear.default)
+    assert [n for n in graph.nodes if n.op == "output"][0].args[0][0] is linear  # no quantize after it
+    assert all("quantized_decomposed" not in str(a.target) for a in linear.all_input_nodes[1:])  # float weight, bias
+    assert "dequantize_per_tensor" in str(linear.args[0].target)  # the int8 features it reads
+    assert done.details["float_output_ops"] == ["linear"] and done.details["per_channel_weights"] == 1
+
+
 def test_lmuformer_int8_lowers_fully_delegated_and_passes(registry, tmp_path):
     """Was "Weight and Input should both be quantized": a float BN (after ReLU) between int8 ops."""
     report = edgest.compile("lmuformer_tiny", "executorch", out_dir=tmp_path / "r", precision="int8",
