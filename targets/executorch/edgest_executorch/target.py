@@ -117,8 +117,9 @@ class ExecuTorchTarget(Target):
 
     Options: ``flavour`` ("xnnpack" or "portable": no delegate, for comparison) and
     ``decompose_conv3d`` (default True: rewrite Conv3d as Conv2d so XNNPACK takes it) and
-    ``xnnpack_rewrites`` (default True: layer norm, mean, N-D matmul, select/unbind and unmasked
-    attention rewritten into ops XNNPACK takes; see :mod:`edgest_executorch.rewrites`).
+    ``xnnpack_rewrites`` (default True: layer norm, mean, N-D matmul, select/unbind, unmasked
+    attention, tiled adaptive pooling and spiking-neuron thresholds rewritten into ops XNNPACK
+    takes; see :mod:`edgest_executorch.rewrites`).
     ``Lowered.details`` reports how many nodes went to XNNPACK, the ops left on portable
     kernels and warnings for constructs that will not run.
     """
