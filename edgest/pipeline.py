@@ -211,9 +211,9 @@ def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[s
     vacuous = accuracy.constant_reference(ref)
     if vacuous and not broken:  # a match with a constant proves nothing: not a pass
         return CheckResult("accuracy", "not_run", m, limits, host,
-                           f"not judged: {vacuous}, so the model ignores its input at these weights (a spiking model "
-                           "whose neurons never fire at random initialisation?) and any artifact returning that "
-                           "constant would match; compile with trained --weights")
+                           f"not judged: {vacuous}, so the model ignores its input at these weights (at random "
+                           "initialisation: EMOv2's 1e-6 layer scales, a spiking model that never fires) and any "
+                           "artifact returning that constant would match; compile with trained --weights")
     return CheckResult("accuracy", "failed" if broken else "passed", m, limits, host, "; ".join(broken))
 
 

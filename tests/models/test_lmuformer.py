@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import edgest
+from edgest.testing.weights import calibrate_bns
 from edgest_models import lmuformer as lm
-from firing import calibrate_bns
 from edgest_models.lmuformer import CONFIGS, LIF, LMUFormer, LMUMemory, lmu_matrices, zoh
 
 SEQ = ("lmuformer", "lmuformer_spiking", "lmuformer_tiny", "lmuformer_spiking_tiny")

@@ -23,6 +23,7 @@ from edgest.passes.quantize import QuantizePass
 from edgest.plugins import new_plugin_manager
 from edgest.records import InputSpec
 from edgest.targets.eager import EagerTarget
+from edgest.testing.weights import write_responsive_weights
 from edgest_onnx.quantizer import choose_settings
 
 FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
@@ -167,7 +168,9 @@ def test_onnx_int8_squeezetime(squeezetime_onnx):
 
 
 def test_onnx_int8_emov2_with_modules_kept_float(registry, tmp_path):
+    weights = write_responsive_weights(registry.model("emov2_tiny_video"), tmp_path / "w.pt")  # random init ignores its input
     report = edgest.compile("emov2_tiny_video", "onnx", out_dir=tmp_path / "r", precision="int8", samples=4, latency=None,
+                            weights=weights, task_samples=0,
                             passes=[("quantize", {"calibration_size": 4, "skip": ["head", "stage4.1"]})], registry=registry)
     assert report.status == "passed", report.error
     q = report.artifact.details["quantization"]

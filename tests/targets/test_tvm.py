@@ -13,6 +13,7 @@ import edgest
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.plugins import new_plugin_manager
 from edgest.testing import TargetConformance
+from edgest.testing.weights import write_responsive_weights
 
 tvm_plugin = pytest.importorskip("edgest_tvm.plugin", reason="edgest-tvm not installed (pip install -e targets/tvm)")
 zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
@@ -55,7 +56,9 @@ def test_bad_options_are_bad_input(registry, key, value):
 @toolchain
 @pytest.mark.parametrize("model", ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny"])
 def test_zoo_model_untuned_passes_accuracy(registry, tmp_path, model):
-    report = edgest.compile(model, "tvm", out_dir=tmp_path / "r", registry=registry, latency=FAST, samples=4)
+    weights = write_responsive_weights(registry.model(model), tmp_path / "w.pt") if "emov2" in model else None
+    report = edgest.compile(model, "tvm", out_dir=tmp_path / "r", registry=registry, latency=FAST, samples=4,
+                            weights=weights, task_samples=0)
     assert report.status == "passed", report.error
     assert report.check("accuracy").metrics["sqnr_db"] >= 40.0
     d = report.artifact.details
