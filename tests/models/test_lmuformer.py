@@ -41,6 +41,10 @@ def _build(name: str, calibrate: bool = True) -> LMUFormer:
 def test_param_counts() -> None:
     assert _n_params(lm.lmuformer()) == 1_621_796
     assert _n_params(lm.lmuformer_spiking()) == 1_689_894
+    # edgest's video variant, tiny: stem convs 3x3 3->8->16->32 (+ BNs), 4x4 grid conv 32->32 (+ BN),
+    # causal RPE conv k3, one LMUFormer block at dim 32 (11,905), head 32->10
+    stem = 9 * (3 * 8 + 8 * 16 + 16 * 32) + 2 * (8 + 16 + 32) + 16 * 32 * 32 + 2 * 32
+    assert _n_params(lm.lmuformer_video_tiny()) == stem + 3 * 32 * 32 + 11_905 + 330 == 37_843
 
 
 def test_configs_describe_input_shapes() -> None:
