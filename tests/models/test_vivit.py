@@ -38,6 +38,15 @@ def test_vivit_b_fe_param_count() -> None:
     assert m.adapter is None
 
 
+def test_tiny_param_counts() -> None:
+    # 2x8x8 tubelets on 64x64 frames: 64 patches + CLS; block (width 64, MLP 256) 49,984
+    fe, fa = vivit_fe_tiny(), vivit_fa_tiny()
+    assert _n_params(fe.spatial) == 2 * 49_984 + (6 * 64 * 64 + 64) + 64 + 65 * 64 + 128
+    assert _n_params(fe.temporal) == 49_984 + 64 + 5 * 64 + 128
+    assert _n_params(fe) == 180_106
+    assert _n_params(fa) == 180_106 + _n_params(fa.adapter) and _n_params(fa.adapter) == 6_208
+
+
 def test_configs_and_variant_shapes() -> None:
     for name, cfg in CONFIGS.items():
         assert {"num_frames", "image_size", "num_classes"} <= cfg.keys(), name
@@ -138,7 +147,7 @@ def test_export_rank_le_6_and_matches_eager() -> None:
     ep = torch.export.export(m, (x,), strict=False)
     max_rank, conv_weights = _ranks_and_convs(ep)
     assert max_rank == 6  # the tubelet reshape; nothing higher
-    assert conv_weights == [(64, 6, 16, 16)]  # one 2-D conv (4-D weight), no 3-D kernels
+    assert conv_weights == [(64, 6, 8, 8)]  # one 2-D conv (4-D weight), no 3-D kernels
     with torch.no_grad():
         torch.testing.assert_close(ep.module()(x), m(x), rtol=1e-5, atol=1e-5)
 
