@@ -8,7 +8,7 @@ import edgest_models.plugin
 import numpy as np
 import pytest
 import torch
-from edgest_models.train import VAL_FIRST_CLIP, Recipe, evaluate, train
+from edgest_models.train import DEFAULTS, FAMILY, VAL_FIRST_CLIP, Recipe, _optimiser, evaluate, train
 
 from edgest.errors import BadInput
 from edgest.model import load_weights
@@ -72,6 +72,43 @@ def test_evaluate_on_a_folder_of_labelled_videos(registry, trained, tmp_path):
     (tmp_path / "jump" / "x.mp4").write_bytes((tmp_path / "move_up" / f"{VAL_FIRST_CLIP + 3}.mp4").read_bytes())
     with pytest.raises(BadInput, match="class folders jump that are not classes of the model"):
         evaluate(MODEL, trained[0], tmp_path, registry=registry)
+
+
+def test_unset_recipe_fields_come_from_the_family_then_the_defaults():
+    vivit = Recipe().resolved("vivit")
+    assert (vivit.lr, vivit.epochs, vivit.frozen_epochs) == (FAMILY["vivit"]["lr"], FAMILY["vivit"]["epochs"],
+                                                             FAMILY["vivit"]["frozen_epochs"])
+    assert Recipe(lr=1e-3, epochs=2).resolved("vivit").lr == 1e-3
+    plain = Recipe().resolved("squeezetime")
+    assert {k: getattr(plain, k) for k in DEFAULTS} == DEFAULTS
+
+
+def test_no_weight_decay_on_biases_norms_positions_and_tokens():
+    from edgest_models.vivit import vivit_fa_tiny
+
+    model = vivit_fa_tiny()
+    opt, _ = _optimiser(model, Recipe().resolved("vivit"), steps=10)
+    decay, plain = opt.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    plain_names = {names[id(p)] for p in plain["params"]}
+    assert plain["weight_decay"] == 0 and decay["weight_decay"] == Recipe.weight_decay
+    assert {"spatial.pos_embed", "spatial.cls_token", "adapter.queries", "head.bias",
+            "spatial.norm.weight"} <= plain_names
+    assert all(p.ndim == 2 or names[id(p)] == "spatial.patch_embed.proj.weight" for p in decay["params"])
+    assert len(decay["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_frozen_adapter_model_trains_in_two_stages(registry, tmp_path: Path):
+    """SFA-ViViT: stage 1 leaves the zero-initialised adapter alone, stage 2 (spatial frozen) trains it."""
+    out = tmp_path / "fa.pt"
+    result = train("vivit_fa_tiny", out, Recipe(epochs=1, clips_per_epoch=32, val_clips=10, frozen_epochs=1),
+                   registry=registry)
+    assert result.frozen_epochs == 1 and result.epochs == 2 and len(result.history) == 2 and result.train_clips == 64
+    state = torch.load(out, weights_only=True)
+    assert state["adapter.up.weight"].abs().sum() > 0
+    fe = train("vivit_fe_tiny", tmp_path / "fe.pt", Recipe(epochs=1, clips_per_epoch=32, val_clips=10, frozen_epochs=1),
+               registry=registry)
+    assert fe.frozen_epochs == 0 and fe.epochs == 1  # no adapter: one stage
 
 
 def test_non_video_models_are_refused(registry, tmp_path: Path):
