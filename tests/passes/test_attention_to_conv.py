@@ -193,7 +193,8 @@ def test_graph_rewrite_vivit_fe_counts_and_exactness() -> None:
     assert before["linear"] - after["linear"] == 2 * blocks  # qkv and proj of every block
     assert after["conv2d"] - before["conv2d"] == 2 * blocks  # ... are now 1x1 convs
     assert before["layer_norm"] - after["layer_norm"] == blocks  # norm1 moved inside, over channels
-    assert after["softmax"] == 2 * before["softmax"]  # explicit heads: one softmax per head (2 heads)
+    heads = model.spatial.blocks[0].attn.num_heads
+    assert heads > 1 and after["softmax"] == heads * before["softmax"]  # explicit heads: one softmax per head
     assert not any(k.endswith(("attn.qkv.weight", "attn.proj.weight")) for k in new.state_dict)  # old weights dropped
     assert _ops(program) == before  # the input program is untouched
     with torch.no_grad():
@@ -211,7 +212,7 @@ def test_graph_rewrite_vivit_fa_leaves_the_adapter_alone() -> None:
     new, rewritten, left = rewrite_program(program, (x,), form="einsum", norm=False, verify=False)
     assert len(rewritten) == 3 and not any(r["norm_inside"] for r in rewritten)
     assert left == [{"where": "adapter.attn", "kind": "AdapterCrossAttention", "reason": "cross-attention"}]
-    assert _ops(new)["einsum"] == 2 * 2 * 3
+    assert _ops(new)["einsum"] == model.spatial.blocks[0].attn.num_heads * 2 * 3  # 2 einsums per head, 3 blocks
     with torch.no_grad():
         _close(model(x), new.module()(x))
 
