@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgest.records import Report
+from edgest.report.writers import task_note
 
 
 def print_report(report: Report, out_dir: Path) -> None:
@@ -25,9 +26,8 @@ def print_report(report: Report, out_dir: Path) -> None:
             figs = (f"max abs {m['max_abs']:.2e}, SQNR {m['sqnr_db']:.1f} dB, cosine {m['cosine']:.6f}, "
                     f"top-1 agree {m['top1_agreement']:.0%} ({over})")
             if "task_top1" in m:
-                note = m.get("task_note") or ("judged" if m.get("task_judged") else "not judged")
                 figs += (f"; task top-1 {m['task_top1']:.1%} (eager {m['task_top1_eager']:.1%}, "
-                         f"drop {m['task_top1_drop_pts']:.1f} pt, {note})")
+                         f"drop {m['task_top1_drop_pts']:.1f} pt, {task_note(m)})")
         elif c.kind == "latency" and m:
             figs = f"p50 {m['p50_ms']:.2f} ms, p90 {m['p90_ms']:.2f} ms, cold load {m['cold_load_ms']:.0f} ms, {m['threads']} thread(s), {m['runs']} runs"
         else:

@@ -34,13 +34,17 @@ def _fmt(value: object, unit: str = "") -> str:
     return f"{value}{unit}" if value not in (None, "") else "–"
 
 
+def task_note(metrics: dict[str, Any]) -> str:
+    """Why the task drop is or is not judged (reports written before the note existed say only which)."""
+    return metrics.get("task_note") or ("judged" if metrics.get("task_judged") else "not judged")
+
+
 def task_line(metrics: dict[str, Any], limits: dict[str, Any]) -> str:
     """One sentence on task top-1: eager, artifact, the drop, and whether it was judged and why."""
     m = metrics
     text = (f"Task top-1 on {m.get('task_set', 'the labelled set')}: eager {m['task_top1_eager']:.1%}, "
             f"artifact {m['task_top1']:.1%}, drop {m['task_top1_drop_pts']:.1f} pt")
-    note = m.get("task_note") or ("judged" if m.get("task_judged") else "not judged")
-    return text + f" ({note}). Top-1 agreement with eager: {m['top1_agreement_inputs']:.1%} on the random inputs, " \
+    return text + f" ({task_note(m)}). Top-1 agreement with eager: {m['top1_agreement_inputs']:.1%} on the random inputs, " \
                   f"{m['task_top1_agreement']:.1%} on the clips, {m['top1_agreement']:.1%} pooled (the judged figure)."
 
 
