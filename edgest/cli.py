@@ -55,7 +55,7 @@ def cli() -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
 @click.option("--task-samples", type=click.IntRange(0, 100_000),
-              help="Labelled synthetic clips for task top-1 (video models; 0: off) [default: 64 with --weights, else 0].")
+              help="Labelled synthetic clips for task top-1 (video models; 0: off) [default: 256 with --weights, else 0].")
 @click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
