@@ -123,14 +123,30 @@ def test_prepare_program_casts_a_copy_and_keeps_the_callers_program(registry):
 
 
 @cpu_only
-def test_gpu_bench_script_exits_with_one_clear_line_without_a_gpu():
+@pytest.mark.parametrize("script,args", [("cuda_gpu.py", ["--batches", "1"]), ("cuda_gpu_zoo.py", ["--json", "x.json"]),
+                                         ("cuda_gpu_smoke.py", [])])
+def test_gpu_bench_scripts_exit_with_one_clear_line_without_a_gpu(tmp_path, script, args):
     env = {k: v for k, v in os.environ.items() if k not in ("EDGEST_LOAD_PLUGINS", "EDGEST_DISABLE_PLUGIN_AUTOLOAD")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cuda_gpu.py"), "--batches", "1"], env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs an NVIDIA GPU" in lines[0] and "sees no CUDA device" in lines[0], proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_fp32_turns_tf32_off():
+    """torch runs cuDNN convolutions in TF32 by default; an fp32 package must not."""
+    from edgest_cuda.target import no_tf32
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        no_tf32()
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @gpu

@@ -49,6 +49,12 @@ class BenchConfig:
     warmup: int = 20
     iters: int = 200
     seed: int = 0
+    #: stand-in weights that respond to the input (:func:`edgest.testing.weights.responsive`): at their
+    #: papers' init EMOv2 and spiking LMUFormer output constants, and SQNR against a constant says nothing
+    responsive_weights: bool = True
+    #: folder that keeps the AOTInductor packages between runs (None: a temporary one); a package
+    #: already there for the same model, dtype and batch is loaded instead of compiled again
+    workdir: str | None = None
 
 
 @dataclass
@@ -101,7 +107,8 @@ def time_cuda(fn: Callable[[], Any], warmup: int, iters: int) -> dict[str, float
             "min_ms": times[0]}
 
 
-def _dtype(precision: str) -> torch.dtype:
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a precision name (fp32, fp16, bf16)."""
     import torch
 
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
@@ -111,21 +118,28 @@ def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _package(module: torch.nn.Module, x: torch.Tensor, workdir: Path) -> str:
+def package_path(workdir: Path, model: str, dtype: torch.dtype, batch: int) -> Path:
+    """Where the package of ``model`` at ``dtype`` and ``batch`` is kept in ``workdir``."""
+    return workdir / f"{model}-{str(dtype).removeprefix('torch.')}-b{batch}.pt2"
+
+
+def _package(module: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
     """The AOTInductor package for ``module`` at ``x``'s shape and dtype, compiled once (freezing on,
-    as the cuda target does) and shared by the ``aoti`` and ``aoti-graph`` variants."""
+    as the cuda target does) and shared by the ``aoti`` and ``aoti-graph`` variants; a package already
+    at ``path`` is reused. Written to a temporary name first, so a killed compile leaves no package."""
     import torch
 
-    path = workdir / f"model-{str(x.dtype).removeprefix('torch.')}-b{x.shape[0]}.pt2"
     if not path.exists():
+        partial = path.with_suffix(".partial.pt2")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.export.export(module, (x,), strict=False)
-            torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs={"freezing": True})
+            torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs={"freezing": True})
+        partial.replace(path)
     return str(path)
 
 
-def _build_variant(variant: str, module: torch.nn.Module, x: torch.Tensor, workdir: Path) -> Callable[[], Any]:
+def _build_variant(variant: str, module: torch.nn.Module, x: torch.Tensor, package: Path) -> Callable[[], Any]:
     """A no-argument callable running ``variant`` of ``module`` (already on the GPU at its dtype) on ``x``."""
     import torch
 
@@ -139,7 +153,7 @@ def _build_variant(variant: str, module: torch.nn.Module, x: torch.Tensor, workd
             return compiled(x)
 
         return run_compiled
-    model = torch._inductor.aoti_load_package(_package(module, x, workdir), run_single_threaded=variant == "aoti-graph")
+    model = torch._inductor.aoti_load_package(_package(module, x, package), run_single_threaded=variant == "aoti-graph")
     if variant == "aoti":
         return lambda: model(x)
     from edgest_cuda.target import capture_cuda_graph
@@ -160,16 +174,22 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
 
     from edgest.checks.accuracy import compare
     from edgest.plugins import get_registry
+    from edgest_cuda.target import no_tf32
 
     entry = get_registry().model(cfg.model)
     shape = tuple(entry.spec.input.shape)
     rows: list[Row] = []
     torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: comparable with the other targets
-    torch.backends.cudnn.allow_tf32 = False
+    no_tf32()  # fp32 means fp32: comparable with the other targets
     with tempfile.TemporaryDirectory(prefix="edgest-gpu-bench-") as tmp, torch.no_grad():
+        workdir = Path(cfg.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         base = entry.build().eval()
+        if cfg.responsive_weights:
+            from edgest.testing.weights import responsive
+
+            base = responsive(base, shape, cfg.seed)
         for batch in cfg.batches:
             gen = torch.Generator().manual_seed(cfg.seed)
             x32 = torch.randn((batch, *shape[1:]), generator=gen).cuda()
@@ -177,7 +197,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
             reference = _first(ref_module(x32)).float().cpu().numpy()
             del ref_module
             for precision in cfg.precisions:
-                dtype = _dtype(precision)
+                dtype = torch_dtype(precision)
                 x = x32.to(dtype)
                 for variant in cfg.variants:
                     row = Row(variant, precision, batch)
@@ -185,7 +205,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
                     try:
                         module = copy.deepcopy(base).to("cuda", dtype)
                         t0 = time.perf_counter()
-                        fn = _build_variant(variant, module, x, Path(tmp))
+                        fn = _build_variant(variant, module, x, package_path(workdir, cfg.model, dtype, batch))
                         out = _first(fn())
                         torch.cuda.synchronize()
                         row.setup_s = round(time.perf_counter() - t0, 2)
@@ -238,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {', '.join(VARIANTS)}")
     ap.add_argument("--warmup", type=int, default=BenchConfig.warmup)
     ap.add_argument("--iters", type=int, default=BenchConfig.iters)
+    ap.add_argument("--workdir", default=None, help="keep AOTInductor packages here and reuse them (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
     variants = _csv(args.variants)
@@ -245,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         ap.error(f"unknown variant(s) {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
     cfg = BenchConfig(model=args.model, batches=tuple(int(b) for b in _csv(args.batches)),
-                      precisions=_csv(args.precisions), variants=variants, warmup=args.warmup, iters=args.iters)
+                      precisions=_csv(args.precisions), variants=variants, warmup=args.warmup, iters=args.iters,
+                      workdir=args.workdir)
     try:
         require_gpu()
     except GpuUnavailable as exc:

@@ -18,6 +18,9 @@ Options (constructor keyword arguments, JSON-able):
   ``torch.cuda.CUDAGraph`` and replays it (package loaded with ``run_single_threaded=True``,
   static input/output buffers); if capture fails it falls back to plain calls.
 
+fp32 on a GPU is fp32: TF32 is turned off for cuBLAS and cuDNN (:func:`no_tf32`) while compiling
+and in the runner, as torch would otherwise run convolutions in TF32.
+
 On a GPU the runner synchronises before returning, so the shared latency protocol measures the
 whole copy-in, run, copy-out round trip.
 """
@@ -168,6 +171,17 @@ def capture_cuda_graph(
     return graph, outputs
 
 
+def no_tf32() -> None:
+    """Turn TF32 off for cuBLAS and cuDNN in this process: torch lets cuDNN convolutions run in TF32
+    by default (10-bit mantissa), so an fp32 package would not compute in fp32. Inductor reads the flag
+    when it picks matmul kernels and the package's convolutions read it when they run, so both the
+    compile and the runner set it."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def read_package_metadata(path: Path) -> dict[str, str]:
     """The ``aot_inductor.metadata`` stored in a package, read from the archive without loading it."""
     with zipfile.ZipFile(path) as zf:
@@ -190,6 +204,8 @@ class AotiRunner:
         self.dtype = getattr(torch, _DTYPES[precision])
         self.channels_last = channels_last
         self.cuda = self.device.type == "cuda"
+        if self.cuda and self.dtype == torch.float32:
+            no_tf32()
         index = self.device.index if self.cuda and self.device.index is not None else -1
         self.model = torch._inductor.aoti_load_package(str(path), run_single_threaded=self.cuda and cudagraphs,
                                                        device_index=index)
@@ -299,6 +315,8 @@ class CudaTarget(Target):
         self._check_precision()
         self.ensure_available()
         opts = self.options
+        if opts["device"] != "cpu" and opts["precision"] == "fp32":
+            no_tf32()
         t0 = time.perf_counter()
         prepared, example, facts = prepare_program(program, example_inputs, opts["device"], opts["precision"],
                                                    opts["channels_last"])

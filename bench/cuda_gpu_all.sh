@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Every GPU check of the CUDA target in one go, for a machine lent for a few minutes:
+#   1. installs edgest, the zoo and the cuda target into the machine's own Python (no downloads:
+#      its torch must be a CUDA build already there);
+#   2. a smoke test (bench/cuda_gpu_smoke.py, squeezetime_tiny): eager on the GPU, one package compiled,
+#      loaded, called, captured in a CUDA graph; if loading the package crashes (seen on a torch 2.11.0+cu130
+#      image: any CUDA package segfaulted in torch's own _load_aoti), the rest measures eager and
+#      torch.compile only and says so;
+#   3. while the zoo's AOTInductor packages compile in parallel (bench/cuda_gpu_zoo.py --phase compile):
+#      the GPU tests (tests/targets/test_cuda.py) and the user's example through the CLI,
+#      `edgest compile --model squeezetime --target cuda` at fp32 and fp16;
+#   4. on the then idle GPU: the zoo measured (bench/cuda_gpu_zoo.py --phase measure).
+# usage: [MODELS=squeezetime,vivit_fa_ti] bench/cuda_gpu_all.sh OUTDIR [COMPILE_S] [MEASURE_S]
+# A package compiles in ~40-65 s even for a tiny model on those machines, a full model in minutes: the
+# default MODELS is the user's example alone, to fit a 15-minute lease.
+# OUTDIR receives: env.txt, log.txt (everything), smoke.txt, gpu_zoo.json, cli-fp32.json, cli-fp16.json,
+# pytest.txt, compile-logs.tgz
+set -u
+out=${1:?usage: bench/cuda_gpu_all.sh OUTDIR [COMPILE_S] [MEASURE_S]}
+compile_s=${2:-250}
+measure_s=${3:-180}
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+mkdir -p "$out"
+exec > >(tee -a "$out/log.txt") 2>&1
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  $py -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+  nproc; } | tee "$out/env.txt"
+if ! $py -c "import edgest_cuda, edgest_models" 2>/dev/null; then
+  $py -m pip install -q --no-deps --no-build-isolation --no-index -e . -e models -e targets/cuda \
+    || { echo "cuda_gpu_all: could not install edgest here"; exit 1; }
+fi
+$py -c "import edgest_cuda, edgest_models, edgest; print('edgest installed')" || exit 1
+
+work=${TMPDIR:-/tmp}/edgest-gpu-all
+mkdir -p "$work"
+models=${MODELS:-squeezetime}
+variants=eager,compile,aoti,aoti-graph
+timeout "$compile_s" $py -X faulthandler bench/cuda_gpu_smoke.py --full "" > "$out/smoke.txt" 2>&1
+if ! grep -q "smoke: done" "$out/smoke.txt"; then
+  echo "cuda_gpu_all: the AOTInductor smoke test failed here (see smoke.txt: $(grep -m1 -E 'Fatal|Error' "$out/smoke.txt"));" \
+       "measuring eager and torch.compile only"
+  variants=eager,compile
+fi
+cli() {  # the user's example through the CLI; the report's JSON kept
+  timeout "$compile_s" edgest compile --model squeezetime --target cuda --precision "$1" --out "$work/cli-$1" \
+    --force --json > "$out/cli-$1.json" 2> "$work/cli-$1.err"
+  echo "cli $1: exit $? $(tail -c 300 "$work/cli-$1.err" | tr '\n' ' ')"
+}
+(cli fp32; cli fp16) &
+(timeout "$compile_s" $py -m pytest -q -p no:cacheprovider tests/targets/test_cuda.py > "$out/pytest.txt" 2>&1;
+ echo "pytest: exit $? $(tail -n 1 "$out/pytest.txt")") &
+zoo() { $py bench/cuda_gpu_zoo.py --models "$models" --full "$models" --variants "$variants" --workdir "$work/pk" "$@"; }
+zoo --phase compile --deadline-s "$((compile_s - 20))" --parallel 4
+wait
+tar -czf "$out/compile-logs.tgz" -C "$work/pk" --wildcards 'compile-*.log' 2>/dev/null
+zoo --phase measure --deadline-s "$measure_s" --json "$out/gpu_zoo.json"
+echo "cuda_gpu_all: done"
