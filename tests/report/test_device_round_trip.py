@@ -61,7 +61,10 @@ ROUND_TRIPS = {
 }
 
 
-@pytest.mark.parametrize("target", sorted(ROUND_TRIPS))
+#: a venv with torch (executorch) or TVM takes minutes to unpack: those round trips run with the slow
+#: tests (`make test-slow`); ONNX Runtime's stays in the default suite
+@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.slow) if t != "onnx" else t
+                                    for t in sorted(ROUND_TRIPS)])
 def test_round_trip_in_a_runtime_only_venv(target, onnx_run, tmp_path_factory, tmp_path):
     if target == "onnx":
         run = onnx_run
