@@ -5,6 +5,9 @@ default): eager fp32 p50, ONNX Runtime fp32 p50, ExecuTorch fp32 p50 (XNNPACK, w
 target's rewrites), ExecuTorch int8 p50 (XNNPACK PT2E), .pte sizes, ET int8 vs eager speed-up,
 ET fp32 / ORT fp32 ratio (issue 4's goal: ≤ 1.2), int8 SQNR and top-1 agreement vs eager.
 ``--baseline`` adds ExecuTorch fp32 without the rewrites (``xnnpack_rewrites=False``).
+Weights: ``--weights MODEL=FILE`` (trained, e.g. by ``edgest train``: task top-1 judged too), else
+responsive stand-ins (:func:`edgest.testing.weights.bench_weights`), since EMOv2 and spiking LMUFormer
+ignore their input at their papers' init and their int8 accuracy could not be judged.
 
 Run: ``python bench/executorch_zoo.py --small`` (tiny variants, minutes) or
 ``python bench/executorch_zoo.py --models emov2_1m,vivit_fa_ti`` (full configs; the default is
@@ -25,6 +28,7 @@ from rich.table import Table
 import edgest
 from edgest.host import cpu_model
 from edgest.plugins import get_registry
+from edgest.testing.weights import bench_weights
 
 #: (column key, target, precision, target options)
 RUNS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -42,13 +46,15 @@ def zoo(small: bool) -> list[str]:
     return [n for n in names if ("tiny" in n) == small]
 
 
-def bench_model(model: str, root: Path, threads: int, baseline: bool) -> dict[str, Any]:
-    """Compile ``model`` for every run and collect the figures of one table row."""
-    row: dict[str, Any] = {"model": model}
+def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: tuple[Path, bool]) -> dict[str, Any]:
+    """Compile ``model`` for every run and collect the figures of one table row; ``weights`` is
+    (file, trained): a task set is run only on trained weights."""
+    row: dict[str, Any] = {"model": model, "weights": "trained" if weights[1] else "stand-in"}
     for key, target, precision, options in RUNS + ((BASELINE,) if baseline else ()):
         try:
             report = edgest.compile(model, target, out_dir=root / model / key, precision=precision, threads=threads,
-                                    target_options=options, force=True)
+                                    target_options=options, weights=weights[0], task_samples=None if weights[1] else 0,
+                                    force=True)
         except edgest.EdgestError as exc:
             row[key] = {"status": "error", "error": str(exc)}
             continue
@@ -59,6 +65,7 @@ def bench_model(model: str, root: Path, threads: int, baseline: bool) -> dict[st
             "size_mb": report.artifact.size_bytes / 1e6,
             "sqnr_db": acc.metrics.get("sqnr_db") if acc else None,
             "top1_agreement": acc.metrics.get("top1_agreement") if acc else None,
+            "task_top1_drop_pts": acc.metrics.get("task_top1_drop_pts") if acc else None,
             "non_delegated_ops": report.artifact.details.get("non_delegated_ops"),
         }
     p50 = {k: (v or {}).get("p50_ms") for k, v in row.items() if isinstance(v, dict)}
@@ -104,14 +111,16 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="also ExecuTorch fp32 without the XNNPACK rewrites")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="keep the run folders here")
+    ap.add_argument("--weights", action="append", default=[], help="MODEL=FILE, repeatable (trained checkpoints)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args()
     models = args.models.split(",") if args.models else zoo(args.small)
     root = args.out or Path(tempfile.mkdtemp(prefix="edgest-bench-et-"))
+    weights = bench_weights(models, dict(w.split("=", 1) for w in args.weights), root / "weights")
     console = Console(width=200)
     rows = []
     for model in models:
-        rows.append(bench_model(model, root, args.threads, args.baseline))
+        rows.append(bench_model(model, root, args.threads, args.baseline, weights[model]))
         console.print(f"{model}: done ({root / model})")
     console.print(table(rows, args.threads, args.baseline))
     for r in rows:

@@ -8,7 +8,9 @@ For every model (small variants by default, ``--full`` for the full configs) and
 
 Each cell is one ordinary compile with its accuracy and latency checks (same protocol as
 ``edgest compile``). With ``--weights MODEL=FILE`` (e.g. from ``edgest train``) the labelled
-task set is judged too. Run folders go under ``--out`` (reports kept for inspection).
+task set is judged too; a model without trained weights runs on responsive stand-ins
+(:func:`edgest.testing.weights.bench_weights`: layer scales at 1, calibrated BNs), since EMOv2 and spiking
+LMUFormer ignore their input at their papers' init, with no task set. Run folders go under ``--out``.
 
     python bench/passes_matrix.py                       # small variants (~40 cells, about a minute each)
     python bench/passes_matrix.py --full --threads 4    # full configs (long)
@@ -29,6 +31,7 @@ from rich.table import Table
 
 import edgest
 from edgest.host import cpu_model
+from edgest.testing.weights import bench_weights
 
 SMALL = ("squeezetime_tiny", "vivit_fa_tiny", "emov2_tiny_video", "vivit_fe_tiny", "lmuformer_video_tiny")
 FULL = ("squeezetime", "emov2_1m_video", "vivit_fa_ti", "vivit_fe_ti", "lmuformer_video")
@@ -46,14 +49,16 @@ def run_cell(model: str, target: str, precision: str, passes: list[str], out: Pa
     row: dict[str, Any] = {"model": model, "target": target, "precision": precision, "passes": "+".join(passes) or "-"}
     folder = out / f"{model}__{target}__{precision}{'__' + '+'.join(passes) if passes else ''}"
     try:
-        report = edgest.compile(model, target, passes=passes, precision=precision, weights=args.weights.get(model),
+        weights, trained = args.weights[model]
+        report = edgest.compile(model, target, passes=passes, precision=precision, weights=weights,
                                 out_dir=folder, threads=args.threads, samples=args.samples,
-                                task_samples=args.task_samples, force=True)
+                                task_samples=args.task_samples if trained else 0, force=True)
     except edgest.EdgestError as exc:
         return {**row, "status": "error", "error": str(exc)[:160]}
     acc, lat = report.check("accuracy"), report.check("latency")
     am, lm = (acc.metrics if acc else {}), (lat.metrics if lat else {})
-    return {**row, "status": report.status, "error": report.error[:160], "size_bytes": report.artifact.size_bytes,
+    return {**row, "weights": "trained" if trained else "stand-in", "status": report.status, "error": report.error[:160],
+            "size_bytes": report.artifact.size_bytes,
             "p50_ms": lm.get("p50_ms"), "p90_ms": lm.get("p90_ms"), "sqnr_db": am.get("sqnr_db"),
             "top1_agreement": am.get("top1_agreement"), "task_top1": am.get("task_top1"),
             "task_top1_drop_pts": am.get("task_top1_drop_pts"), "compile_s": report.artifact.compile_seconds}
@@ -108,7 +113,8 @@ def main() -> None:
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--samples", type=int, default=8, help="random inputs for the accuracy check")
-    ap.add_argument("--task-samples", type=int, default=64, help="labelled clips for task top-1 (0: off)")
+    ap.add_argument("--task-samples", type=int, default=None,
+                    help="labelled clips for task top-1 with trained weights (default: edgest's, 256; 0: off)")
     ap.add_argument("--weights", action="append", default=[], help="MODEL=FILE, repeatable (trained checkpoints)")
     ap.add_argument("--out", type=Path, default=None, help="keep the run folders here")
     ap.add_argument("--json", type=Path, default=None, help="also write rows and summary as JSON")
@@ -117,9 +123,9 @@ def main() -> None:
     if args.from_json:
         print(markdown(summarise(json.loads(args.from_json.read_text())["rows"])))
         return
-    args.weights = dict(w.split("=", 1) for w in args.weights)
     models = args.models.split(",") if args.models else list(FULL if args.full else SMALL)
     root = args.out or Path(tempfile.mkdtemp(prefix="edgest-passes-"))
+    args.weights = bench_weights(models, dict(w.split("=", 1) for w in args.weights), root / "weights")
     console = Console(width=200)
     rows = []
     for model in models:

@@ -63,3 +63,21 @@ def write_responsive_weights(entry: ModelEntry, path: str | Path, seed: int = 0)
     model = responsive(entry.build(), tuple(entry.spec.input.shape), seed)
     torch.save(model.state_dict(), path)
     return Path(path)
+
+
+def bench_weights(models: list[str], trained: dict[str, str], folder: str | Path) -> dict[str, tuple[Path, bool]]:
+    """Weights for each benchmarked model: ``(path, trained)``. A model named in ``trained`` (e.g. from
+    ``edgest train``) keeps its file; every other zoo model gets :func:`write_responsive_weights` in
+    ``folder``, so its accuracy is judged against an output that depends on the input (EMOv2 and spiking
+    LMUFormer at their papers' init are not). Stand-ins are not trained: judge no task accuracy on them."""
+    from edgest.plugins import get_registry
+
+    registry = get_registry()
+    out: dict[str, tuple[Path, bool]] = {}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for name in models:
+        if name in trained:
+            out[name] = (Path(trained[name]), True)
+        else:
+            out[name] = (write_responsive_weights(registry.model(name), Path(folder) / f"{name}.pt"), False)
+    return out

@@ -37,3 +37,26 @@ def test_summary_pairs_int8_and_rewrite_with_fp32():
     md = pm.markdown([onnx, tvm]).splitlines()
     assert md[2] == "| vivit_fa_tiny | onnx | 2.00 | 1.00 | 4.00 | 1.00 | 30.0 | 100 | 0.0 | 1.50 |"
     assert md[3] == "| vivit_fa_tiny | tvm | 3.00 | n/a | 5.00 | - | - | - | - | - |"
+
+
+def test_bench_weights_keep_trained_files_and_write_responsive_stand_ins(tmp_path):
+    import torch
+
+    from edgest.plugins import get_registry
+    from edgest.testing.weights import bench_weights
+
+    trained = tmp_path / "mine.pt"
+    trained.write_bytes(b"not read")
+    got = bench_weights(["squeezetime_tiny", "emov2_tiny_video"], {"squeezetime_tiny": str(trained)}, tmp_path / "w")
+    assert got["squeezetime_tiny"] == (trained, True)
+    path, is_trained = got["emov2_tiny_video"]
+    assert not is_trained and path.parent == tmp_path / "w"
+    entry = get_registry().model("emov2_tiny_video")
+    model = entry.build().eval()
+    model.load_state_dict(torch.load(path))
+    assert all(float(p.min()) == 1.0 for n, p in model.named_parameters() if n.endswith("gamma"))
+    x = torch.randn(2, *entry.spec.input.shape[1:])
+    with torch.no_grad():
+        out = model(x)
+    assert float((out[0] - out[1]).abs().max()) > 1e-3  # the stand-in responds to its input
+
