@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgest.checks import accuracy
-from edgest.checks.latency import LatencyConfig, measure
+from edgest.checks.latency import LatencyConfig, measure, measure_interleaved
 
 
 def test_identical_outputs_are_capped_and_agree():
@@ -55,6 +55,17 @@ def test_latency_protocol_runs_warmup_then_at_least_min_runs():
     stats = measure(lambda: calls.append(1), LatencyConfig(warmup=5, min_runs=30, min_seconds=0.0))
     assert len(calls) == 35 and stats["runs"] == 30 and stats["warmup"] == 5
     assert 0 <= stats["p50_ms"] <= stats["p90_ms"]
+
+
+def test_interleaved_runs_take_turns_in_rotating_order():
+    order = []
+    cfg = LatencyConfig(warmup=1, min_runs=2, min_seconds=0.0)
+    stats = measure_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, cfg=cfg)
+    turns = [order[i] for i in range(0, len(order), 3)]  # one warm-up and two timed calls per turn
+    assert turns == ["a", "b", "b", "a", "a", "b"] and len(order) == 18
+    assert stats["a"]["rounds"] == 3 and stats["a"]["min_p50_ms"] <= stats["a"]["p50_ms"] <= stats["a"]["max_p50_ms"]
+    with pytest.raises(ValueError, match="rounds"):
+        measure_interleaved({"a": lambda: None}, rounds=0)
 
 
 def test_a_constant_reference_is_named_so_the_check_cannot_pass_on_it():
