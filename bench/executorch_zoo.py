@@ -9,9 +9,9 @@ The p50s and ratios in the table are re-timed in one process with the runtimes t
 of them alike; each compile's own latency check (separate processes, one after another) is kept in
 the JSON as ``p50_ms``.
 ``--baseline`` adds ExecuTorch fp32 without the rewrites (``xnnpack_rewrites=False``).
-Weights: ``--weights MODEL=FILE`` (trained, e.g. by ``edgest train``: task top-1 judged too), else
-responsive stand-ins (:func:`edgest.testing.weights.bench_weights`), since EMOv2 and spiking LMUFormer
-ignore their input at their papers' init and their int8 accuracy could not be judged.
+Weights: ``--weights MODEL=FILE`` (trained, e.g. by ``edgest train``: task top-1 judged too), else the
+model's init, except for models that ignore their input at it (EMOv2, spiking LMUFormer): responsive
+stand-ins (:func:`edgest.testing.weights.bench_weights`), so their int8 accuracy can be judged.
 
 Run: ``python bench/executorch_zoo.py --small`` (tiny variants, minutes) or
 ``python bench/executorch_zoo.py --models emov2_1m,vivit_fa_ti`` (full configs; the default is
@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import edgest
+from edgest.checks.retime import Compiled, retime
 from edgest.host import cpu_model
 from edgest.plugins import get_registry
 from edgest.testing.weights import bench_weights
@@ -50,10 +51,14 @@ def zoo(small: bool) -> list[str]:
     return [n for n in names if ("tiny" in n) == small]
 
 
-def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: tuple[Path, bool]) -> dict[str, Any]:
+def _weights_label(weights: tuple[Path | None, bool]) -> str:
+    return "trained" if weights[1] else ("init" if weights[0] is None else "stand-in")
+
+
+def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: tuple[Path | None, bool]) -> dict[str, Any]:
     """Compile ``model`` for every run and collect the figures of one table row; ``weights`` is
     (file, trained): a task set is run only on trained weights."""
-    row: dict[str, Any] = {"model": model, "weights": "trained" if weights[1] else "stand-in"}
+    row: dict[str, Any] = {"model": model, "weights": _weights_label(weights)}
     for key, target, precision, options in RUNS + ((BASELINE,) if baseline else ()):
         try:
             report = edgest.compile(model, target, out_dir=root / model / key, precision=precision, threads=threads,
@@ -76,22 +81,12 @@ def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: t
     return row
 
 
-def retime(row: dict[str, Any], root: Path, threads: int, rounds: int) -> dict[str, Any]:
+def retime_row(row: dict[str, Any], root: Path, threads: int, rounds: int) -> dict[str, Any]:
     """Time the row's artifacts again in turns in this process; ratios from those p50s."""
-    import numpy as np
-
-    from edgest.checks.latency import measure_interleaved
-
-    registry = get_registry()
-    runs = {}
-    for key, target, _, options in RUNS + (BASELINE,):
-        cell = row.get(key)
-        if not cell or cell["status"] == "error":
-            continue
-        runner = registry.target(target)(**options).load(root / row["model"] / key / cell["artifact"], threads)
-        x = np.random.default_rng(0).standard_normal(cell["input_shape"]).astype(np.float32)
-        runs[key] = lambda runner=runner, x=x: runner.run([x])
-    for key, stats in measure_interleaved(runs, rounds).items():
+    artifacts = {key: Compiled(target, root / row["model"] / key / row[key]["artifact"], tuple(row[key]["input_shape"]),
+                               options)
+                 for key, target, _, options in RUNS + (BASELINE,) if row.get(key, {}).get("status", "error") != "error"}
+    for key, stats in retime(artifacts, threads, rounds).items():
         row[key]["p50_interleaved_ms"] = stats["p50_ms"]
     p50 = {k: (v or {}).get("p50_interleaved_ms") for k, v in row.items() if isinstance(v, dict)}
     if p50.get("et") and p50.get("ort"):
@@ -148,7 +143,7 @@ def main() -> None:
     rows = []
     for model in models:
         row = bench_model(model, root, args.threads, args.baseline, weights[model])
-        rows.append(retime(row, root, args.threads, args.rounds))
+        rows.append(retime_row(row, root, args.threads, args.rounds))
         console.print(f"{model}: done ({root / model})")
     console.print(table(rows, args.threads, args.baseline))
     for r in rows:

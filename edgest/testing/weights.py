@@ -65,19 +65,36 @@ def write_responsive_weights(entry: ModelEntry, path: str | Path, seed: int = 0)
     return Path(path)
 
 
-def bench_weights(models: list[str], trained: dict[str, str], folder: str | Path) -> dict[str, tuple[Path, bool]]:
+def ignores_its_input(entry: ModelEntry, seed: int = 0) -> bool:
+    """Whether ``entry`` built at its init (seeded) gives a constant output for two random inputs."""
+    import torch
+
+    from edgest.checks.accuracy import constant_reference
+
+    torch.manual_seed(seed)
+    model = entry.build().eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        outs = [model(torch.randn(tuple(entry.spec.input.shape), generator=gen)) for _ in range(2)]
+    return constant_reference([o.numpy() for o in outs]) is not None
+
+
+def bench_weights(models: list[str], trained: dict[str, str], folder: str | Path) -> dict[str, tuple[Path | None, bool]]:
     """Weights for each benchmarked model: ``(path, trained)``. A model named in ``trained`` (e.g. from
-    ``edgest train``) keeps its file; every other zoo model gets :func:`write_responsive_weights` in
-    ``folder``, so its accuracy is judged against an output that depends on the input (EMOv2 and spiking
-    LMUFormer at their papers' init are not). Stand-ins are not trained: judge no task accuracy on them."""
+    ``edgest train``) keeps its file; a zoo model that ignores its input at its paper's init (EMOv2,
+    spiking LMUFormer) gets :func:`write_responsive_weights` in ``folder``, so its accuracy can be judged;
+    any other keeps its init (path None). Stand-ins are not trained: judge no task accuracy on them."""
     from edgest.plugins import get_registry
 
     registry = get_registry()
-    out: dict[str, tuple[Path, bool]] = {}
+    out: dict[str, tuple[Path | None, bool]] = {}
     Path(folder).mkdir(parents=True, exist_ok=True)
     for name in models:
+        entry = registry.model(name)
         if name in trained:
             out[name] = (Path(trained[name]), True)
+        elif ignores_its_input(entry):
+            out[name] = (write_responsive_weights(entry, Path(folder) / f"{name}.pt"), False)
         else:
-            out[name] = (write_responsive_weights(registry.model(name), Path(folder) / f"{name}.pt"), False)
+            out[name] = (None, False)
     return out

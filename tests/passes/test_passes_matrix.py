@@ -39,7 +39,7 @@ def test_summary_pairs_int8_and_rewrite_with_fp32():
     assert md[3] == "| vivit_fa_tiny | tvm | 3.00 | n/a | 5.00 | - | - | - | - | - |"
 
 
-def test_bench_weights_keep_trained_files_and_write_responsive_stand_ins(tmp_path):
+def test_bench_weights_keep_trained_files_and_stand_in_only_for_models_that_ignore_their_input(tmp_path):
     import torch
 
     from edgest.plugins import get_registry
@@ -47,8 +47,10 @@ def test_bench_weights_keep_trained_files_and_write_responsive_stand_ins(tmp_pat
 
     trained = tmp_path / "mine.pt"
     trained.write_bytes(b"not read")
-    got = bench_weights(["squeezetime_tiny", "emov2_tiny_video"], {"squeezetime_tiny": str(trained)}, tmp_path / "w")
+    got = bench_weights(["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny"], {"squeezetime_tiny": str(trained)},
+                        tmp_path / "w")
     assert got["squeezetime_tiny"] == (trained, True)
+    assert got["vivit_fa_tiny"] == (None, False)  # responds to its input at init: keeps it
     path, is_trained = got["emov2_tiny_video"]
     assert not is_trained and path.parent == tmp_path / "w"
     entry = get_registry().model("emov2_tiny_video")
