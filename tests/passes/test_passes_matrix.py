@@ -62,3 +62,13 @@ def test_bench_weights_keep_trained_files_and_stand_in_only_for_models_that_igno
         out = model(x)
     assert float((out[0] - out[1]).abs().max()) > 1e-3  # the stand-in responds to its input
 
+
+
+def test_retime_loads_each_artifact_with_its_target_and_times_them_in_turns(tmp_path):
+    import edgest
+    from edgest.checks.retime import Compiled, retime
+
+    report = edgest.compile("lmuformer_tiny", "eager", out_dir=tmp_path / "run", samples=1, latency=None)
+    artifact = Compiled("eager", tmp_path / "run" / report.artifact.path, tuple(report.model.input.shape))
+    stats = retime({"a": artifact, "b": artifact}, rounds=2)
+    assert set(stats) == {"a", "b"} and all(s["rounds"] == 2 and s["p50_ms"] > 0 for s in stats.values())
