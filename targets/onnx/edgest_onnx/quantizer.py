@@ -16,8 +16,10 @@ kept. The choice and its reason are recorded in the artifact's details.
 ``onnxruntime.quantization.quant_pre_process`` (shape inference, basic graph optimisation)
 runs first; if it fails the original graph is quantised and the details say so.
 
-``int8`` keeps LayerNorms, Adds on token sequences and the graph outputs float, and gives
-``--quant-skip`` nodes float inputs: :mod:`edgest_onnx.qdq_rules` says why. ``--quant-skip``
+``int8`` keeps LayerNorms, Adds on token sequences, the residual stream into each LayerNorm,
+the logits, Concats that are split again and Softmaxes float, and gives every float node (by rule or
+``--quant-skip``) float inputs: :mod:`edgest_onnx.qdq_rules` says why and what it measured. The
+details count the layers ONNX Runtime will still run in float (``float_layers``). ``--quant-skip``
 finds a module's nodes by the module path the exporter recorded (:mod:`edgest_onnx.scopes`).
 Everything imports onnx/onnxruntime lazily.
 """
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
 #: CPU flags (as /proc/cpuinfo names them) whose int8 dot products accumulate in int32
 VNNI_FLAGS: tuple[str, ...] = ("avx512_vnni", "avx_vnni", "amx_int8")
 _QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+#: what the int8 summary calls each rule's nodes (:func:`edgest_onnx.qdq_rules.float_by_rule`)
+_KEPT = {"layer_norms": "LayerNorms", "token_adds": "token-sequence Adds", "residual_stream": "residual-stream nodes",
+         "logits": "nodes after the last layer", "split_concats": "nodes of Concats split again", "softmaxes": "Softmaxes"}
 
 
 def cpu_flags() -> set[str] | None:
@@ -100,7 +105,7 @@ class OrtQuantizer(ArtifactQuantizer):
             modules = scopes.modules_of(onnx.load(str(src), load_external_data=False))
             exclude = _nodes_to_exclude(graph, skip, modules)
             rules = qdq_rules.float_by_rule(model) if self.scheme == "int8" else {}
-            by_rule = [n for names in rules.values() for n in names if n not in exclude]
+            by_rule = list(dict.fromkeys(n for names in rules.values() for n in names if n not in exclude))
             common = {"per_channel": s["per_channel"], "reduce_range": s["reduce_range"], "weight_type": QuantType.QInt8,
                       "nodes_to_exclude": (exclude + by_rule) or None}
             if self.scheme == "int8":
@@ -112,8 +117,11 @@ class OrtQuantizer(ArtifactQuantizer):
         out = onnx.load(str(dst), load_external_data=False)
         fixes: dict[str, int] = {}
         if self.scheme == "int8":
+            concats = set(rules["split_concats"]) - set(rules["residual_stream"])  # they read their inputs int8
             fixes = {"float_graph_outputs": qdq_rules.float_graph_outputs(out),
-                     "skipped_float_inputs": qdq_rules.float_inputs(out, graph, set(exclude))}
+                     "skipped_float_inputs": qdq_rules.float_inputs(out, graph, set(exclude)),
+                     "rule_float_inputs": qdq_rules.float_inputs(out, graph, set(by_rule) - concats)}
+            fixes["unread_qdq_removed"] = qdq_rules.drop_unread_qdq(out)
             if any(fixes.values()):
                 onnx.save(out, str(dst))
         counts = _count(graph, out.graph)
@@ -121,17 +129,21 @@ class OrtQuantizer(ArtifactQuantizer):
                    "calibrate_method": "MinMax" if self.scheme == "int8" else "none (dynamic)",
                    "pre_process": pre, **counts, "nodes_excluded": len(exclude)}
         if self.scheme == "int8":
-            details.update(activation_type="uint8", float_layer_norms=len(rules["layer_norms"]),
-                           float_token_adds=len(rules["token_adds"]), **fixes,
-                           float_rules="LayerNorms, Adds on 3-D token sequences and graph outputs stay float "
-                                       "(one uint8 scale per residual stream rounds the CLS token away)")
+            layers = [n.name for n in out.graph.node if n.op_type in qdq_rules.LAYERS]
+            float_layers = qdq_rules.float_layers(out)
+            details.update(activation_type="uint8", **{f"float_{k}": len(v) for k, v in rules.items()}, **fixes,
+                           layers=len(layers), float_layers=len(float_layers), float_layer_names=float_layers[:20],
+                           float_rules="LayerNorms, Adds on 3-D token sequences, the residual stream into each "
+                                       "LayerNorm, the logits, split Concats and Softmaxes stay float, and float nodes "
+                                       "read float inputs (a per-tensor uint8 scale rounds a small CLS token or channel "
+                                       "away; QLinearSoftmax is slow)")
             summary = (f"int8 static QDQ (onnxruntime, u8 activations, s8 per-channel weights, "
                        f"reduce_range={s['reduce_range']} because {s['reduce_range_reason'].split(':')[0]}), "
-                       f"{counts['nodes_quantized']} of {counts['nodes_float_ops']} nodes quantized")
-            kept = [f"{len(rules['layer_norms'])} LayerNorms"] if rules["layer_norms"] else []
-            kept += [f"{len(rules['token_adds'])} token-sequence Adds"] if rules["token_adds"] else []
+                       f"{counts['nodes_quantized']} of {counts['nodes_float_ops']} nodes quantized, "
+                       f"{len(layers) - len(float_layers)} of {len(layers)} layers int8")
+            kept = [f"{len(v)} {label}" for key, label in _KEPT.items() if (v := rules[key])]
             if kept:
-                summary += f"; {' and '.join(kept)} kept float"
+                summary += f"; kept float: {', '.join(kept)}"
         else:
             details["activation_type"] = "uint8 at run time (DynamicQuantizeLinear)"
             details["note"] = "ConvInteger is slower than float Conv on CPU: int8-weight saves size, not time"
