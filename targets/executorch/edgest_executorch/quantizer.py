@@ -9,8 +9,11 @@ activations quantised per inference; XNNPACK only does this for linear layers).
 
 Before ``prepare_pt2e`` the graph is made quantisable (:mod:`edgest_executorch.prequant`:
 constant-computed weights folded, BatchNorms torchao cannot fold as depthwise convs). Kept
-float: residual adds on token sequences (:func:`_is_token_add`) and the last layer with the
-reshapes/means after it (:func:`output_layers`).
+float (:mod:`edgest_executorch.float_ops`): adds and cats on token sequences, the last layer
+with the reshapes/means after it, adds/muls/cats with no int8 neighbour on one side and
+spatial depthwise convs between float ops.
+executorch 1.5's ``cat`` annotator ignores the quantizer's filter; :func:`_xnnpack_quantizer`
+makes it obey, so a kept-float cat (and ``--quant-skip``) stays float.
 
 Everything imports executorch/torchao lazily: the target imports this module only inside
 :meth:`quantizer`.
@@ -34,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput, Unsupported
 from edgest.quantization import ProgramQuantizer, Quantized, Quantizer
+from edgest_executorch.float_ops import aten_name as _op
+from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
 if TYPE_CHECKING:
     import torch
@@ -67,44 +72,6 @@ def _config(dynamic: bool) -> Any:
 
     return dataclasses.replace(config, input_activation=floor(config.input_activation),
                                output_activation=floor(config.output_activation), weight=floor(config.weight))
-
-
-def _is_token_add(node: Any) -> bool:
-    """An ``add`` on 3-D (N, L, D) tensors: a transformer's residual stream (or position embedding).
-
-    Kept float: one per-tensor int8 scale over all tokens is set by the patch tokens, and the
-    CLS token, which is what the classifier reads, drowns in that step (ViViT: 7.5 dB int8 vs
-    19 dB with these adds float). Convolutional residual adds (4-D) stay int8.
-    """
-    val = node.meta.get("val")
-    return node.op == "call_function" and _op(node) in ("add.Tensor", "add_.Tensor") and getattr(val, "ndim", 0) == 3
-
-
-#: ops that only move, reshape or average what they read: the output path continues through them
-_PASS_THROUGH = {"mean.dim", "mean", "view", "reshape", "flatten.using_ints", "transpose.int", "permute", "squeeze.dim",
-                 "squeeze.dims", "squeeze", "unsqueeze", "adaptive_avg_pool2d", "avg_pool2d", "contiguous", "clone",
-                 "dropout", "_to_copy", "to.dtype"}
-
-
-def output_layers(graph: Any) -> set[str]:
-    """Names of the nodes that compute the program's outputs: the last layer and the reshapes/means after it.
-
-    Kept float. Their int8 output would be the model's output quantised to one per-tensor scale
-    calibrated on the calibration inputs; logits outside that range are clipped, and nothing
-    downstream runs in int8 to repay it (squeezetime_tiny, trained: 16.4 dB → 32.7 dB on random
-    inputs, 31.9 → 33.1 dB on labelled clips with its ``fc`` float; the fc is 1% of the weights).
-    """
-    out: set[str] = set()
-    outputs = [n for n in graph.nodes if n.op == "output"]
-    todo = [a for n in outputs for a in n.all_input_nodes]
-    while todo:
-        node = todo.pop()
-        if node.op != "call_function" or node.name in out:
-            continue
-        out.add(node.name)
-        if _op(node) in _PASS_THROUGH or "getitem" in str(node.target):
-            todo.extend(node.all_input_nodes)
-    return out
 
 
 def quantizer_for(scheme: str, flavour: str = "xnnpack") -> Quantizer | None:
@@ -152,8 +119,8 @@ def _in_modules(node: Any, skip: Sequence[str]) -> bool:
     return False
 
 
-def _op(node: Any) -> str:
-    return str(node.target).removeprefix("aten.").removesuffix(".default")
+def _by_kind(graph: Any, names: set[str]) -> dict[str, int]:
+    return dict(sorted(Counter(_op(n) for n in graph.nodes if n.name in names).items()))
 
 
 def _count(prepared: Any, converted: Any) -> dict[str, Any]:
@@ -193,6 +160,33 @@ def _no_qat_conv_bn_fold() -> Iterator[None]:
         yield
 
 
+def _xnnpack_quantizer(config: Any) -> Any:
+    """``XNNPACKQuantizer().set_global(config)`` whose ``cat`` annotator obeys the filter function.
+
+    executorch 1.5's ``_annotate_cat`` takes the filter and never calls it: every cat got int8
+    inputs and output, the CLS-token cats of ViViT included (vivit_fe_tiny trained: 14.9 dB on
+    random inputs with them, 20.5 dB without). Cats the filter rejects are marked annotated
+    (without quantisation specs) while the patterns run, so the annotator leaves them alone.
+    """
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    class FilteredXNNPACKQuantizer(XNNPACKQuantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            held = [n for n in model.graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.cat.default
+                    and self.filter_fn is not None and not self.filter_fn(n) and Q_ANNOTATION_KEY not in n.meta]
+            for node in held:
+                node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(_annotated=True)
+            model = super().annotate(model)
+            for node in held:
+                del node.meta[Q_ANNOTATION_KEY]
+            return model
+
+    return FilteredXNNPACKQuantizer().set_global(config)
+
+
 class XnnpackPT2EQuantizer(ProgramQuantizer):
     """PT2E with ``XNNPACKQuantizer``: static symmetric int8 (``int8``) or dynamic (``int8-weight``), per-channel weights."""
 
@@ -203,9 +197,6 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
         import torch
 
         with _quiet():
-            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-                XNNPACKQuantizer,
-            )
             from torchao.quantization.pt2e.quantize_pt2e import (
                 convert_pt2e,
                 prepare_pt2e,
@@ -217,8 +208,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             )
 
             dynamic = self.scheme == "int8-weight"
-            quantizer = XNNPACKQuantizer().set_global(_config(dynamic))
-            token_adds = sum(1 for n in program.graph.nodes if _is_token_add(n))
+            quantizer = _xnnpack_quantizer(_config(dynamic))
             if skip:
                 known = _module_names(program.graph)
                 for name in skip:
@@ -230,8 +220,11 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             module = program.module()
             folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module)
             last = output_layers(module.graph)
-            quantizer.set_filter_function(lambda node: not _is_token_add(node) and node.name not in last
-                                          and not (skip and _in_modules(node, skip)))
+            tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
+            skipped = {n.name for n in module.graph.nodes if skip and _in_modules(n, skip)}
+            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped) - tokens - skipped - last
+            kept = last | tokens | skipped | islands
+            quantizer.set_filter_function(lambda node: node.name not in kept)
             prepared = prepare_pt2e(module, quantizer)
             counts = _count(prepared, prepared)
             with torch.no_grad():
@@ -245,7 +238,8 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             "quantizer": "XNNPACKQuantizer (torchao PT2E)", "symmetric": True, "per_channel": True,
             "activations": "int8, quantised per inference (dynamic)" if dynamic
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
-            "weights": "int8 per-channel symmetric", "scale_floor": SCALE_EPS, "float_token_adds": token_adds,
+            "weights": "int8 per-channel symmetric", "scale_floor": SCALE_EPS,
+            "float_token_ops": _by_kind(module.graph, tokens), "float_islands": _by_kind(module.graph, islands),
             "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
             "float_output_ops": sorted(_op(n) for n in module.graph.nodes if n.name in last), **counts,
         }
@@ -258,6 +252,9 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             summary += f"; output ops kept float ({', '.join(sorted(_op(n) for n in module.graph.nodes if n.name in last))})"
         if bns:
             summary += f"; {bns} standalone BatchNorm as int8 depthwise conv"
-        if token_adds:
-            summary += f"; {token_adds} residual adds on token sequences kept float"
+        if tokens:
+            summary += f"; {len(tokens)} adds/cats on token sequences kept float"
+        if islands:
+            kept_kinds = ", ".join(f"{k} ×{v}" for k, v in details["float_islands"].items())
+            summary += f"; kept float next to float ops: {kept_kinds}"
         return Quantized(summary, details, new)
