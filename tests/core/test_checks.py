@@ -73,7 +73,9 @@ def test_a_constant_reference_is_named_so_the_check_cannot_pass_on_it():
     assert accuracy.constant_reference(zeros) == "the eager output is all zeros on every one of the 3 inputs"
     same = [np.array([[1.0, 2.0]], np.float32)] * 2
     assert accuracy.constant_reference(same) == "the eager output is the same for all 2 inputs"
-    varied = [np.array([[1.0, 2.0]], np.float32), np.array([[1.0, 2.5]], np.float32)]
+    nearly = [np.array([[1.0, 2.0]], np.float32), np.array([[1.0, 2.0 + 4e-7]], np.float32)]  # EMOv2 at init
+    assert accuracy.constant_reference(nearly) == "the eager output is the same to 2e-07 of its scale for all 2 inputs"
+    varied = [np.array([[1.0, 2.0]], np.float32), np.array([[1.0, 2.001]], np.float32)]
     assert accuracy.constant_reference(varied) is None and accuracy.constant_reference(same[:1]) is None
 
 
