@@ -145,6 +145,8 @@ def main() -> None:
         row = bench_model(model, root, args.threads, args.baseline, weights[model])
         rows.append(retime_row(row, root, args.threads, args.rounds))
         console.print(f"{model}: done ({root / model})")
+        if args.json:  # after every model: a long run that is stopped still leaves its figures
+            args.json.write_text(json.dumps({"threads": args.threads, "cpu": cpu_model(), "rows": rows}, indent=2))
     console.print(table(rows, args.threads, args.baseline))
     for r in rows:
         for key, v in r.items():
