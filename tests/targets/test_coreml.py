@@ -569,3 +569,40 @@ def test_spiking_lmuformer_spikes_like_eager_at_fp32(registry, tmp_path) -> None
         eager = [model(x).numpy() for x in clips]
     m = accuracy.compare(eager, [runner.run([x.numpy()])[0] for x in clips])
     assert m["sqnr_db"] >= 100.0 and m["top1_agreement"] == 1.0, m
+
+
+@toolchain
+def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) -> None:
+    """CoreMLQuantizer exports every pattern graph on each prepare_pt2e (~80 s here); the patterns are the
+    same for every model, so edgest keeps them: one export per (factory, closed-over functions, input shapes)."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import torch
+    from executorch.backends.apple.coreml.quantizer import _coreml_quantizer_utils as utils
+
+    from edgest_coreml.quantizer import cache_pattern_graphs
+
+    exported = []
+
+    def fake_export(pattern, example_inputs, is_cuda=False):
+        exported.append(type(pattern).__qualname__)
+        return torch.nn.Module()
+
+    monkeypatch.setattr(utils, "_get_aten_graph_module", fake_export)
+    cache_pattern_graphs()
+
+    def factory(fn):
+        class Pattern(torch.nn.Module):
+            def forward(self, x):
+                return fn(x)
+
+        return Pattern()
+
+    x = (torch.randn(1, 3),)
+    first = utils._get_aten_graph_module(factory(torch.relu), x)
+    second = utils._get_aten_graph_module(factory(torch.relu), x)
+    utils._get_aten_graph_module(factory(torch.sigmoid), x)
+    utils._get_aten_graph_module(factory(torch.relu), (torch.randn(2, 3),))
+    assert len(exported) == 3 and first is not second  # relu once per shape, sigmoid once; callers get copies
+    cache_pattern_graphs()  # idempotent: no second wrapper
+    utils._get_aten_graph_module(factory(torch.relu), x)
+    assert len(exported) == 3
