@@ -23,7 +23,7 @@ from rich.table import Table
 import edgest
 from edgest.host import cpu_model
 from edgest.plugins import get_registry
-from edgest.testing.weights import bench_weights
+from edgest.testing.weights import BenchWeights, bench_weights
 
 
 def full_zoo() -> list[str]:
@@ -31,11 +31,11 @@ def full_zoo() -> list[str]:
     return sorted(n for n in get_registry().models if "tiny" not in n)
 
 
-def bench_model(model: str, weights: tuple[Path | None, bool], out: Path, precision: str, samples: int) -> dict[str, Any]:
+def bench_model(model: str, weights: BenchWeights, out: Path, precision: str, samples: int) -> dict[str, Any]:
     """Convert ``model`` and check it; one row of figures."""
-    row: dict[str, Any] = {"model": model, "weights": "trained" if weights[1] else ("init" if weights[0] is None else "stand-in")}
+    row: dict[str, Any] = {"model": model, "weights": weights.label}
     try:
-        report = edgest.compile(model, "coreml", out_dir=out / model, precision=precision, weights=weights[0],
+        report = edgest.compile(model, "coreml", out_dir=out / model, precision=precision, weights=weights.path,
                                 samples=samples, task_samples=0, latency=None, force=True)
     except edgest.EdgestError as exc:
         return {**row, "status": "error", "error": str(exc)[:200]}

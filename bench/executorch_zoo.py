@@ -33,7 +33,7 @@ import edgest
 from edgest.checks.retime import Compiled, retime
 from edgest.host import cpu_model
 from edgest.plugins import get_registry
-from edgest.testing.weights import bench_weights
+from edgest.testing.weights import BenchWeights, bench_weights
 
 #: (column key, target, precision, target options)
 RUNS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -51,18 +51,14 @@ def zoo(small: bool) -> list[str]:
     return [n for n in names if ("tiny" in n) == small]
 
 
-def _weights_label(weights: tuple[Path | None, bool]) -> str:
-    return "trained" if weights[1] else ("init" if weights[0] is None else "stand-in")
-
-
-def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: tuple[Path | None, bool]) -> dict[str, Any]:
-    """Compile ``model`` for every run and collect the figures of one table row; ``weights`` is
-    (file, trained): a task set is run only on trained weights."""
-    row: dict[str, Any] = {"model": model, "weights": _weights_label(weights)}
+def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: BenchWeights) -> dict[str, Any]:
+    """Compile ``model`` for every run and collect the figures of one table row; a task set is run
+    only on trained weights."""
+    row: dict[str, Any] = {"model": model, "weights": weights.label}
     for key, target, precision, options in RUNS + ((BASELINE,) if baseline else ()):
         try:
             report = edgest.compile(model, target, out_dir=root / model / key, precision=precision, threads=threads,
-                                    target_options=options, weights=weights[0], task_samples=None if weights[1] else 0,
+                                    target_options=options, weights=weights.path, task_samples=None if weights.trained else 0,
                                     force=True)
         except edgest.EdgestError as exc:
             row[key] = {"status": "error", "error": str(exc)}

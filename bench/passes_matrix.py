@@ -51,15 +51,15 @@ def run_cell(model: str, target: str, precision: str, passes: list[str], out: Pa
     row: dict[str, Any] = {"model": model, "target": target, "precision": precision, "passes": "+".join(passes) or "-"}
     folder = out / f"{model}__{target}__{precision}{'__' + '+'.join(passes) if passes else ''}"
     try:
-        weights, trained = args.weights[model]
-        report = edgest.compile(model, target, passes=passes, precision=precision, weights=weights,
+        weights = args.weights[model]
+        report = edgest.compile(model, target, passes=passes, precision=precision, weights=weights.path,
                                 out_dir=folder, threads=args.threads, samples=args.samples,
-                                task_samples=args.task_samples if trained else 0, force=True)
+                                task_samples=args.task_samples if weights.trained else 0, force=True)
     except edgest.EdgestError as exc:
         return {**row, "status": "error", "error": str(exc)[:160]}
     acc, lat = report.check("accuracy"), report.check("latency")
     am, lm = (acc.metrics if acc else {}), (lat.metrics if lat else {})
-    return {**row, "weights": "trained" if trained else ("init" if weights is None else "stand-in"), "status": report.status, "error": report.error[:160],
+    return {**row, "weights": weights.label, "status": report.status, "error": report.error[:160],
             "size_bytes": report.artifact.size_bytes,
             "p50_ms": lm.get("p50_ms"), "p90_ms": lm.get("p90_ms"), "sqnr_db": am.get("sqnr_db"),
             "top1_agreement": am.get("top1_agreement"), "task_top1": am.get("task_top1"),

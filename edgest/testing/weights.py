@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import torch
@@ -79,22 +79,34 @@ def ignores_its_input(entry: ModelEntry, seed: int = 0) -> bool:
     return constant_reference([o.numpy() for o in outs]) is not None
 
 
-def bench_weights(models: list[str], trained: dict[str, str], folder: str | Path) -> dict[str, tuple[Path | None, bool]]:
-    """Weights for each benchmarked model: ``(path, trained)``. A model named in ``trained`` (e.g. from
+class BenchWeights(NamedTuple):
+    """The weights a benchmark compiles a model with: a file (None: the model's init) and whether it is trained."""
+
+    path: Path | None
+    trained: bool
+
+    @property
+    def label(self) -> str:
+        """``trained``, ``init`` or ``stand-in``, for tables."""
+        return "trained" if self.trained else ("init" if self.path is None else "stand-in")
+
+
+def bench_weights(models: list[str], trained: dict[str, str], folder: str | Path) -> dict[str, BenchWeights]:
+    """Weights for each benchmarked model (:class:`BenchWeights`). A model named in ``trained`` (e.g. from
     ``edgest train``) keeps its file; a zoo model that ignores its input at its paper's init (EMOv2,
     spiking LMUFormer) gets :func:`write_responsive_weights` in ``folder``, so its accuracy can be judged;
     any other keeps its init (path None). Stand-ins are not trained: judge no task accuracy on them."""
     from edgest.plugins import get_registry
 
     registry = get_registry()
-    out: dict[str, tuple[Path | None, bool]] = {}
+    out: dict[str, BenchWeights] = {}
     Path(folder).mkdir(parents=True, exist_ok=True)
     for name in models:
         entry = registry.model(name)
         if name in trained:
-            out[name] = (Path(trained[name]), True)
+            out[name] = BenchWeights(Path(trained[name]), True)
         elif ignores_its_input(entry):
-            out[name] = (write_responsive_weights(entry, Path(folder) / f"{name}.pt"), False)
+            out[name] = BenchWeights(write_responsive_weights(entry, Path(folder) / f"{name}.pt"), False)
         else:
-            out[name] = (None, False)
+            out[name] = BenchWeights(None, False)
     return out

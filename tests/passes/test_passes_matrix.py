@@ -53,6 +53,7 @@ def test_bench_weights_keep_trained_files_and_stand_in_only_for_models_that_igno
     assert got["vivit_fa_tiny"] == (None, False)  # responds to its input at init: keeps it
     path, is_trained = got["emov2_tiny_video"]
     assert not is_trained and path.parent == tmp_path / "w"
+    assert [got[m].label for m in ("squeezetime_tiny", "vivit_fa_tiny", "emov2_tiny_video")] == ["trained", "init", "stand-in"]
     entry = get_registry().model("emov2_tiny_video")
     model = entry.build().eval()
     model.load_state_dict(torch.load(path))
