@@ -51,9 +51,9 @@ def _csv(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def compile_all(jobs: list[tuple[str, str, int, str]], workdir: Path, parallel: int, deadline: float,
-                log_dir: Path) -> dict[str, str]:
-    """Compile each (model, precision, batch) in its own process, ``parallel`` at a time; status per job."""
+def compile_all(jobs: list[tuple[str, str, int, str]], workdir: Path, parallel: int, deadline: float) -> dict[str, str]:
+    """Compile each (model, precision, batch) in its own process, ``parallel`` at a time, into ``workdir``
+    (with its log); status per job."""
     env = dict(os.environ, TORCHINDUCTOR_COMPILE_THREADS=str(max(1, (os.cpu_count() or 4) // parallel)))
 
     def one(job: tuple[str, str, int, str]) -> tuple[str, str]:
@@ -64,7 +64,7 @@ def compile_all(jobs: list[tuple[str, str, int, str]], workdir: Path, parallel: 
             return key, "skipped: deadline"
         cmd = [sys.executable, str(BENCH), "--model", model, "--precisions", precision, "--batches", str(batch),
                "--variants", variants, "--warmup", "0", "--iters", "1", "--workdir", str(workdir)]
-        with open(log_dir / f"compile-{key}.log", "w") as log:
+        with open(workdir / f"compile-{key}.log", "w") as log:
             try:
                 proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=left,
                                       check=False)
@@ -112,7 +112,7 @@ def main() -> int:
         share = 1.0 if args.phase == "compile" else 1 - args.measure_share
         jobs = [(m, p, b, ",".join(plan[m][1])) for m in models for p in plan[m][0] for b in batches]
         print(f"compile phase: {len(jobs)} jobs, {args.parallel} at a time, on {gpu}", flush=True)
-        compiled = compile_all(jobs, args.workdir, args.parallel, start + args.deadline_s * share, args.workdir)
+        compiled = compile_all(jobs, args.workdir, args.parallel, start + args.deadline_s * share)
         compile_s = round(time.monotonic() - start, 1)
         print(f"compile phase: {compile_s} s: {json.dumps(compiled)}", flush=True)
         if args.phase == "compile":

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgest_cuda.target import torch_dtype
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,8 +51,8 @@ class BenchConfig:
     warmup: int = 20
     iters: int = 200
     seed: int = 0
-    #: stand-in weights that respond to the input (:func:`edgest.testing.weights.responsive`): at their
-    #: papers' init EMOv2 and spiking LMUFormer output constants, and SQNR against a constant says nothing
+    #: stand-in weights (:func:`edgest.testing.weights.responsive`) for a model that ignores its input at
+    #: its init (EMOv2, spiking LMUFormer: SQNR against a constant says nothing), as the CPU benches do
     responsive_weights: bool = True
     #: folder that keeps the AOTInductor packages between runs (None: a temporary one); a package
     #: already there for the same model, dtype and batch is loaded instead of compiled again
@@ -105,13 +107,6 @@ def time_cuda(fn: Callable[[], Any], warmup: int, iters: int) -> dict[str, float
     times = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
     return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
             "min_ms": times[0]}
-
-
-def torch_dtype(precision: str) -> torch.dtype:
-    """The torch dtype of a precision name (fp32, fp16, bf16)."""
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def _first(out: Any) -> torch.Tensor:
@@ -187,9 +182,10 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         base = entry.build().eval()
         if cfg.responsive_weights:
-            from edgest.testing.weights import responsive
+            from edgest.testing.weights import ignores_its_input, responsive
 
-            base = responsive(base, shape, cfg.seed)
+            if ignores_its_input(entry, cfg.seed):
+                base = responsive(base, shape, cfg.seed)
         for batch in cfg.batches:
             gen = torch.Generator().manual_seed(cfg.seed)
             x32 = torch.randn((batch, *shape[1:]), generator=gen).cuda()

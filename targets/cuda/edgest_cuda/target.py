@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a precision name (fp32, fp16, bf16)."""
+    import torch
+
+    return getattr(torch, _DTYPES[precision])
 _META_PREFIX = "edgest."
 
 
@@ -117,7 +124,7 @@ def prepare_program(
     """
     import torch
 
-    dtype = getattr(torch, _DTYPES[precision])
+    dtype = torch_dtype(precision)
     facts: dict[str, Any] = {"reexported": False}
     if device == "cpu" and precision == "fp32" and not channels_last:
         return program, tuple(example_inputs), facts
@@ -201,7 +208,7 @@ class AotiRunner:
         torch.set_num_threads(threads)
         self.threads = threads
         self.device = torch.device(device)
-        self.dtype = getattr(torch, _DTYPES[precision])
+        self.dtype = torch_dtype(precision)
         self.channels_last = channels_last
         self.cuda = self.device.type == "cuda"
         if self.cuda and self.dtype == torch.float32:
