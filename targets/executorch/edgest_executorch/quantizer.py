@@ -222,7 +222,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             last = output_layers(module.graph)
             tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
             skipped = {n.name for n in module.graph.nodes if skip and _in_modules(n, skip)}
-            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped) - tokens - skipped - last
+            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped)  # never names those
             kept = last | tokens | skipped | islands
             quantizer.set_filter_function(lambda node: node.name not in kept)
             prepared = prepare_pt2e(module, quantizer)
@@ -249,7 +249,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
         if skip:
             summary += f"; kept float: {', '.join(skip)}"
         if last:
-            summary += f"; output ops kept float ({', '.join(sorted(_op(n) for n in module.graph.nodes if n.name in last))})"
+            summary += f"; output ops kept float ({', '.join(details['float_output_ops'])})"
         if bns:
             summary += f"; {bns} standalone BatchNorm as int8 depthwise conv"
         if tokens:
