@@ -18,8 +18,7 @@ the trained checkpoints of ``edgest train``, each with the rules above it in pla
   output is not rounded to its uint8 scale on the way in. The first rules alone left the token
   Adds reading DQ(Q(branch output)) and the LayerNorms DQ(Q(stream)): vivit_fa_tiny 14.4 / 27.2
   dB, 23.3 / 41.2 dB with this rule; vivit_fe_tiny 17.1 / 25.8 -> 23.7 / 36.2 dB; emov2_tiny_video
-21.9 -> 25.1 dB on clips (logits float). A Gemm or
-  MatMul writing into the stream stays int8 (ORT fuses DQ -> Gemm into QGemm with a float
+  21.9 -> 25.1 dB on clips (logits float). A Gemm or MatMul writing into the stream stays int8 (ORT fuses DQ -> Gemm into QGemm with a float
   output, DQ -> MatMul into MatMulIntegerToFloat); a Conv has no int8 kernel with a float output
   on ORT's CPU provider, so a Conv writing into the stream runs float (ViViT's patch embedding,
   5 of EMOv2's 23 convs; with their outputs int8 EMOv2 lost 4-5 dB on clips).
@@ -108,30 +107,27 @@ def float_by_rule(model: Any) -> dict[str, list[str]]:
     }
 
 
-def residual_stream(graph: Any) -> list[str]:
-    """Adds, Concats and layout ops on the way into a LayerNorm, back to the layers that write the stream."""
-    producer, seen = _producers(graph), []
-    todo = [n.input[0] for n in graph.node if n.op_type == "LayerNormalization"]
+def _walk_back(graph: Any, tensors: list[str], through: frozenset[str], all_inputs: bool) -> list[str]:
+    """Nodes of a ``through`` type met walking back from ``tensors`` to their producers, in the order met;
+    a node's first input is followed, or every input of a non-layout node when ``all_inputs``."""
+    producer, seen, todo = _producers(graph), [], list(tensors)
     while todo:
         node = producer.get(todo.pop())
-        if node is None or node.op_type not in _STREAM_OPS or node.name in seen:
+        if node is None or node.op_type not in through or node.name in seen:
             continue
         seen.append(node.name)
-        todo += [node.input[0]] if node.op_type in LAYOUT_OPS else list(node.input)
+        todo += list(node.input) if all_inputs and node.op_type not in LAYOUT_OPS else [node.input[0]]
     return seen
+
+
+def residual_stream(graph: Any) -> list[str]:
+    """Adds, Concats and layout ops on the way into a LayerNorm, back to the layers that write the stream."""
+    return _walk_back(graph, [n.input[0] for n in graph.node if n.op_type == "LayerNormalization"], _STREAM_OPS, True)
 
 
 def logits(graph: Any) -> list[str]:
     """The layout, slicing and mean ops between the last layer and each graph output."""
-    producer, seen = _producers(graph), []
-    todo = [o.name for o in graph.output]
-    while todo:
-        node = producer.get(todo.pop())
-        if node is None or node.op_type not in _LOGIT_OPS or node.name in seen:
-            continue
-        seen.append(node.name)
-        todo.append(node.input[0])
-    return seen
+    return _walk_back(graph, [o.name for o in graph.output], _LOGIT_OPS, False)
 
 
 def split_concats(graph: Any) -> list[str]:
