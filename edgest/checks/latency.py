@@ -53,7 +53,7 @@ def measure_interleaved(runs: dict[str, Callable[[], object]], rounds: int = 3,
                         cfg: LatencyConfig = TURN) -> dict[str, dict[str, float]]:
     """Time several ``runs`` in turns, ``rounds`` times (A B C, then B C A, ...), so that a busy spell on a
     shared host falls on all of them alike; comparing runs measured one after the other in separate
-    processes is what made one runtime look 1.4x slower than another here when, in turns, it was 1.02x.
+    processes is what made one runtime look 1.4x slower than another here when, in turns, it was 0.99x.
     Per run: the median of its per-turn p50s (``p50_ms``), their min and max; milliseconds."""
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
