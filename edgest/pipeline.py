@@ -19,7 +19,7 @@ import numpy as np
 
 from edgest import quantization
 from edgest.capture import capture, describe_failure, first_line
-from edgest.checks import accuracy
+from edgest.checks import accuracy, attribution
 from edgest.checks.isolated import ChildOutcome, run_in_child
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError, Unsupported
@@ -256,6 +256,20 @@ def _latency_check(outcome: ChildOutcome, cfg: LatencyConfig) -> CheckResult:
     return CheckResult("latency", "passed", metrics, limits, describe_host())
 
 
+def default_precision(target_cls: type[Target], spec: ModelSpec | None) -> tuple[str, str]:
+    """The precision a compile uses when none is asked for, and why when it is not the target's default.
+
+    A target's half-precision default (Core ML: fp16) becomes fp32 for a model whose spec says it
+    needs fp32 (:attr:`~edgest.records.ModelSpec.needs_fp32`, e.g. spiking models), so the default
+    artifact is a faithful one; asking for fp16 explicitly still builds fp16.
+    """
+    default = target_cls.default_precision
+    if default in ("fp16", "bf16") and spec is not None and spec.needs_fp32 and "fp32" in target_cls.precisions:
+        return "fp32", (f"fp32, not {target_cls.name}'s default {default}: model '{spec.name}' needs fp32 ({spec.needs_fp32}); "
+                        f"--precision {default} builds {default} anyway")
+    return default, ""
+
+
 def compile(
     model: str | torch.nn.Module,
     target: str,
@@ -287,20 +301,23 @@ def compile(
     ``weights`` are given: with random initial weights task top-1 is chance level. None means
     :data:`TASK_SAMPLES` with weights and 0 without (the CLI reports it either way).
 
-    ``precision`` None means the target's :attr:`~edgest.target.Target.default_precision`
-    (fp32, except Core ML: fp16); a float precision given here overrides a target's own default.
+    ``precision`` None means :func:`default_precision`: the target's (fp32, except Core ML: fp16),
+    or fp32 for a model that needs it; a float precision given here overrides a target's own default.
+    A failed check at fp16/bf16/int8 says whether eager PyTorch at that precision (or the quantize
+    pass alone) loses as much (:mod:`edgest.checks.attribution`).
     """
     reg = registry or get_registry()
     model_name = model if isinstance(model, str) else type(model).__name__.lower()
     if isinstance(model, str) and is_model_file(model):
         model_name = Path(model.partition(":")[0]).stem
     target_cls: type[Target] = reg.target(target)
-    if isinstance(model, str) and not is_model_file(model):
-        reg.model(model)
+    registered = reg.model(model).spec if isinstance(model, str) and not is_model_file(model) else None
     options = dict(target_options or {})
-    if precision is None:  # a float precision given as the target's option, else the target's default
+    precision_note = ""
+    if precision is None:  # a float precision given as the target's option, else the default for this model
         given = options.get("precision")
-        precision = given if given in ("fp32", "fp16", "bf16") else target_cls.default_precision
+        precision, precision_note = ((given, "") if given in ("fp32", "fp16", "bf16")
+                                     else default_precision(target_cls, registered))
     pass_objs = quantization.plan(_normalise_passes(passes, reg), precision, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:
@@ -365,7 +382,9 @@ def compile(
         outcome = run_in_child(tgt, lowered.path, inputs + (task.inputs if task else []), threads, latency, check_timeout_s)
         trained = weights is not None
         limits = {**accuracy.LIMITS[precision], **(accuracy.TASK_LIMITS.get(precision, {}) if task and trained else {})}
-        checks = [_accuracy_check(reference, outcome, limits, seed, task, task_ref, _task_note(precision, trained, limits))]
+        acc = _accuracy_check(reference, outcome, limits, seed, task, task_ref, _task_note(precision, trained, limits))
+        acc = attribution.quantisation(attribution.half_precision(acc, module, inputs, reference, precision), records)
+        checks = [acc]
         if latency is not None:
             checks.append(_latency_check(outcome, latency))
         statuses = {c.status for c in checks}
@@ -374,7 +393,7 @@ def compile(
             status=status, model=spec, target=target, precision=precision, artifact=artifact,
             passes=tuple(records), checks=tuple(checks),
             error="; ".join(c.reason for c in checks if c.reason),
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), precision_note=precision_note,
         )
         write_reports(report, stage)
         # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)

@@ -80,6 +80,8 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Model: `{spec.name}` ({spec.family}), input {'x'.join(map(str, spec.input.shape))} {spec.input.layout}",
     ]
+    if report.precision_note:
+        lines.append(f"- Precision: {report.precision_note}")
     if spec.paper:
         lines.append(f"- Paper: {spec.paper}")
     if art:

@@ -572,6 +572,32 @@ def test_spiking_lmuformer_spikes_like_eager_at_fp32(registry, tmp_path) -> None
 
 
 @toolchain
+@off_mac
+def test_a_spiking_model_compiles_at_fp32_by_default_and_fp16_fails_on_the_model_not_the_target(registry, tmp_path) -> None:
+    """fp16 flips spikes in eager PyTorch too, so Core ML's fp16 default is not faithful for a spiking model:
+    without --precision it builds fp32 and says why; asked for fp16, it builds it, fails, and says whose loss it is."""
+    from edgest.testing.weights import write_responsive_weights
+
+    weights = write_responsive_weights(registry.model("lmuformer_spiking_tiny"), tmp_path / "w.pt")
+    run = dict(weights=weights, samples=8, latency=None, registry=registry)
+    default = edgest.compile("lmuformer_spiking_tiny", "coreml", out_dir=tmp_path / "default", **run)
+    assert default.precision == "fp32" and default.artifact.details["precision"] == "fp32"
+    assert default.precision_note.startswith("fp32, not coreml's default fp16: model 'lmuformer_spiking_tiny' needs fp32 "
+                                             "(its spiking neurons fire on a threshold")
+    assert default.status == "passed" and default.check("accuracy").metrics["sqnr_db"] >= 40.0, default.error
+    saved = json.loads((tmp_path / "default" / "report.json").read_text())
+    assert saved["precision_note"] == default.precision_note and saved["schema_version"] == "1.1"
+    assert f"- Precision: {default.precision_note}" in (tmp_path / "default" / "report.md").read_text()
+
+    half = edgest.compile("lmuformer_spiking_tiny", "coreml", out_dir=tmp_path / "half", precision="fp16", **run)
+    acc = half.check("accuracy")
+    assert half.precision == "fp16" and half.precision_note == "" and acc.status == "failed"
+    assert acc.metrics["eager_half_sqnr_db"] < accuracy.LIMITS["fp16"]["min_sqnr_db"]
+    assert "; eager PyTorch at fp16 breaks the limits too (SQNR " in acc.reason
+    assert "the model is not fp16-faithful whatever the target; compile with --precision fp32" in half.error
+
+
+@toolchain
 def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) -> None:
     """CoreMLQuantizer exports every pattern graph on each prepare_pt2e (~80 s here); the patterns are the
     same for every model, so edgest keeps them: one export per (factory, closed-over functions, input shapes)."""

@@ -1,0 +1,129 @@
+"""Whose loss a failed check shows (edgest.checks.attribution), and the precision a model defaults to."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgest.checks import accuracy, attribution
+from edgest.pipeline import default_precision
+from edgest.records import CheckResult, InputSpec, ModelSpec, PassRecord
+from edgest.target import Target
+
+FP16 = accuracy.LIMITS["fp16"]
+
+
+class Spiking(nn.Module):
+    """Six threshold layers: a spike flips when half-precision rounding moves its input across 0, and a flip
+    moves every later layer's inputs (measured here: eager fp16 13.7 dB against fp32)."""
+
+    def __init__(self, width: int = 512, depth: int = 6) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList([nn.Linear(64, width)] + [nn.Linear(width, width) for _ in range(depth - 1)])
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = (layer(x) >= 0.0).to(x.dtype)
+        return self.head(x)
+
+
+def _case(model: nn.Module, shape: tuple[int, ...], n: int = 8) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    inputs = accuracy.seeded_inputs([shape], n, 0)
+    with torch.no_grad():
+        return inputs, [model(torch.from_numpy(x[0])).numpy() for x in inputs]
+
+
+def _failed(limits: dict[str, float] = FP16) -> CheckResult:
+    return CheckResult("accuracy", "failed", {"sqnr_db": 3.0, "top1_agreement": 0.5}, limits, reason="SQNR 3.0 dB < 25.0 dB")
+
+
+def test_a_threshold_model_fails_at_fp16_in_eager_pytorch_too() -> None:
+    model = Spiking().eval()
+    inputs, reference = _case(model, (4, 64))
+    check = attribution.half_precision(_failed(), model, inputs, reference, "fp16")
+    assert check.metrics["eager_half_sqnr_db"] < FP16["min_sqnr_db"]
+    assert check.reason.startswith("SQNR 3.0 dB < 25.0 dB; eager PyTorch at fp16 breaks the limits too (SQNR ")
+    assert check.reason.endswith("the model is not fp16-faithful whatever the target; compile with --precision fp32")
+    assert check.status == "failed" and model.head.weight.dtype == torch.float32  # a copy was cast, not the model
+
+
+def test_a_smooth_model_meets_the_limits_in_eager_fp16_so_the_target_is_blamed() -> None:
+    model = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 10)).eval()
+    inputs, reference = _case(model, (4, 64))
+    check = attribution.half_precision(_failed(), model, inputs, reference, "fp16")
+    assert check.metrics["eager_half_sqnr_db"] > 40.0 and check.metrics["eager_half_top1_agreement"] == 1.0
+    assert "eager PyTorch at fp16 meets them (SQNR" in check.reason
+    assert check.reason.endswith("the target loses more than fp16 has to")
+
+
+def test_bf16_is_measured_in_bfloat16() -> None:
+    model = nn.Linear(64, 10).eval()
+    inputs, reference = _case(model, (4, 64))
+    fp16 = attribution.half_precision(_failed(), model, inputs, reference, "fp16").metrics["eager_half_sqnr_db"]
+    bf16 = attribution.half_precision(_failed(), model, inputs, reference, "bf16").metrics["eager_half_sqnr_db"]
+    assert fp16 > bf16 + 10.0  # 10 mantissa bits against 7: ~18 dB apart
+
+
+@pytest.mark.parametrize("status,precision", [("passed", "fp16"), ("failed", "fp32"), ("failed", "int8")])
+def test_only_a_failed_half_precision_check_is_examined(status: str, precision: str) -> None:
+    check = CheckResult("accuracy", status, {"sqnr_db": 3.0, "top1_agreement": 0.5}, FP16, reason="r")
+    assert attribution.half_precision(check, nn.Linear(2, 2), [[np.zeros((1, 2), np.float32)]], [np.zeros((1, 2))], precision) is check
+
+
+def test_a_model_that_cannot_run_in_half_keeps_its_verdict_and_says_why() -> None:
+    class NoHalf(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.dtype != torch.float32:
+                raise RuntimeError("\"addmm\" not implemented for 'Half'")
+            return x
+
+    check = attribution.half_precision(_failed(), NoHalf(), [[np.zeros((1, 2), np.float32)]], [np.zeros((1, 2))], "fp16")
+    assert check.status == "failed" and "eager_half_sqnr_db" not in check.metrics
+    assert check.reason.endswith("eager PyTorch could not run the model at fp16 to compare "
+                                 "(\"addmm\" not implemented for 'Half')")
+
+
+def _quantize(sqnr: float, top1: float) -> PassRecord:
+    return PassRecord("quantize", {"scheme": "int8"}, True, 1.0, accuracy_delta={"sqnr_db": sqnr, "top1_agreement": top1, "max_abs": 1.0})
+
+
+def test_int8_failure_names_the_quantize_pass_when_its_own_delta_breaks_the_limits() -> None:
+    int8 = accuracy.LIMITS["int8"]
+    ptq = attribution.quantisation(_failed(int8), [_quantize(8.5, 0.88)])
+    assert ptq.reason.endswith("; the quantize pass alone loses this much (SQNR 8.5 dB, top-1 agreement 88%, its own "
+                               "delta): post-training quantisation's loss, not the runtime's; see --quant-sensitivity "
+                               "and --quant-skip")
+    later = attribution.quantisation(_failed(int8), [_quantize(30.0, 1.0)])
+    assert later.reason.endswith("; the quantize pass alone meets them (SQNR 30.0 dB, top-1 agreement 100%): the loss "
+                                 "comes after quantisation")
+    assert attribution.quantisation(_failed(int8), []) == _failed(int8)
+
+
+class _HalfDefault(Target):
+    name = "halfy"
+    artifact_format = "bin"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
+    default_precision: ClassVar[str] = "fp16"
+
+
+def _spec(needs: str = "") -> ModelSpec:
+    return ModelSpec("m", "f", InputSpec((1, 4)), 2, needs_fp32=needs)
+
+
+def test_a_model_that_needs_fp32_gets_it_where_the_target_defaults_to_half() -> None:
+    precision, note = default_precision(_HalfDefault, _spec("spikes flip"))
+    assert precision == "fp32"
+    assert note == "fp32, not halfy's default fp16: model 'm' needs fp32 (spikes flip); --precision fp16 builds fp16 anyway"
+    assert default_precision(_HalfDefault, _spec()) == ("fp16", "")
+    assert default_precision(_HalfDefault, None) == ("fp16", "")  # a user module declares nothing
+
+    class Fp32Default(_HalfDefault):
+        default_precision: ClassVar[str] = "fp32"
+
+    assert default_precision(Fp32Default, _spec("spikes flip")) == ("fp32", "")
