@@ -1,10 +1,10 @@
 """How far eager PyTorch itself moves at fp16, bf16 and with int8 weights, per zoo model: the floor under any target.
 
 No target is involved: a copy of the model cast to the dtype runs on the same seeded inputs as
-``edgest compile`` (seed 0) and is compared with eager fp32 at the compile's limits. A model that
+``edgest compile`` (seed 0) and is compared with eager fp32 at the compile's limits; with trained
+``--weights`` the compile's labelled samples join them and the figures are pooled, as the compile's are. A model that
 breaks them here cannot pass at that precision on any target; this is what a failed fp16/bf16
-check quotes (:mod:`edgest.checks.attribution`) and why spiking models default to fp32 on Core ML
-(``ModelSpec.needs_fp32``). The int8 column rounds only the conv and linear weights (per output channel,
+check quotes (:mod:`edgest.checks.attribution`). The int8 column rounds only the conv and linear weights (per output channel,
 symmetric, activations stay fp32): every int8 scheme does at least that, so a model that breaks the int8
 limits here cannot pass post-training int8 on any target. Models that ignore their input at init run on stand-in weights
 (:func:`edgest.testing.weights.bench_weights`), or pass ``--weights MODEL=FILE``.
@@ -29,6 +29,7 @@ from edgest.checks import accuracy
 from edgest.checks.attribution import HALF_DTYPES, eager_in_dtype
 from edgest.host import cpu_model
 from edgest.model import load_weights
+from edgest.pipeline import TASK_SAMPLES, task_set
 from edgest.plugins import get_registry
 from edgest.testing.weights import BenchWeights, bench_weights
 
@@ -59,9 +60,11 @@ def floor_row(model: str, weights: BenchWeights, samples: int) -> dict[str, Any]
     if weights.path is not None:
         load_weights(module, weights.path)
     inputs = accuracy.seeded_inputs([entry.spec.input.shape], samples, 0)
+    task = task_set(entry.spec, TASK_SAMPLES, 0) if weights.trained else None
+    inputs += task.inputs if task else []
     with torch.no_grad():
         reference = [module(torch.from_numpy(x[0])).numpy() for x in inputs]
-    row: dict[str, Any] = {"model": model, "weights": weights.label, "needs_fp32": bool(entry.spec.needs_fp32)}
+    row: dict[str, Any] = {"model": model, "weights": weights.label}
     for precision in (*HALF_DTYPES, "int8"):
         t0 = time.perf_counter()
         if precision == "int8":
@@ -73,7 +76,8 @@ def floor_row(model: str, weights: BenchWeights, samples: int) -> dict[str, Any]
         m = accuracy.compare(reference, outputs)
         broken = accuracy.within(m, accuracy.LIMITS[precision])
         row[precision] = {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "passes": not broken,
-                          "seconds": round(time.perf_counter() - t0, 1)}
+                          "sqnr_db_inputs": accuracy.compare(reference[:samples], outputs[:samples])["sqnr_db"],
+                          "labelled_samples": len(inputs) - samples, "seconds": round(time.perf_counter() - t0, 1)}
     return row
 
 
@@ -94,12 +98,13 @@ def main() -> None:
         console.print(f"{model}: " + ", ".join(f"{p} {r[p]['sqnr_db']:.1f} dB" for p in (*HALF_DTYPES, "int8")))
         if args.json:
             args.json.write_text(json.dumps({"cpu": cpu_model(), "samples": args.samples, "rows": rows}, indent=2))
-    table = Table(title=f"Eager PyTorch at half precision vs eager fp32, {args.samples} seeded inputs ({cpu_model()})")
-    for col in ("model", "weights", "needs_fp32", "fp16 SQNR dB", "fp16 top-1", "fp16 limits", "bf16 SQNR dB", "bf16 top-1",
+    table = Table(title=f"Eager PyTorch at reduced precision vs eager fp32, {args.samples} seeded inputs "
+                        f"(trained: + {TASK_SAMPLES} labelled samples, pooled) ({cpu_model()})")
+    for col in ("model", "weights", "fp16 SQNR dB", "fp16 top-1", "fp16 limits", "bf16 SQNR dB", "bf16 top-1",
                 "bf16 limits", "int8-w SQNR dB", "int8-w top-1", "int8 limits"):
         table.add_column(col)
     for r in rows:
-        cells = [r["model"], r["weights"], "yes" if r["needs_fp32"] else ""]
+        cells = [r["model"], r["weights"]]
         for p in (*HALF_DTYPES, "int8"):
             cells += [f"{r[p]['sqnr_db']:.1f}", f"{r[p]['top1_agreement']:.0%}", "met" if r[p]["passes"] else "BROKEN"]
         table.add_row(*cells)

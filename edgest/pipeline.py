@@ -152,7 +152,8 @@ def _rewrite_modules(module: Any, passes: list[Pass], example: tuple[Any, ...]) 
 
 
 #: first clip index of the labelled task set: far past the clips ``edgest train`` trains and validates on,
-#: and a multiple of 2..10 so that labels start at class 0 for any class count
+#: and a multiple of 2..10 and of 35 (1,008,000 = 2^7 3^2 5^3 7), so labels start at class 0 for any class count
+#: of the clip and sequence sets
 TASK_FIRST_CLIP = 1_008_000
 #: labelled clips per compile when weights are given and the caller names no count: one clip is
 #: 0.39 pt of task top-1, so the 1-pt drop limit is resolved (64 clips made one flip a 1.56-pt failure)
@@ -169,26 +170,23 @@ class TaskSet:
 
 
 def task_set(spec: ModelSpec, count: int, seed: int) -> TaskSet | None:
-    """``count`` labelled motion clips at the model's input shape, or None where the model takes no B,C,T,H,W clips.
+    """``count`` labelled synthetic inputs at the model's input shape, or None where none fits the model.
 
-    Clips come from :class:`~edgest.data.SyntheticClips` with the compile's seed, starting at
-    clip :data:`TASK_FIRST_CLIP`, so neither training (``edgest train``) nor calibration saw them.
+    Motion clips for ``B,C,T,H,W`` models, keyword glides for ``B,L,C`` ones
+    (:func:`~edgest.data.labelled.synthetic_set`), with the compile's seed, starting at sample
+    :data:`TASK_FIRST_CLIP`, so neither training (``edgest train``) nor calibration saw them.
     """
-    shape, classes = spec.input.shape, min(spec.num_classes, 10)
-    video = spec.input.layout == "B,C,T,H,W" and len(shape) == 5 and shape[1] == 3 and shape[3] == shape[4]
-    if count < 1 or not video or classes < 2 or shape[2] < 2 or shape[3] < 8:
-        return None
-    from edgest.data.synthetic import SyntheticClips
+    from edgest.data.labelled import describe, synthetic_set
 
-    batch = shape[0]
-    clips = SyntheticClips(num_frames=shape[2], image_size=shape[3], size=TASK_FIRST_CLIP + count * batch, seed=seed,
-                           num_classes=classes)
+    batch = spec.input.shape[0]
+    data = synthetic_set(spec.input.shape, spec.input.layout, spec.num_classes, TASK_FIRST_CLIP + count * batch, seed)
+    if count < 1 or spec.num_classes < 2 or data is None:
+        return None
     inputs, labels = [], []
-    for x, y in clips.batches(batch, start=TASK_FIRST_CLIP):
+    for x, y in data.batches(batch, start=TASK_FIRST_CLIP):
         inputs.append([x])
         labels.append(y)
-    return TaskSet(inputs, labels, f"{count * batch} synthetic motion clips ({classes} classes), seed {seed}, "
-                                   f"clips {TASK_FIRST_CLIP}+")
+    return TaskSet(inputs, labels, f"{count * batch} {describe(data)}, samples {TASK_FIRST_CLIP}+")
 
 
 def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[str, float], seed: int,
@@ -202,7 +200,7 @@ def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[s
     try:
         m: dict[str, Any] = accuracy.compare(ref, outputs[:len(ref)])
         if task is not None and task_ref is not None:
-            m.update(_task_metrics(m, ref, task, task_ref, outputs[len(ref):]), task_note=task_note,
+            m.update(_task_metrics(m, ref, task, task_ref, outputs[len(ref):], outputs[:len(ref)]), task_note=task_note,
                      task_judged="max_task_top1_drop_pts" in limits)  # judged only with trained weights and a limit
     except ValueError as exc:
         return CheckResult("accuracy", "failed", limits=limits, reason=str(exc))
@@ -219,19 +217,20 @@ def _accuracy_check(ref: list[np.ndarray], outcome: ChildOutcome, limits: dict[s
 
 
 def _task_metrics(m: dict[str, Any], ref: list[np.ndarray], task: TaskSet, task_ref: list[np.ndarray],
-                  outputs: list[np.ndarray]) -> dict[str, Any]:
-    """Task top-1 on the labelled clips, and top-1 agreement pooled over random inputs and clips.
+                  outputs: list[np.ndarray], random_outputs: list[np.ndarray]) -> dict[str, Any]:
+    """Task top-1 on the labelled samples, and the agreement figures pooled over random inputs and samples.
 
     Eight random inputs alone make agreement coarse (one flip is 12.5 pt), and a trained model's
-    logits on noise are near-ties; the labelled clips are the inputs it was made for. The pooled
-    figure is the one judged; both parts are reported.
+    logits on noise are near-ties; the labelled samples are the inputs it was made for. The
+    pooled figures (SQNR, max abs, cosine, top-1 agreement over every checked output) are the
+    judged ones; both parts are reported. Noise is furthest from a threshold model's data: a
+    trained spiking LMUFormer flips more spikes on it than on its own kind of input.
     """
-    on_clips = accuracy.compare(task_ref, outputs)
-    rows_in, rows_clips = accuracy.rows(ref), accuracy.rows(task_ref)
-    pooled = (m["top1_agreement"] * rows_in + on_clips["top1_agreement"] * rows_clips) / (rows_in + rows_clips)
-    return {**accuracy.task_top1(task_ref, outputs, task.labels),
-            "top1_agreement": pooled, "top1_agreement_inputs": m["top1_agreement"],
-            "task_top1_agreement": on_clips["top1_agreement"], "task_sqnr_db": on_clips["sqnr_db"],
+    on_samples = accuracy.compare(task_ref, outputs)
+    pooled = accuracy.compare(list(ref) + list(task_ref), list(random_outputs) + list(outputs))
+    return {**accuracy.task_top1(task_ref, outputs, task.labels), **pooled,
+            "top1_agreement_inputs": m["top1_agreement"], "sqnr_db_inputs": m["sqnr_db"],
+            "task_top1_agreement": on_samples["top1_agreement"], "task_sqnr_db": on_samples["sqnr_db"],
             "task_samples": sum(lab.size for lab in task.labels), "task_set": task.source}
 
 
@@ -254,20 +253,6 @@ def _latency_check(outcome: ChildOutcome, cfg: LatencyConfig) -> CheckResult:
         return CheckResult("latency", "run_failed", limits=limits, reason=outcome.failure or "no latency figures")
     metrics = {**outcome.latency, **outcome.load, "threads": outcome.threads}
     return CheckResult("latency", "passed", metrics, limits, describe_host())
-
-
-def default_precision(target_cls: type[Target], spec: ModelSpec | None) -> tuple[str, str]:
-    """The precision a compile uses when none is asked for, and why when it is not the target's default.
-
-    A target's half-precision default (Core ML: fp16) becomes fp32 for a model whose spec says it
-    needs fp32 (:attr:`~edgest.records.ModelSpec.needs_fp32`, e.g. spiking models), so the default
-    artifact is a faithful one; asking for fp16 explicitly still builds fp16.
-    """
-    default = target_cls.default_precision
-    if default in ("fp16", "bf16") and spec is not None and spec.needs_fp32 and "fp32" in target_cls.precisions:
-        return "fp32", (f"fp32, not {target_cls.name}'s default {default}: model '{spec.name}' needs fp32 ({spec.needs_fp32}); "
-                        f"--precision {default} builds {default} anyway")
-    return default, ""
 
 
 def compile(
@@ -295,14 +280,14 @@ def compile(
     :class:`~edgest.errors.EdgestError` for bad input, unsupported models and missing runtimes;
     a failed check is a report with status ``failed``, not an exception.
 
-    For models that take ``B,C,T,H,W`` clips, the accuracy check also runs ``task_samples``
-    labelled synthetic clips (:func:`task_set`; 0 turns it off) through eager and the artifact
+    For models that take ``B,C,T,H,W`` clips or ``B,L,C`` sequences, the accuracy check also runs
+    ``task_samples`` labelled synthetic inputs (:func:`task_set`; 0 turns it off) through eager and the artifact
     and reports task top-1 of both. The drop is judged (``accuracy.TASK_LIMITS``) only when
     ``weights`` are given: with random initial weights task top-1 is chance level. None means
     :data:`TASK_SAMPLES` with weights and 0 without (the CLI reports it either way).
 
-    ``precision`` None means :func:`default_precision`: the target's (fp32, except Core ML: fp16),
-    or fp32 for a model that needs it; a float precision given here overrides a target's own default.
+    ``precision`` None means the target's :attr:`~edgest.target.Target.default_precision`
+    (fp32, except Core ML: fp16); a float precision given here overrides a target's own default.
     A failed check at fp16/bf16/int8 says whether eager PyTorch at that precision (or the quantize
     pass alone) loses as much (:mod:`edgest.checks.attribution`).
     """
@@ -311,13 +296,12 @@ def compile(
     if isinstance(model, str) and is_model_file(model):
         model_name = Path(model.partition(":")[0]).stem
     target_cls: type[Target] = reg.target(target)
-    registered = reg.model(model).spec if isinstance(model, str) and not is_model_file(model) else None
+    if isinstance(model, str) and not is_model_file(model):
+        reg.model(model)
     options = dict(target_options or {})
-    precision_note = ""
-    if precision is None:  # a float precision given as the target's option, else the default for this model
+    if precision is None:  # a float precision given as the target's option, else the target's default
         given = options.get("precision")
-        precision, precision_note = ((given, "") if given in ("fp32", "fp16", "bf16")
-                                     else default_precision(target_cls, registered))
+        precision = given if given in ("fp32", "fp16", "bf16") else target_cls.default_precision
     pass_objs = quantization.plan(_normalise_passes(passes, reg), precision, reg)
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (tuple(input_shape) if input_shape else None)
     if samples < 1:
@@ -383,7 +367,8 @@ def compile(
         trained = weights is not None
         limits = {**accuracy.LIMITS[precision], **(accuracy.TASK_LIMITS.get(precision, {}) if task and trained else {})}
         acc = _accuracy_check(reference, outcome, limits, seed, task, task_ref, _task_note(precision, trained, limits))
-        acc = attribution.quantisation(attribution.half_precision(acc, module, inputs, reference, precision), records)
+        checked, checked_ref = inputs + (task.inputs if task else []), reference + (task_ref or [])  # what was judged
+        acc = attribution.quantisation(attribution.half_precision(acc, module, checked, checked_ref, precision), records)
         checks = [acc]
         if latency is not None:
             checks.append(_latency_check(outcome, latency))
@@ -393,7 +378,7 @@ def compile(
             status=status, model=spec, target=target, precision=precision, artifact=artifact,
             passes=tuple(records), checks=tuple(checks),
             error="; ".join(c.reason for c in checks if c.reason),
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), precision_note=precision_note,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_reports(report, stage)
         # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)

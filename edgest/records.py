@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.0"
 
 CheckKind = Literal["accuracy", "latency"]
 CheckStatus = Literal["passed", "failed", "not_run", "run_failed"]
@@ -36,9 +36,6 @@ class ModelSpec:
     num_classes: int
     config: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
-    #: why half-precision compute is unfaithful to this model (empty: it is not); a target whose
-    #: default precision is fp16 then compiles it at fp32 unless a precision is asked for
-    needs_fp32: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,8 +93,6 @@ class Report:
     error: str = ""
     created: str = ""
     schema_version: str = SCHEMA_VERSION
-    #: why ``precision`` is not the target's default, when it is not (schema 1.1)
-    precision_note: str = ""
 
     def check(self, kind: CheckKind) -> CheckResult | None:
         """The check of ``kind``, or None if it is not in the report."""

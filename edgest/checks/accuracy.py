@@ -91,11 +91,6 @@ def constant_reference(reference: Sequence[np.ndarray]) -> str | None:
     return None
 
 
-def rows(outputs: Sequence[np.ndarray]) -> int:
-    """How many arg-max rows ``outputs`` hold (samples, times the batch of each)."""
-    return sum(int(np.prod(np.asarray(o).shape[:-1], dtype=np.int64)) for o in outputs)
-
-
 def task_top1(eager: Sequence[np.ndarray], actual: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
     """Task top-1 of eager and of the artifact on a labelled set, and the drop in percentage points.
 

@@ -1,8 +1,9 @@
 """Calibration inputs for quantisation: synthetic clips, seeded noise, or a folder of ``.npy`` files or videos.
 
 * ``B,C,T,H,W`` models with square frames get :class:`~edgest.data.SyntheticClips` at the
-  model's frame count and size (clip ``i`` of the set with the compile's seed, from the start
-  of the set: the part ``edgest train`` trains on, never its validation tail).
+  model's frame count and size, ``B,L,C`` models :class:`~edgest.data.SyntheticSequences`
+  (sample ``i`` of the set with the compile's seed, from the start of the set: the part
+  ``edgest train`` trains on, never its validation tail).
 * Other layouts get seeded standard-normal inputs (what the accuracy check feeds too).
 * ``source=DIR`` loads ``DIR/*.npy`` in name order: each file one input of the model's shape,
   with or without the leading batch dimension of 1.
@@ -52,13 +53,15 @@ def calibration_inputs(
         raise BadInput(f"calibration size must be at least 1, not {size}")
     if source is not None:
         return _from_folder(Path(source), shape, size)
-    if layout == "B,C,T,H,W" and len(shape) == 5 and shape[1] == 3 and shape[3] == shape[4] and shape[2] >= 2 and shape[3] >= 8:
-        from edgest.data.synthetic import SyntheticClips
+    from edgest.data.labelled import synthetic_set
 
-        batch = shape[0]
-        clips = SyntheticClips(num_frames=shape[2], image_size=shape[3], size=size * batch, seed=seed)
-        inputs = [(np.stack([clips[i * batch + b][0] for b in range(batch)]),) for i in range(size)]
-        return CalibrationSet(inputs, f"synthetic clips, seed {seed}, {shape[2]} frames at {shape[3]}x{shape[4]}")
+    batch = shape[0]
+    classes = spec.num_classes if isinstance(spec, ModelSpec) else 10
+    data = synthetic_set(shape, layout, classes, size * batch, seed)
+    if data is not None:
+        inputs = [(np.stack([data[i * batch + b][0] for b in range(batch)]),) for i in range(size)]
+        what = f"{shape[2]} frames at {shape[3]}x{shape[4]}" if len(shape) == 5 else f"{shape[1]} steps of {shape[2]} features"
+        return CalibrationSet(inputs, f"{data.kind}, seed {seed}, {what}")
     rng = np.random.default_rng([seed, 0xCA11B])
     inputs = [(rng.standard_normal(shape, dtype=np.float32),) for _ in range(size)]
     return CalibrationSet(inputs, f"seeded normal noise, seed {seed}, {_shape_text(shape)}")

@@ -35,6 +35,8 @@ class SyntheticClips:
     num_classes: int = len(CLASSES)
     noise: float = 0.05
 
+    kind = "synthetic motion clips"
+
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(CLASSES):
             raise ValueError(f"num_classes must be in 2..{len(CLASSES)}")

@@ -34,8 +34,6 @@ def print_report(report: Report, out_dir: Path) -> None:
             figs = c.reason
         table.add_row(c.kind, c.status, figs)
     console.print(table)
-    if report.precision_note:
-        console.print(f"precision: {report.precision_note}")
     if report.artifact:
         a = report.artifact
         console.print(f"artifact: {out_dir / a.path} ({a.size_bytes / 1e6:.2f} MB, compiled in {a.compile_seconds:.1f} s)")

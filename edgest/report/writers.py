@@ -44,8 +44,12 @@ def task_line(metrics: dict[str, Any], limits: dict[str, Any]) -> str:
     m = metrics
     text = (f"Task top-1 on {m.get('task_set', 'the labelled set')}: eager {m['task_top1_eager']:.1%}, "
             f"artifact {m['task_top1']:.1%}, drop {m['task_top1_drop_pts']:.1f} pt")
-    return text + f" ({task_note(m)}). Top-1 agreement with eager: {m['top1_agreement_inputs']:.1%} on the random inputs, " \
-                  f"{m['task_top1_agreement']:.1%} on the clips, {m['top1_agreement']:.1%} pooled (the judged figure)."
+    text += (f" ({task_note(m)}). Top-1 agreement with eager: {m['top1_agreement_inputs']:.1%} on the random inputs, "
+             f"{m['task_top1_agreement']:.1%} on the labelled samples, {m['top1_agreement']:.1%} pooled (the judged figure).")
+    if "sqnr_db_inputs" in m:  # reports before SQNR was pooled have only the two parts
+        text += (f" SQNR: {m['sqnr_db_inputs']:.1f} dB on the random inputs, {m['task_sqnr_db']:.1f} dB on the labelled "
+                 f"samples, {m['sqnr_db']:.1f} dB pooled (judged).")
+    return text
 
 
 def sensitivity_table(sens: dict[str, Any], rows: int = 20) -> list[str]:
@@ -80,8 +84,6 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Model: `{spec.name}` ({spec.family}), input {'x'.join(map(str, spec.input.shape))} {spec.input.layout}",
     ]
-    if report.precision_note:
-        lines.append(f"- Precision: {report.precision_note}")
     if spec.paper:
         lines.append(f"- Paper: {spec.paper}")
     if art:

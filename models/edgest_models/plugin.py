@@ -26,18 +26,10 @@ PAPERS = {
 LAYOUTS = {5: "B,C,T,H,W", 4: "B,C,H,W", 3: "B,L,C"}
 
 
-#: why spiking models need fp32: measured by ``python bench/precision_floor.py`` (eager PyTorch at reduced
-#: precision against eager fp32, no target involved)
-SPIKING_NEEDS_FP32 = ("its spiking neurons fire on a threshold (h >= v_th), so half-precision rounding of their inputs flips "
-                      "spikes and the flips compound over time steps and layers: eager PyTorch itself is far from fp32 "
-                      "at fp16")
-
-
 def _entry(name: str, family: str, shape: tuple[int, ...], classes: int) -> ModelEntry:
     spec = ModelSpec(
         name=name, family=family, input=InputSpec(shape, "float32", LAYOUTS[len(shape)]),
         num_classes=classes, config={"num_classes": classes}, paper=PAPERS[family],
-        needs_fp32=SPIKING_NEEDS_FP32 if "spiking" in name else "",
     )
     return ModelEntry(spec, f"edgest_models.{family}:{name}")
 

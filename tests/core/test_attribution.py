@@ -1,8 +1,6 @@
-"""Whose loss a failed check shows (edgest.checks.attribution), and the precision a model defaults to."""
+"""Whose loss a failed check shows (edgest.checks.attribution): the target's, or the precision's own."""
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -10,9 +8,7 @@ import torch
 from torch import nn
 
 from edgest.checks import accuracy, attribution
-from edgest.pipeline import default_precision
-from edgest.records import CheckResult, InputSpec, ModelSpec, PassRecord
-from edgest.target import Target
+from edgest.records import CheckResult, PassRecord
 
 FP16 = accuracy.LIMITS["fp16"]
 
@@ -103,27 +99,3 @@ def test_int8_failure_names_the_quantize_pass_when_its_own_delta_breaks_the_limi
     assert later.reason.endswith("; the quantize pass alone meets them (SQNR 30.0 dB, top-1 agreement 100%): the loss "
                                  "comes after quantisation")
     assert attribution.quantisation(_failed(int8), []) == _failed(int8)
-
-
-class _HalfDefault(Target):
-    name = "halfy"
-    artifact_format = "bin"
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16")
-    default_precision: ClassVar[str] = "fp16"
-
-
-def _spec(needs: str = "") -> ModelSpec:
-    return ModelSpec("m", "f", InputSpec((1, 4)), 2, needs_fp32=needs)
-
-
-def test_a_model_that_needs_fp32_gets_it_where_the_target_defaults_to_half() -> None:
-    precision, note = default_precision(_HalfDefault, _spec("spikes flip"))
-    assert precision == "fp32"
-    assert note == "fp32, not halfy's default fp16: model 'm' needs fp32 (spikes flip); --precision fp16 builds fp16 anyway"
-    assert default_precision(_HalfDefault, _spec()) == ("fp16", "")
-    assert default_precision(_HalfDefault, None) == ("fp16", "")  # a user module declares nothing
-
-    class Fp32Default(_HalfDefault):
-        default_precision: ClassVar[str] = "fp32"
-
-    assert default_precision(Fp32Default, _spec("spikes flip")) == ("fp32", "")

@@ -45,7 +45,7 @@ def test_task_set_is_labelled_balanced_and_unseen():
     task = task_set(spec, 20, seed=0)
     assert len(task.inputs) == 20 and task.inputs[0][0].shape == (1, 3, 4, 32, 32)
     assert np.bincount(np.concatenate(task.labels)).tolist() == [2] * 10
-    assert f"clips {TASK_FIRST_CLIP}+" in task.source
+    assert f"samples {TASK_FIRST_CLIP}+" in task.source
     calib = calibration_inputs(spec, 20, seed=0)  # calibration (and training) use the set's first clips
     assert not any(np.array_equal(t[0], c[0]) for t in task.inputs for c in calib.inputs)
     assert np.array_equal(task_set(spec, 3, seed=0).inputs[2][0], task.inputs[2][0])
@@ -69,7 +69,7 @@ def test_compile_reports_task_accuracy(registry, tmp_path):
     assert "Task top-1 on 10 synthetic motion clips" in md and "not judged: random initial weights" in md
     # agreement is judged pooled over the 2 random inputs and the 10 clips; both parts are reported
     assert m["top1_agreement"] == m["top1_agreement_inputs"] == m["task_top1_agreement"] == 1.0
-    assert "1 on the random inputs" not in md and "100.0% on the clips, 100.0% pooled" in md
+    assert "1 on the random inputs" not in md and "100.0% on the labelled samples, 100.0% pooled" in md
     # reference.npz (for device bundles) holds the random-input outputs only
     assert len(np.load(tmp_path / "fp32" / "reference.npz").files) == 2
 
@@ -91,6 +91,10 @@ def test_task_drop_is_judged_for_int8_with_weights(registry, tmp_path):
     m = acc.metrics
     pooled = (2 * m["top1_agreement_inputs"] + 10 * m["task_top1_agreement"]) / 12
     assert m["top1_agreement"] == pytest.approx(pooled)
+    # SQNR is pooled too: total signal over total noise, so it lies between the two parts (a mediant)
+    parts = sorted((m["sqnr_db_inputs"], m["task_sqnr_db"]))
+    assert parts[0] - 1e-9 <= m["sqnr_db"] <= parts[1] + 1e-9 and parts[0] < parts[1]
+    assert f"SQNR: {m['sqnr_db_inputs']:.1f} dB on the random inputs, {m['task_sqnr_db']:.1f} dB on the labelled " in md
     # without weights the API skips the set unless asked (it would score chance level)
     off = edgest.compile("squeezetime_tiny", "onnx", out_dir=tmp_path / "off", samples=2, latency=None, registry=registry)
     assert "task_top1" not in off.check("accuracy").metrics

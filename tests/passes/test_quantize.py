@@ -55,7 +55,7 @@ def test_onnx_settings_follow_the_cpu():
 
 def test_calibration_inputs_sources(tmp_path):
     clips = calibration_inputs(VIDEO, 3, seed=0)
-    assert len(clips) == 3 and clips.inputs[0][0].shape == (1, 3, 8, 64, 64) and "synthetic clips" in clips.source
+    assert len(clips) == 3 and clips.inputs[0][0].shape == (1, 3, 8, 64, 64) and "synthetic motion clips" in clips.source
     assert np.array_equal(clips.inputs[1][0], calibration_inputs(VIDEO, 3, seed=0).inputs[1][0])
     noise = calibration_inputs(InputSpec((1, 3, 32, 32), layout="B,C,H,W"), 2, seed=1)
     assert noise.inputs[0][0].shape == (1, 3, 32, 32) and "normal" in noise.source
@@ -162,7 +162,7 @@ def test_onnx_int8_squeezetime(squeezetime_onnx):
     assert rec.name == "quantize" and rec.modified and rec.options == {
         "scheme": "int8", "calibration": None, "calibration_size": 8, "skip": []}
     assert "int8 static QDQ (onnxruntime" in rec.summary and f"reduce_range={settings['reduce_range']}" in rec.summary
-    assert "synthetic clips" in rec.summary and "float vs quantised onnx artifact" in rec.summary
+    assert "synthetic motion clips" in rec.summary and "float vs quantised onnx artifact" in rec.summary
     # the pass's delta is float ONNX vs int8 ONNX; the check is eager vs int8 ONNX: close, not equal
     assert 15 <= rec.accuracy_delta["sqnr_db"] < 60 and abs(rec.accuracy_delta["sqnr_db"] - acc.metrics["sqnr_db"]) < 3
 
