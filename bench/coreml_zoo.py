@@ -4,7 +4,8 @@ MIL reference interpreter off macOS (Core ML's own runtime on a Mac).
 Per model: status, SQNR and top-1 agreement against eager fp32 with the limits used, the package's size,
 MIL op count and conversion time. Latency is not measured off macOS (the device bundle measures it on a
 Mac or iPhone). Models that ignore their input at their papers' init (EMOv2, spiking LMUFormer) run on
-responsive stand-in weights (:func:`edgest.testing.weights.bench_weights`), or pass ``--weights MODEL=FILE``.
+responsive stand-in weights (:func:`edgest.testing.weights.bench_weights`), or pass ``--weights MODEL=FILE``:
+trained weights also run the compile's labelled samples, and the figures are pooled as the compile's are.
 
 ``python bench/coreml_zoo.py [--models squeezetime,vivit_fa_ti] [--precision fp16] [--samples 2] [--json out.json]``
 """
@@ -36,7 +37,7 @@ def bench_model(model: str, weights: BenchWeights, out: Path, precision: str, sa
     row: dict[str, Any] = {"model": model, "weights": weights.label}
     try:
         report = edgest.compile(model, "coreml", out_dir=out / model, precision=precision, weights=weights.path,
-                                samples=samples, task_samples=0, latency=None, force=True)
+                                samples=samples, task_samples=None if weights.trained else 0, latency=None, force=True)
     except edgest.EdgestError as exc:
         return {**row, "status": "error", "error": str(exc)[:200]}
     acc = report.check("accuracy")

@@ -8,9 +8,13 @@ refuses to judge them (:func:`edgest.checks.accuracy.constant_reference`):
 * spiking LMUFormer: the eval-mode BatchNorms are identities, no neuron reaches threshold, and
   the output is all zeros.
 
-Trained weights fix both; these stand in for them: layer scales (parameters named ``gamma``) at 1,
+Trained weights fix both (``edgest train`` trains either, on clips or on keyword glides); these stand
+in for them where training is too slow or beside the point: layer scales (parameters named ``gamma``) at 1,
 as in a trained model, and BatchNorm affines drawn at random with statistics measured on
-standard-normal inputs, so spiking neurons fire at a healthy rate.
+standard-normal inputs, so spiking neurons fire at a healthy rate. Untrained, many of those neurons
+sit near threshold, so a spiking model on stand-ins is far more sensitive to rounding than trained
+(eager fp16 vs fp32: 10.4 dB on stand-ins, 20.1 dB on noise and ~30 dB on glides trained; see
+``bench/precision_floor.py``): judge its reduced-precision artifacts with trained weights.
 """
 
 from __future__ import annotations

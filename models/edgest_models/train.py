@@ -13,6 +13,7 @@ vary by ~10% with the load on a shared machine):
     vivit_fa_tiny         90.5%   282 s   (10 FE epochs, 91%, then 3 with the spatial encoder
                                            frozen; its misses are rotate_cw vs rotate_ccw)
     emov2_tiny_video      53.5%   242 s   (ceiling below 70%, see below)
+    lmuformer_tiny          98%     19 s   (keyword glides)
     lmuformer_spiking_tiny 90.5%    28 s   (keyword glides, B,L,C: :class:`edgest.data.SyntheticSequences`)
     lmuformer_spiking     100%    707 s   (35 glide classes; 95% after 2 of 8 epochs)
 The ViViTs learn the direction of rotation last, late in the schedule (epochs 7-9 of 10), and
@@ -290,7 +291,7 @@ def train_cmd(model: str, data: str, out: Path, epochs: int | None, train_clips:
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
     else:
-        click.echo(f"{model}: validation top-1 {result.val_top1:.1%} on {val_clips} synthetic clips "
-                   f"after {result.epochs} epochs of {train_clips} fresh clips ({result.seconds:.0f} s, {result.cpu_seconds:.0f} s CPU "
+        click.echo(f"{model}: validation top-1 {result.val_top1:.1%} on {val_clips} synthetic samples "
+                   f"after {result.epochs} epochs of {train_clips} fresh samples ({result.seconds:.0f} s, {result.cpu_seconds:.0f} s CPU "
                    f"on {result.threads} threads); weights: {out}")
     return 0

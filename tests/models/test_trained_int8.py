@@ -1,9 +1,9 @@
-"""int8 with trained weights for every tiny zoo video model and the spiking LMUFormer on ONNX and
+"""int8 with trained weights for every tiny zoo video model and both LMUFormers on ONNX and
 ExecuTorch: the limits of issues 4 and 6 (top-1 agreement >= 95 %, task top-1 drop <= 1 pt on the
 labelled synthetic clips or keyword glides); and the trained spiking model at fp16 on Core ML.
 
 Each model is trained with its default ``edgest train`` recipe (minutes of one core each, ~17 min for
-all six), so these run with the slow tests (``make test-slow``). Checkpoints are kept in pytest's
+all seven), so these run with the slow tests (``make test-slow``). Checkpoints are kept in pytest's
 cache, keyed by the sources that decide them (the zoo, the training code, the clip generator), so a
 second run only compiles.
 """
@@ -23,7 +23,7 @@ from edgest_models.train import train
 import edgest
 
 MODELS = ("squeezetime_tiny", "lmuformer_video_tiny", "vivit_fe_tiny", "vivit_fa_tiny", "emov2_tiny_video",
-          "lmuformer_spiking_tiny")
+          "lmuformer_tiny", "lmuformer_spiking_tiny")
 TARGETS = ("onnx", "executorch")
 
 
