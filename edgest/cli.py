@@ -47,7 +47,7 @@ def cli() -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Run folder (default edgest-out/MODEL-TARGET).")
 @click.option("--pass", "passes", multiple=True, help="Pass to run, repeatable, in order.")
 @click.option("--precision", help="fp32, fp16, bf16 or int8 (adds the quantize pass) [default: the target's; fp32, Core ML fp16].")
-@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs or video files (PyAV) to calibrate int8 on (default: synthetic clips).")
+@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of .npy inputs or video files (PyAV) to calibrate int8 on (default: synthetic clips, or keyword glides for B,L,C models).")
 @click.option("--calibration-size", type=click.IntRange(1, 100_000), help="Calibration inputs to use [default: 32].")
 @click.option("--quant-skip", "quant_skip", multiple=True, help="Module to keep in float under int8 (e.g. fc), repeatable.")
 @click.option("--target-option", "target_option", multiple=True, metavar="KEY=VALUE",
@@ -55,7 +55,7 @@ def cli() -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads for the checks.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for the accuracy check.")
 @click.option("--task-samples", type=click.IntRange(0, 100_000),
-              help="Labelled synthetic clips for task top-1 (video models; 0: off) [default: 256 with --weights, else 0].")
+              help="Labelled synthetic clips or keyword glides for task top-1 (video and B,L,C models; 0: off) [default: 256 with --weights, else 0].")
 @click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
