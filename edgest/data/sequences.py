@@ -11,10 +11,11 @@ Sequence ``i`` of a set with seed ``s`` depends only on ``(s, i)``. NumPy only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgest.data.indexed import IndexedSet
 
 #: start and end bands (fractions of the feature axis); class c glides from STARTS[c % 5] to ENDS[c % 7],
 #: which gives 35 distinct (start, end) pairs, as many as Speech Commands' keywords
@@ -24,7 +25,7 @@ MAX_CLASSES = len(STARTS) * len(ENDS)
 
 
 @dataclass(frozen=True)
-class SyntheticSequences:
+class SyntheticSequences(IndexedSet):
     """``len(self)`` sequences of shape (steps, features), normalised float32; labels balanced (index mod classes)."""
 
     steps: int = 128
@@ -42,25 +43,9 @@ class SyntheticSequences:
         if self.steps < 4 or self.features < 4:
             raise ValueError("sequences need at least 4 steps of 4 features")
 
-    def __len__(self) -> int:
-        return self.size
-
-    def label(self, index: int) -> int:
-        """Class of sequence ``index`` (balanced: index modulo the class count)."""
-        return index % self.num_classes
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        if not 0 <= index < self.size:
-            raise IndexError(index)
-        label = self.label(index)
-        return glide(label, np.random.default_rng([self.seed, index]), self.steps, self.features, self.noise), label
-
-    def batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(sequences (B, L, C), labels (B,)) over ``[start, stop)``."""
-        stop = self.size if stop is None else stop
-        for i in range(start, stop, batch_size):
-            items = [self[j] for j in range(i, min(i + batch_size, stop))]
-            yield np.stack([x for x, _ in items]), np.array([y for _, y in items], dtype=np.int64)
+    def sample(self, label: int, rng: np.random.Generator) -> np.ndarray:
+        """One sequence of class ``label``; ``batches`` stacks them to (B, L, C)."""
+        return glide(label, rng, self.steps, self.features, self.noise)
 
 
 def glide(label: int, rng: np.random.Generator, steps: int, features: int, noise: float) -> np.ndarray:

@@ -10,10 +10,11 @@ NumPy only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgest.data.indexed import IndexedSet
 
 CLASSES: tuple[str, ...] = (
     "move_right", "move_left", "move_down", "move_up", "grow",
@@ -25,7 +26,7 @@ MEAN, STD = 0.45, 0.225
 
 
 @dataclass(frozen=True)
-class SyntheticClips:
+class SyntheticClips(IndexedSet):
     """``len(self)`` clips of shape (3, num_frames, image_size, image_size), normalised float32."""
 
     num_frames: int = 16
@@ -43,25 +44,9 @@ class SyntheticClips:
         if self.num_frames < 2 or self.image_size < 8:
             raise ValueError("clips need at least 2 frames of 8x8 pixels")
 
-    def __len__(self) -> int:
-        return self.size
-
-    def label(self, index: int) -> int:
-        """Class of clip ``index`` (balanced: index modulo the class count)."""
-        return index % self.num_classes
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        if not 0 <= index < self.size:
-            raise IndexError(index)
-        label = self.label(index)
-        return render(CLASSES[label], np.random.default_rng([self.seed, index]), self.num_frames, self.image_size, self.noise), label
-
-    def batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(clips (B,3,T,H,W), labels (B,)) over ``[start, stop)``."""
-        stop = self.size if stop is None else stop
-        for i in range(start, stop, batch_size):
-            items = [self[j] for j in range(i, min(i + batch_size, stop))]
-            yield np.stack([c for c, _ in items]), np.array([y for _, y in items], dtype=np.int64)
+    def sample(self, label: int, rng: np.random.Generator) -> np.ndarray:
+        """One clip of class ``label``; ``batches`` stacks them to (B,3,T,H,W)."""
+        return render(CLASSES[label], rng, self.num_frames, self.image_size, self.noise)
 
 
 def render(action: str, rng: np.random.Generator, frames: int, size: int, noise: float) -> np.ndarray:
