@@ -66,6 +66,18 @@ def test_bf16_is_measured_in_bfloat16() -> None:
     assert fp16 > bf16 + 10.0  # 10 mantissa bits against 7: ~18 dB apart
 
 
+def test_long_runs_use_a_spread_of_the_inputs_and_say_how_many() -> None:
+    model = Spiking().eval()
+    inputs, reference = _case(model, (4, 64), n=12)
+    few = attribution.half_precision(_failed(), model, inputs, reference, "fp16", max_samples=4)
+    assert few.metrics["eager_half_samples"] == 4 and "eager PyTorch at fp16 on 4 of the 12 checked inputs " in few.reason
+    slow = attribution.half_precision(_failed(), model, inputs, reference, "fp16", budget_s=0.0)  # one input's worth
+    assert slow.metrics["eager_half_samples"] == 1 and "on 1 of the 12 checked inputs" in slow.reason
+    every = attribution.half_precision(_failed(), model, inputs, reference, "fp16")
+    assert every.metrics["eager_half_samples"] == 12 and "checked inputs" not in every.reason
+    assert attribution.spread(12, 4) == [0, 3, 6, 9] and attribution.spread(3, 4) == [0, 1, 2]
+
+
 @pytest.mark.parametrize("status,precision", [("passed", "fp16"), ("failed", "fp32"), ("failed", "int8")])
 def test_only_a_failed_half_precision_check_is_examined(status: str, precision: str) -> None:
     check = CheckResult("accuracy", status, {"sqnr_db": 3.0, "top1_agreement": 0.5}, FP16, reason="r")
