@@ -27,6 +27,7 @@ from rich.table import Table
 
 from edgest.checks import accuracy
 from edgest.checks.attribution import HALF_DTYPES, eager_in_dtype
+from edgest.checks.eager import eager_outputs
 from edgest.host import cpu_model
 from edgest.model import load_weights
 from edgest.pipeline import TASK_SAMPLES, task_set
@@ -53,8 +54,6 @@ def int8_weights(module: torch.nn.Module) -> torch.nn.Module:
 
 def floor_row(model: str, weights: BenchWeights, samples: int) -> dict[str, Any]:
     """Eager fp16, bf16 and int8-weights against eager fp32 for ``model``: SQNR, top-1 agreement, verdict at the limits."""
-    import torch
-
     entry = get_registry().model(model)
     module = entry.build()
     if weights.path is not None:
@@ -62,15 +61,12 @@ def floor_row(model: str, weights: BenchWeights, samples: int) -> dict[str, Any]
     inputs = accuracy.seeded_inputs([entry.spec.input.shape], samples, 0)
     task = task_set(entry.spec, TASK_SAMPLES, 0) if weights.trained else None
     inputs += task.inputs if task else []
-    with torch.no_grad():
-        reference = [module(torch.from_numpy(x[0])).numpy() for x in inputs]
+    reference = eager_outputs(module, inputs)
     row: dict[str, Any] = {"model": model, "weights": weights.label}
     for precision in (*HALF_DTYPES, "int8"):
         t0 = time.perf_counter()
         if precision == "int8":
-            with torch.no_grad():
-                q = int8_weights(module)
-                outputs = [q(torch.from_numpy(x[0])).numpy() for x in inputs]
+            outputs = eager_outputs(int8_weights(module), inputs)
         else:
             outputs = eager_in_dtype(module, inputs, precision)
         m = accuracy.compare(reference, outputs)

@@ -20,6 +20,7 @@ import numpy as np
 from edgest import quantization
 from edgest.capture import capture, describe_failure, first_line
 from edgest.checks import accuracy, attribution
+from edgest.checks.eager import eager_outputs
 from edgest.checks.isolated import ChildOutcome, run_in_child
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError, Unsupported
@@ -86,18 +87,6 @@ def _normalise_passes(passes: Sequence[PassArg], registry: Registry) -> list[Pas
     return out
 
 
-def _eager_outputs(module: Any, inputs: list[list[np.ndarray]]) -> list[np.ndarray]:
-    import torch
-
-    outs = []
-    with torch.no_grad():
-        for xs in inputs:
-            y = module(*(torch.from_numpy(x) for x in xs))
-            y = y[0] if isinstance(y, (tuple, list)) else y
-            outs.append(y.detach().numpy())
-    return outs
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -122,7 +111,7 @@ def _run_passes(program: Any, passes: list[Pass], ctx: PassContext, inputs: list
             ran = ", ".join(r.name for r in records) or "none"
             raise Unsupported(f"pass '{p.name}' failed: {describe_failure(exc)} (passes that ran before it: {ran})") from exc
         seconds = time.perf_counter() - t0
-        after = _eager_outputs(result.program.module(), inputs)
+        after = eager_outputs(result.program.module(), inputs)
         m = accuracy.compare(before, after)
         delta = {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "max_abs": m["max_abs"]}
         records.append(PassRecord(p.name, dict(p.options), result.modified, seconds, result.summary, delta, dict(result.details)))
@@ -330,11 +319,11 @@ def compile(
         load_weights(module, weights)
     inputs = accuracy.seeded_inputs([spec.input.shape], samples, seed)
     try:
-        reference = _eager_outputs(module, inputs)
+        reference = eager_outputs(module, inputs)
     except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
         raise BadInput(f"model '{spec.name}' cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
     task = task_set(spec, task_samples, seed)
-    task_ref = _eager_outputs(module, task.inputs) if task else None
+    task_ref = eager_outputs(module, task.inputs) if task else None
 
     import torch
 
@@ -363,11 +352,11 @@ def compile(
             details=lowered.details, compile_seconds=round(compile_s, 3),
         )
         # the labelled clips ride along as extra samples; the parent splits the outputs again
-        outcome = run_in_child(tgt, lowered.path, inputs + (task.inputs if task else []), threads, latency, check_timeout_s)
+        checked, checked_ref = inputs + (task.inputs if task else []), reference + (task_ref or [])  # all that is judged
+        outcome = run_in_child(tgt, lowered.path, checked, threads, latency, check_timeout_s)
         trained = weights is not None
         limits = {**accuracy.LIMITS[precision], **(accuracy.TASK_LIMITS.get(precision, {}) if task and trained else {})}
         acc = _accuracy_check(reference, outcome, limits, seed, task, task_ref, _task_note(precision, trained, limits))
-        checked, checked_ref = inputs + (task.inputs if task else []), reference + (task_ref or [])  # what was judged
         acc = attribution.quantisation(attribution.half_precision(acc, module, checked, checked_ref, precision), records)
         checks = [acc]
         if latency is not None:

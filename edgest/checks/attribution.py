@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgest.checks import accuracy
+from edgest.checks.eager import eager_outputs
+from edgest.quantization import PASS_NAME
 from edgest.records import CheckResult, PassRecord
 
 if TYPE_CHECKING:
@@ -40,19 +42,10 @@ def _cast(module: torch.nn.Module, precision: str) -> tuple[torch.nn.Module, tor
     return copy.deepcopy(module).to(dtype).eval(), dtype
 
 
-def _run(half: torch.nn.Module, xs: Sequence[np.ndarray], dtype: torch.dtype) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        y = half(*(torch.from_numpy(np.asarray(x)).to(dtype) for x in xs))
-    y = y[0] if isinstance(y, (tuple, list)) else y
-    return y.float().numpy()
-
-
 def eager_in_dtype(module: torch.nn.Module, inputs: Sequence[Sequence[np.ndarray]], precision: str) -> list[np.ndarray]:
     """First outputs of a copy of ``module`` cast to ``precision`` (fp16/bf16), inputs cast alike, as float32."""
     half, dtype = _cast(module, precision)
-    return [_run(half, xs, dtype) for xs in inputs]
+    return eager_outputs(half, inputs, dtype)
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -62,6 +55,11 @@ def spread(n: int, k: int) -> list[int]:
 
 def _figures(m: dict[str, Any]) -> str:
     return f"SQNR {m['sqnr_db']:.1f} dB, top-1 agreement {m['top1_agreement']:.0%}"
+
+
+def _output_limits(check: CheckResult) -> dict[str, float]:
+    """The check's limits on the outputs themselves (SQNR, agreement), without the task-accuracy one."""
+    return {k: v for k, v in check.limits.items() if k in ("min_sqnr_db", "min_top1_agreement")}
 
 
 def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence[Sequence[np.ndarray]],
@@ -79,10 +77,10 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
         half, dtype = _cast(module, precision)
         order = spread(len(inputs), max_samples)
         t0 = time.perf_counter()
-        outputs = {order[0]: _run(half, inputs[order[0]], dtype)}
+        outputs = {order[0]: eager_outputs(half, [inputs[order[0]]], dtype)[0]}
         fit = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-6)))
         order = spread(len(inputs), min(len(order), fit))
-        outputs.update({i: _run(half, inputs[i], dtype) for i in order if i not in outputs})
+        outputs.update({i: eager_outputs(half, [inputs[i]], dtype)[0] for i in order if i not in outputs})
         m = accuracy.compare([reference[i] for i in order], [outputs[i] for i in order])
     except Exception as exc:  # noqa: BLE001 - an op without a half kernel on this host: say so, keep the verdict
         from edgest.capture import first_line
@@ -90,8 +88,7 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
         note = f"eager PyTorch could not run the model at {precision} to compare ({first_line(exc)[:120]})"
         return dataclasses.replace(check, reason=f"{check.reason}; {note}")
     where = "" if len(order) == len(inputs) else f" on {len(order)} of the {len(inputs)} checked inputs"
-    limits = {k: v for k, v in check.limits.items() if k in ("min_sqnr_db", "min_top1_agreement")}
-    if accuracy.within(m, limits):
+    if accuracy.within(m, _output_limits(check)):
         note = (f"eager PyTorch at {precision}{where} breaks the limits too ({_figures(m)}): the model is not "
                 f"{precision}-faithful whatever the target; compile with --precision fp32")
     else:
@@ -102,14 +99,13 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
     return dataclasses.replace(check, metrics=metrics, reason=f"{check.reason}; {note}")
 
 
-def quantisation(check: CheckResult, records: Sequence[PassRecord], pass_name: str = "quantize") -> CheckResult:
+def quantisation(check: CheckResult, records: Sequence[PassRecord], pass_name: str = PASS_NAME) -> CheckResult:
     """``check`` with whether the quantize pass's own delta already breaks the limits, if it failed at int8."""
     record = next((r for r in records if r.name == pass_name and r.accuracy_delta), None)
     if check.status != "failed" or record is None or record.accuracy_delta is None:
         return check
     delta = record.accuracy_delta
-    limits = {k: v for k, v in check.limits.items() if k in ("min_sqnr_db", "min_top1_agreement")}
-    if accuracy.within(delta, limits):
+    if accuracy.within(delta, _output_limits(check)):
         note = (f"the quantize pass alone loses this much ({_figures(delta)}, its own delta): post-training "
                 "quantisation's loss, not the runtime's; see --quant-sensitivity and --quant-skip")
     else:

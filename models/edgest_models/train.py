@@ -71,6 +71,7 @@ from edgest.errors import BadInput
 if TYPE_CHECKING:
     import torch
 
+    from edgest.data.labelled import SyntheticSet
     from edgest.model import ModelEntry
     from edgest.plugins import Registry
 
@@ -128,12 +129,11 @@ class TrainResult:
 
 def _labelled_entry(model_name: str, registry: Registry | None = None) -> ModelEntry:
     """The zoo entry of ``model_name``, if a synthetic labelled set fits its input (clips or sequences)."""
-    from edgest.data.labelled import synthetic_set
     from edgest.plugins import get_registry
 
     entry = (registry or get_registry()).model(model_name)
     shape = entry.spec.input.shape
-    if synthetic_set(shape, entry.spec.input.layout, entry.spec.num_classes, 1, 0) is None:
+    if _synthetic(entry, 1, 0) is None:
         raise BadInput(f"model '{model_name}' takes {entry.spec.input.layout or shape} input; the synthetic sets need "
                        "B,C,T,H,W clips with square frames or B,L,C sequences")
     if entry.spec.num_classes < 2:
@@ -141,7 +141,8 @@ def _labelled_entry(model_name: str, registry: Registry | None = None) -> ModelE
     return entry
 
 
-def _synthetic(entry: ModelEntry, size: int, seed: int):
+def _synthetic(entry: ModelEntry, size: int, seed: int) -> SyntheticSet | None:
+    """The synthetic labelled set (``size`` samples) that fits ``entry``'s input, or None."""
     from edgest.data.labelled import synthetic_set
 
     spec = entry.spec
