@@ -10,7 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 adds ``Report.run_dir``, ``Report.stage_seconds``, ``Report.weights`` and ``Report.model_stats``
+#: (1.0 reports read with them empty)
+SCHEMA_VERSION = "1.1"
 
 CheckKind = Literal["accuracy", "latency"]
 CheckStatus = Literal["passed", "failed", "not_run", "run_failed"]
@@ -93,6 +95,16 @@ class Report:
     error: str = ""
     created: str = ""
     schema_version: str = SCHEMA_VERSION
+    #: the run folder the compile wrote (as the caller named it)
+    run_dir: str = ""
+    #: wall-clock seconds per stage (build, capture, passes, lower, quantize, checks)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: where the weights came from: ``{"kind": "file" | "stand-in" | "random-init", "path", "sha256"}``
+    #: (:mod:`edgest.report.weights`; empty: not recorded); a loaded file adds its format, what was renamed,
+    #: resized, skipped and left at init, with counts (:mod:`edgest.weights.provenance`)
+    weights: dict[str, Any] = field(default_factory=dict)
+    #: ``{"params", "macs"}`` of the configuration compiled (``model.config`` at ``model.input``; empty: not counted)
+    model_stats: dict[str, int] = field(default_factory=dict)
 
     def check(self, kind: CheckKind) -> CheckResult | None:
         """The check of ``kind``, or None if it is not in the report."""
@@ -109,10 +121,17 @@ class Report:
         spec = dict(d["model"])
         spec["input"] = InputSpec(**{**spec["input"], "shape": tuple(spec["input"]["shape"])})
         d["model"] = ModelSpec(**spec)
-        if d.get("artifact"):
+        if d.get("artifact") is not None and not isinstance(d["artifact"], dict):
+            raise TypeError(f"artifact is {type(d['artifact']).__name__}, not an object")
+        d["artifact"] = d.get("artifact") or None
+        if d["artifact"]:
             art = dict(d["artifact"])
             art["passes"] = tuple(art.get("passes", ()))
             d["artifact"] = Artifact(**art)
         d["passes"] = tuple(PassRecord(**p) for p in d.get("passes", ()))
         d["checks"] = tuple(CheckResult(**c) for c in d.get("checks", ()))
+        d["model_stats"] = dict(d.get("model_stats") or {})  # absent before 1.1, null when not counted
+        if not isinstance(d.get("weights") or {}, dict):
+            raise TypeError(f"weights is {type(d['weights']).__name__}, not an object")
+        d["weights"] = dict(d.get("weights") or {})  # absent before 1.1, null when not recorded
         return cls(**d)

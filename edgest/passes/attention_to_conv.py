@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgest.errors import BadInput, Unsupported
+from edgest.errors import Unsupported
 from edgest.passes.base import Pass, PassContext, PassResult
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ _SOFTMAX = frozenset({"softmax", "_softmax", "_safe_softmax"})
 _MATMUL = frozenset({"matmul", "bmm"})
 _MASKING = frozenset({"add", "sub", "masked_fill", "where", "baddbmm"})
 _OURS = "edgest.passes.ane_attention."
-_OPTIONS = {"form": ("matmul", "einsum"), "norm": (True, False), "verify": (True, False)}
 
 
 class LeaveAlone(Exception):
@@ -261,10 +260,8 @@ def _find_exit(proj: Node, p_tok: torch.Tensor, batch: int, seq: int) -> tuple[N
     raise LeaveAlone("output tokens are not laid out as batch x tokens or tokens x batch")
 
 
-def _analyse(gm: GraphModule, core: Node, norm: bool) -> _Plan:
-    import torch
-
-    where, kind, _ = _module_of(core)
+def _projections(core: Node) -> tuple[list[Node], list[Any], float, float, set[Node], Node]:
+    """The q, k, v projections behind an attention core, their index maps, scales, internal nodes and the output."""
     q_in, k_in, v_in, scale, k_transposed, internal, out = _core_inputs(core)
     lins, maps, v_scale = [], [], 1.0
     for t, what in ((q_in, "q"), (k_in, "k"), (v_in, "v")):
@@ -277,13 +274,17 @@ def _analyse(gm: GraphModule, core: Node, norm: bool) -> _Plan:
             v_scale = s
         else:
             scale *= s
-    x = lins[0].args[0]
-    if any(lin.args[0] is not x for lin in lins):
+    if any(lin.args[0] is not lins[0].args[0] for lin in lins):
         raise LeaveAlone("cross-attention")
     if len({m.shape[:-1] for m in maps}) != 1:
         raise LeaveAlone("q, k and v have different batch/token shapes")
+    return lins, maps, scale, v_scale, internal, out
+
+
+def _rows_and_channels(maps: list[Any], lins: list[Node]) -> tuple[Any, list[Any]]:
+    """Each (Nb, S, d) element of q, k, v as (row, channel) of its projection's output; refuses mixed layouts."""
     seq, rows, chans = maps[0].shape[-2], None, []
-    for idx, lin in zip(maps, lins):  # each (Nb, S, d) element → (row, channel) of its projection's output
+    for idx, lin in zip(maps, lins):
         idx, n_out = idx.reshape(-1, seq, idx.shape[-1]), _shape(lin)[-1]
         r, c = idx // n_out, idx % n_out
         if not bool((r == r[:, :, :1]).all()) or not bool((c == c[:, :1, :]).all()):
@@ -292,39 +293,28 @@ def _analyse(gm: GraphModule, core: Node, norm: bool) -> _Plan:
             raise LeaveAlone("q, k and v token orders differ")
         rows = r[:, :, 0]
         chans.append(c[:, 0, :])
-    nb, n_rows = rows.shape[0], _numel(_shape(x)) // _shape(x)[-1]
-    if n_rows % seq:
-        raise LeaveAlone("token count does not divide the projection's rows")
-    batch = n_rows // seq
-    root, entry_chain, in_order, tok = _find_entry(x, rows, batch, seq)
-    head_keys = [tuple(tuple(c[i].tolist()) for c in chans) for i in range(nb)]
-    heads = list(dict.fromkeys(head_keys))
-    h_of = [heads.index(k) for k in head_keys]
-    if len(heads) * batch != nb or len(set(zip((tok[:, 0] // seq).tolist(), h_of))) != nb:
-        raise LeaveAlone("attention batch is not batch x heads")
-    chain_o, n = [], out  # attention output → layout ops → the output projection
+    return rows, chans
+
+
+def _output_projection(out: Node) -> tuple[Node, list[Node]]:
+    """Attention output → layout ops → the output projection: the projection node and the ops between."""
+    chain_o, n = [], out
     while True:
         users = list(n.users)
         if len(users) != 1:
             raise LeaveAlone("attention output used outside the block")
         if _op(users[0]) == "linear" and users[0].args[0] is n:
-            proj = users[0]
-            break
+            return users[0], chain_o
         if _op(users[0]) not in _LAYOUT:
             raise LeaveAlone(f"no output projection after the attention (found {_op(users[0]) or users[0].op})")
         chain_o.append(users[0])
         n = users[0]
-    internal |= set(chain_o) | {proj}
-    dv, p_in = maps[2].shape[-1], _shape(proj.args[0])[-1]
-    pidx = _index_map(out, chain_o).reshape(-1, p_in)
-    pn, ps, pj = pidx // (seq * dv), (pidx // dv) % seq, pidx % dv
-    ours, p_tok = torch.tensor(h_of)[pn] * dv + pj, tok[pn, ps]
-    if p_in != len(heads) * dv or not bool((ours == ours[:1]).all()) or not bool((p_tok == p_tok[:, :1]).all()) \
-            or sorted(ours[0].tolist()) != list(range(p_in)):
-        raise LeaveAlone("output projection input is not the heads concatenated")
-    t_node, exit_chain, out_order = _find_exit(proj, p_tok[:, 0], batch, seq)
-    internal |= set(exit_chain)
-    # weights: q heads | k heads | v heads, in our head order; proj columns permuted to match
+
+
+def _fused_weights(gm: GraphModule, lins: list[Node], proj: Node, heads: list[Any], ours: Any, v_scale: float) -> tuple[Any, ...]:
+    """Weights q heads | k heads | v heads in our head order, and the output projection's columns permuted to match."""
+    import torch
+
     ws = [_const(gm, lin.args[1]) for lin in lins]
     bs = [_const(gm, lin.args[2] if len(lin.args) > 2 else lin.kwargs.get("bias")) for lin in lins]
     rows_w, rows_b = [], []
@@ -339,8 +329,39 @@ def _analyse(gm: GraphModule, core: Node, norm: bool) -> _Plan:
     bp = _const(gm, proj.args[2] if len(proj.args) > 2 else proj.kwargs.get("bias"))
     w_proj = torch.empty_like(wp)
     w_proj[:, ours[0]] = wp
+    return w_qkv, b_qkv, w_proj, bp
+
+
+def _analyse(gm: GraphModule, core: Node, norm: bool) -> _Plan:
+    import torch
+
+    where, kind, _ = _module_of(core)
+    lins, maps, scale, v_scale, internal, out = _projections(core)
+    x, seq = lins[0].args[0], maps[0].shape[-2]
+    rows, chans = _rows_and_channels(maps, lins)
+    nb, n_rows = rows.shape[0], _numel(_shape(x)) // _shape(x)[-1]
+    if n_rows % seq:
+        raise LeaveAlone("token count does not divide the projection's rows")
+    batch = n_rows // seq
+    root, entry_chain, in_order, tok = _find_entry(x, rows, batch, seq)
+    head_keys = [tuple(tuple(c[i].tolist()) for c in chans) for i in range(nb)]
+    heads = list(dict.fromkeys(head_keys))
+    h_of = [heads.index(k) for k in head_keys]
+    if len(heads) * batch != nb or len(set(zip((tok[:, 0] // seq).tolist(), h_of))) != nb:
+        raise LeaveAlone("attention batch is not batch x heads")
+    proj, chain_o = _output_projection(out)
+    internal |= set(chain_o) | {proj}
+    dv, p_in = maps[2].shape[-1], _shape(proj.args[0])[-1]
+    pidx = _index_map(out, chain_o).reshape(-1, p_in)
+    pn, ps, pj = pidx // (seq * dv), (pidx // dv) % seq, pidx % dv
+    ours, p_tok = torch.tensor(h_of)[pn] * dv + pj, tok[pn, ps]
+    if p_in != len(heads) * dv or not bool((ours == ours[:1]).all()) or not bool((p_tok == p_tok[:, :1]).all()) \
+            or sorted(ours[0].tolist()) != list(range(p_in)):
+        raise LeaveAlone("output projection input is not the heads concatenated")
+    t_node, exit_chain, out_order = _find_exit(proj, p_tok[:, 0], batch, seq)
+    internal |= set(exit_chain)
     plan = _Plan(where, kind, root, in_order, t_node, out_order, batch, seq, len(heads), len(heads[0][0]), dv,
-                 scale, (w_qkv, b_qkv, w_proj, bp), internal=internal | {t_node})
+                 scale, _fused_weights(gm, lins, proj, heads, ours, v_scale), internal=internal | {t_node})
     for node in plan.internal - {t_node}:
         if any(u not in plan.internal for u in node.users):
             raise LeaveAlone("an intermediate result is used outside the block")
@@ -485,20 +506,15 @@ class AttentionToConvPass(Pass):
 
     name = "attention-to-conv"
     description = "exact attention rewrite: 1x1 convs on (B, C, 1, S), explicit heads (Apple ANE style)"
+    option_table = {"form": (("matmul", "einsum"), "matmul"), "norm": (bool, True), "verify": (bool, True)}
 
     def __init__(self, **options: Any) -> None:
-        for key, value in options.items():
-            if key not in _OPTIONS:
-                raise BadInput(f"pass 'attention-to-conv' has no option '{key}'; options: {', '.join(_OPTIONS)}")
-            if value not in _OPTIONS[key]:
-                raise BadInput(f"pass 'attention-to-conv' option {key}={value!r}; choose one of "
-                               f"{', '.join(map(str, _OPTIONS[key]))}")
         super().__init__(**options)
         self._swap: tuple[list[dict], list[dict]] | None = None
 
     def rewrite_module(self, model: torch.nn.Module, example_inputs: tuple[Any, ...] | None = None) -> torch.nn.Module | None:
         """Before capture: a copy of ``model`` with known attention modules swapped, or None if none were."""
-        new, rewritten, left = rewrite_modules(model, example_inputs, form=self.options.get("form", "matmul"))
+        new, rewritten, left = rewrite_modules(model, example_inputs, form=self.option("form"))
         self._swap = (rewritten, left)
         return new if rewritten else None
 
@@ -506,8 +522,8 @@ class AttentionToConvPass(Pass):
         swapped, swap_left = self._swap or ([], [])
         self._swap = None
         new, rewritten, left = rewrite_program(
-            program, ctx.example_inputs, form=self.options.get("form", "matmul"),
-            norm=self.options.get("norm", True), verify=self.options.get("verify", True))
+            program, ctx.example_inputs, form=self.option("form"),
+            norm=self.option("norm"), verify=self.option("verify"))
         seen = {r["where"] for r in rewritten + left}
         left = left + [r for r in swap_left if r["where"] not in seen]
         rewritten = swapped + rewritten

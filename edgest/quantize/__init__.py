@@ -1,0 +1,14 @@
+"""Quantisation in one package: the contract targets implement, per-layer sensitivity, and the stage.
+
+Calibration data comes from :mod:`edgest.data.calibration` (inputs belong with the other data readers).
+"""
+
+from edgest.quantize.contract import (
+    PASS_NAME, PRECISION, SCHEMES, ArtifactQuantizer, ArtifactStep, ProgramQuantizer, Quantized, Quantizer, Stage,
+)
+from edgest.quantize.sensitivity import SENSITIVITY_INPUTS, quantizable_layers, sensitivity
+
+__all__ = [
+    "PASS_NAME", "PRECISION", "SCHEMES", "SENSITIVITY_INPUTS", "ArtifactQuantizer", "ArtifactStep", "ProgramQuantizer",
+    "Quantized", "Quantizer", "Stage", "quantizable_layers", "sensitivity",
+]

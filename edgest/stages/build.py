@@ -1,0 +1,80 @@
+"""Build stage: the model with its weights, the seeded inputs, and eager PyTorch's reference outputs on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgest.capture import first_line
+from edgest.checks import accuracy
+from edgest.checks.eager import eager_output_sets, eager_outputs
+from edgest.data.tasks import TaskSet, task_set
+from edgest.errors import BadInput, EdgestError
+from edgest.weights import load_weights
+from edgest.responsive import warn_if_unresponsive
+
+if TYPE_CHECKING:
+    from edgest.plan import Plan
+
+
+@dataclass(frozen=True)
+class Built:
+    """The eval-mode module, the seeded random inputs with eager's outputs, and the labelled task set if any."""
+
+    module: Any
+    inputs: list[list[np.ndarray]]
+    reference: list[np.ndarray]
+    task: TaskSet | None = None
+    task_reference: list[np.ndarray] | None = None
+    #: every output of the model on each random input (``reference`` holds the first ones)
+    reference_sets: list[list[np.ndarray]] | None = None
+    #: what the weights file gave the model (:mod:`edgest.weights.provenance`); empty without one
+    weights: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def judged_inputs(self) -> list[list[np.ndarray]]:
+        """Every input the accuracy check runs: the random ones, then the labelled samples."""
+        return self.inputs + (self.task.inputs if self.task else [])
+
+    @property
+    def judged_reference(self) -> list[np.ndarray]:
+        """Eager's outputs on :attr:`judged_inputs`."""
+        return self.reference + (self.task_reference or [])
+
+
+def _check_memory(plan: Plan, module: Any) -> None:
+    """Refuse, with the figures and the fix, inputs, activations or calibration sets that cannot fit in memory."""
+    from edgest import resources
+
+    spec, settings = plan.spec, plan.checks
+    task = settings.task_samples if spec.num_classes >= 2 else 0  # task_set makes no set for a model without classes
+    resources.check_run_memory(spec.input.shape, settings.samples, task, module)
+    for p in plan.passes:
+        if p.name == "quantize":
+            resources.check_calibration(spec.input.shape, int(p.options.get("calibration_size", 1)))
+
+
+def build(plan: Plan) -> Built:
+    """Build the model, load the plan's weights, and run eager PyTorch on the check inputs."""
+    module = plan.build_module()
+    weights = {} if plan.weights is None else load_weights(
+        module, plan.weights, family=plan.spec.family, weights_format=plan.weights_format, model_name=plan.spec.name)
+    spec, settings = plan.spec, plan.checks
+    _check_memory(plan, module)
+    inputs = accuracy.seeded_inputs([spec.input.shape], settings.samples, settings.seed)
+    where = f"model '{spec.name}'"
+    try:
+        sets = eager_output_sets(module, inputs, where)
+    except EdgestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
+        raise BadInput(f"{where} cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
+    accuracy.check_finite(sets, f"eager outputs of {where}")
+    warn_if_unresponsive(spec.name, [s[0] for s in sets])  # at once, not after minutes of lowering (edgest.responsive)
+    task = task_set(spec, settings.task_samples, settings.seed)
+    task_ref = eager_outputs(module, task.inputs) if task else None
+    if task_ref is not None:
+        accuracy.check_finite(task_ref, f"eager outputs of {where} on the labelled samples")
+    return Built(module, inputs, [s[0] for s in sets], task, task_ref, sets, weights)
