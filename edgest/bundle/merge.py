@@ -1,8 +1,16 @@
-"""``edgest report merge``: fold device-report.json files into a run's or a bench's reports."""
+"""``edgest report merge``: fold device-report.json files into a run's or a bench's reports.
+
+Every device report is checked before anything is written: its kind, the artifact it ran (its
+sha256 must be the folder's), and its figures (numbers, finite; errors and latencies not
+negative, agreements within 0..1). Merging is idempotent: a device's earlier results for the
+same artifact are replaced where they stand, so merging a report twice changes nothing. The
+folder's reports are rewritten atomically, so a full disk or Ctrl-C leaves them as they were.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,47 +19,135 @@ from edgest.errors import BadInput
 from edgest.records import CheckResult
 from edgest.report.writers import read_json, write_reports
 
+#: accuracy figures with a range (others must only be finite numbers)
+_ACCURACY_RANGE = {"max_abs": (0, math.inf), "mean_abs": (0, math.inf), "output_scale": (0, math.inf),
+                   "top1_agreement": (0, 1), "cosine": (-1 - 1e-6, 1 + 1e-6), "samples": (1, math.inf)}
+_ACCURACY_TEXT = ("status", "reason", "limits")
+_LATENCY_REQUIRED = ("p50_ms", "p90_ms")
+
+
+def _figure_problem(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> str:
+    """Why ``value`` is not a usable figure for ``name`` (a finite number within lo..hi), or ''."""
+    if isinstance(value, list):
+        return next((p for p in (_figure_problem(name, v, lo, hi) for v in value) if p), "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{name} is {json.dumps(value)[:40]}, not a number"
+    if not math.isfinite(value):
+        return f"{name} is {value}, not a finite number"
+    if not lo <= value <= hi:
+        return f"{name} is {value:g}, " + ("negative" if value < 0 <= lo else f"outside {lo:g}..{hi:g}")
+    return ""
+
+
+def device_problem(d: dict[str, Any]) -> str:
+    """Why the device report ``d`` cannot be merged (malformed, non-numeric, non-finite or negative figures), or ''."""
+    for key, typ in (("model", str), ("target", str), ("precision", str), ("device", dict), ("accuracy", dict), ("latency", dict)):
+        if not isinstance(d.get(key), typ):
+            return f"has no valid '{key}'"
+    if not isinstance(d["device"].get("name"), str) or not d["device"]["name"]:
+        return "names no device"
+    acc, lat = d["accuracy"], d["latency"]
+    if acc.get("status") not in ("passed", "failed") or not isinstance(acc.get("limits", {}), dict):
+        return "has no valid accuracy status or limits"
+    problems = [_figure_problem(f"accuracy {k}", v, *_ACCURACY_RANGE.get(k, ())) for k, v in acc.items() if k not in _ACCURACY_TEXT]
+    problems += [_figure_problem(f"accuracy limit {k}", v) for k, v in acc.get("limits", {}).items()]
+    if lat.get("status") == "not_run":  # the runner may not be timed (e.g. a reference interpreter): say why
+        problems += [] if isinstance(lat.get("reason"), str) else ["latency is not_run without a reason"]
+        return next((p for p in problems if p), "")
+    problems += [f"latency has no {k}" for k in _LATENCY_REQUIRED if k not in lat]
+    problems += [f"latency {k} is a list, not a number" for k in _LATENCY_REQUIRED if isinstance(lat.get(k), list)]
+    problems += [_figure_problem(f"latency {k}", v, 0) for k, v in lat.items()]
+    return next((p for p in problems if p), "")
+
 
 def _load_device(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise BadInput(f"cannot read device report '{path}': {exc}") from None
-    if data.get("kind") != "edgest-device-report":
+    if not isinstance(data, dict) or data.get("kind") != "edgest-device-report":
         raise BadInput(f"'{path}' is not an edgest device report (run_on_device.py writes device-report.json)")
+    if not isinstance(data.get("artifact_sha256"), str):
+        raise BadInput(f"device report '{path}' names no artifact sha256; merge the device-report.json run_on_device.py wrote")
+    data["_path"] = str(path)
     return data
+
+
+def _checked(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without its bookkeeping, once its figures are known to be sound (BadInput otherwise)."""
+    problem = device_problem(d)
+    if problem:
+        raise BadInput(f"device report '{d['_path']}' {problem}; run run_on_device.py again and merge the report it writes")
+    return {k: v for k, v in d.items() if k != "_path"}
 
 
 def merge_device_reports(folder: Path, device_reports: list[Path]) -> list[str]:
     """Merge into ``folder`` (a compile run or a bench folder); returns one line per merged report."""
     folder = Path(folder)
     devices = [_load_device(p) for p in device_reports]
-    lines = []
     if (folder / "bench.json").is_file():
-        from edgest.report.bench_writers import write_bench_reports
-
-        doc = json.loads((folder / "bench.json").read_text())
-        shas = {(c.get("artifact") or {}).get("sha256") for c in doc["cells"]}
-        for d in devices:
-            if d["artifact_sha256"] not in shas:
-                raise BadInput(f"device report for {d['model']}/{d['target']} matches no artifact in '{folder}' (sha256 differs)")
-            doc["device_results"] = [x for x in doc["device_results"]
-                                     if not (x["artifact_sha256"] == d["artifact_sha256"] and x["device"]["name"] == d["device"]["name"])] + [d]
-            lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}")
-        write_bench_reports(doc, folder)
-        return lines
+        return _merge_bench(folder, devices)
     if not (folder / "report.json").is_file():
         raise BadInput(f"'{folder}' holds neither report.json nor bench.json")
     report = read_json(folder / "report.json")
-    checks = list(report.checks)
-    for d in devices:
-        if report.artifact is None or d["artifact_sha256"] != report.artifact.sha256:
-            raise BadInput(f"device report from {d['device']['name']} is for another artifact (sha256 differs from '{folder}')")
+    checks, lines = list(report.checks), []
+    for raw in devices:
+        if report.artifact is None or raw["artifact_sha256"] != report.artifact.sha256:
+            raise BadInput(f"device report '{raw['_path']}' is for another artifact (sha256 differs from '{folder}'); "
+                           "merge it into the run its bundle was built from")
+        d = _checked(raw)
         acc, lat = d["accuracy"], d["latency"]
         host = {**d["device"], "where": "device"}
-        checks.append(CheckResult("accuracy", acc["status"], {k: v for k, v in acc.items() if k not in ("status", "limits", "reason")},
-                                  acc["limits"], host, acc.get("reason", "")))
-        checks.append(CheckResult("latency", "passed", dict(lat), {}, host))
+        _put(checks, CheckResult("accuracy", acc["status"], {k: v for k, v in acc.items() if k not in _ACCURACY_TEXT},
+                                 acc.get("limits", {}), host, acc.get("reason", "")))
+        if lat.get("status") == "not_run":
+            _put(checks, CheckResult("latency", "not_run", {}, {}, host, lat["reason"]))
+            lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: latency not run ({lat['reason']})")
+            continue
+        _put(checks, CheckResult("latency", "passed", dict(lat), {}, host))
         lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: p50 {lat['p50_ms']:.2f} ms")
     write_reports(replace(report, checks=tuple(checks)), folder)
+    return lines
+
+
+def _put(checks: list[CheckResult], new: CheckResult) -> None:
+    """Replace the same device's check of the same kind where it stands, else append ``new``."""
+    for i, old in enumerate(checks):
+        if old.kind == new.kind and old.host.get("where") == "device" and old.host.get("name") == new.host["name"]:
+            checks[i] = new
+            return
+    checks.append(new)
+
+
+def _load_bench(folder: Path) -> dict[str, Any]:
+    path = folder / "bench.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"cannot read bench '{path}': {exc}") from None
+    if not (isinstance(doc, dict) and doc.get("kind") == "edgest-bench" and isinstance(doc.get("cells"), list)
+            and all(isinstance(c, dict) for c in doc["cells"]) and isinstance(doc.get("device_results", []), list)):
+        raise BadInput(f"'{path}' is not an edgest bench document (damaged?); run edgest bench again")
+    return doc
+
+
+def _merge_bench(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
+    from edgest.report.bench_writers import write_bench_reports
+
+    doc = _load_bench(folder)
+    shas = {(c.get("artifact") or {}).get("sha256") for c in doc["cells"]} - {None, ""}
+    results, lines = [r for r in doc.get("device_results", []) if isinstance(r, dict)], []
+    for raw in devices:
+        if raw["artifact_sha256"] not in shas:
+            raise BadInput(f"device report '{raw['_path']}' matches no artifact in '{folder}' (sha256 differs); "
+                           "merge it into the bench its bundle was built from")
+        d = _checked(raw)
+        same = [i for i, x in enumerate(results) if x.get("artifact_sha256") == d["artifact_sha256"]
+                and (x.get("device") or {}).get("name") == d["device"]["name"]]
+        if same:
+            results[same[0]] = d
+        else:
+            results.append(d)
+        lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}")
+    write_bench_reports({**doc, "device_results": results}, folder)
     return lines

@@ -58,7 +58,7 @@ The recipe (:class:`Recipe`), and why:
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -177,12 +177,40 @@ def _optimiser(model: torch.nn.Module, recipe: Recipe, steps: int):
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=warmup)
 
 
+def check_checkpoint_out(out: Path, force: bool = False) -> None:
+    """Refuse, before any training, an ``out`` that cannot take the checkpoint.
+
+    An existing file is replaced only with ``force``, and only when it is a PyTorch checkpoint.
+    """
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise BadInput(f"checkpoint path '{out}' is not a regular file; pass --out a new .pt file")
+    if out.exists():
+        with open(out, "rb") as fh:
+            head = fh.read(4)
+        if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
+            raise BadInput(f"'{out}' exists and is not a PyTorch checkpoint, which edgest train never replaces; "
+                           "choose another --out")
+        if not force:
+            raise BadInput(f"checkpoint '{out}' already exists; pass --force to replace it or choose another --out")
+    existing = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write checkpoint '{out}': '{existing}' is not a writable folder; pass --out a writable path")
+
+
 def train(model_name: str, out: Path, recipe: Recipe = Recipe(), seed: int = 0, log: bool = False,
-          registry: Registry | None = None) -> TrainResult:
-    """Train ``model_name`` on synthetic clips; write ``out`` (state_dict) and return the validation top-1."""
+          registry: Registry | None = None, force: bool = False) -> TrainResult:
+    """Train ``model_name`` on synthetic clips; write ``out`` (state_dict) and return the validation top-1.
+
+    An existing ``out`` is replaced only with ``force`` (and only if it is a checkpoint); the file is
+    written atomically, so an interrupted or failed write leaves the previous one intact.
+    """
     import numpy as np
     import torch
 
+    from edgest.fsio import atomic_save
+
+    check_checkpoint_out(out, force)
     entry = _labelled_entry(model_name, registry)
     recipe = recipe.resolved(entry.spec.family)
     n, bs = recipe.clips_per_epoch, recipe.batch_size
@@ -232,9 +260,8 @@ def train(model_name: str, out: Path, recipe: Recipe = Recipe(), seed: int = 0, 
                        f"{history[-1]:.1%} ({time.perf_counter() - t0:.0f} s)", err=True)
     seconds, cpu_seconds = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(out)
+    state = model.state_dict()
+    atomic_save(out, lambda fh: torch.save(state, fh))
     return TrainResult(model_name, str(out), recipe.lr, epochs, epochs * n, recipe.val_clips, history[-1],
                        seconds, cpu_seconds, torch.get_num_threads(), tuple(history), frozen)
 
@@ -282,15 +309,18 @@ def _per_family(field: str) -> dict[str, float | int]:
 @click.option("--val-clips", default=Recipe.val_clips, show_default=True, type=click.IntRange(10, 10**5))
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True),
               help=f"Peak learning rate [default: {DEFAULTS['lr']}; per family: {_per_family('lr')}].")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))  # what NumPy and torch take
+@click.option("--force", is_flag=True, help="Replace an existing checkpoint at --out.")
 @click.option("--json", "as_json", is_flag=True)
 def train_cmd(model: str, data: str, out: Path, epochs: int | None, train_clips: int, val_clips: int, lr: float | None,
-              seed: int, as_json: bool) -> int:
+              seed: int, force: bool, as_json: bool) -> int:
     """Train a zoo model on the synthetic clip (or sequence) set and save its state_dict."""
+    from edgest.fsio import dumps_json
+
     recipe = Recipe(epochs=epochs, clips_per_epoch=train_clips, val_clips=val_clips, lr=lr)
-    result = train(model, out, recipe, seed=seed, log=True)  # progress on stderr, JSON on stdout
+    result = train(model, out, recipe, seed=seed, log=True, force=force)  # progress on stderr, JSON on stdout
     if as_json:
-        click.echo(json.dumps(asdict(result), indent=2))
+        click.echo(dumps_json(asdict(result)), nl=False)
     else:
         click.echo(f"{model}: validation top-1 {result.val_top1:.1%} on {val_clips} synthetic samples "
                    f"after {result.epochs} epochs of {train_clips} fresh samples ({result.seconds:.0f} s, {result.cpu_seconds:.0f} s CPU "

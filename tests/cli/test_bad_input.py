@@ -194,7 +194,7 @@ def test_out_under_a_regular_file(tmp_path: Path) -> None:
     (tmp_path / "somefile").write_text("not a folder\n")
     before = listing(tmp_path)
     proc = edgest(tmp_path, *compile_args(*ONE, out="somefile/run"))
-    assert_one_line_error(proc, "cannot create output folder", "somefile/run", "is a file", "pass --out a folder path")
+    assert_one_line_error(proc, "cannot create output folder", "somefile/run", "is a file", "pass --out (out_dir=) a folder path")
     assert_nothing_written(tmp_path, before)
     assert (tmp_path / "somefile").read_text() == "not a folder\n"
 
@@ -242,7 +242,8 @@ def test_existing_non_empty_out_without_force(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine\n")
     proc = edgest(tmp_path, *compile_args(*ONE, out="run"))
-    assert_one_line_error(proc, "output folder", "already exists and is not empty", "--force")
+    line = assert_one_line_error(proc, "output folder", "already exists and is not empty", "edgest did not create it")
+    assert "--force" not in line  # forcing would delete the user's file
     assert_nothing_written(tmp_path, {"run"})
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep.txt"]
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine\n"

@@ -47,14 +47,24 @@ def test_staged_output_appears_only_when_complete(tmp_path):
 
 def test_staged_output_refuses_existing_folder_unless_forced(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "old").write_text("x")
+    with staged_output(out) as stage:
+        (stage / "old").write_text("x")
     with pytest.raises(BadInput, match="already exists and is not empty; pass --force"):
         with staged_output(out):
             pass
     with staged_output(out, force=True) as stage:
         (stage / "new").write_text("y")
-    assert sorted(p.name for p in out.iterdir()) == ["new"]
+    assert sorted(p.name for p in out.iterdir()) == [".edgest.json", "new"]
+
+
+def test_staged_output_never_replaces_a_folder_edgest_did_not_make(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "old").write_text("x")
+    with pytest.raises(BadInput, match="already exists and is not empty, and edgest did not create it") as info:
+        with staged_output(out, force=True):
+            pass
+    assert "--force" not in str(info.value) and sorted(p.name for p in out.iterdir()) == ["old"]
 
 
 def test_report_round_trips_through_json():
