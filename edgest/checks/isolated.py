@@ -3,6 +3,10 @@
 The artifact is loaded, run on every input set, then timed, all in a fresh Python process,
 so a runtime that segfaults or hangs costs the check, not the compile. The parent gets back
 outputs, load and latency figures, or the reason the child died.
+
+The child leads its own process group, which the parent kills when the check ends, times out or
+is interrupted (Ctrl-C, SIGTERM: :mod:`edgest.interrupts`); if the parent itself is killed, the
+child and what it started die too (:mod:`edgest.checks.lifeline`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgest.checks import lifeline
 from edgest.checks.latency import LatencyConfig
+from edgest.resources import check_free_disk
 
 if TYPE_CHECKING:
     from edgest.target import Target
@@ -66,9 +72,15 @@ def run_in_child(
     latency: LatencyConfig | None = LatencyConfig(),
     timeout_s: float = 600.0,
 ) -> ChildOutcome:
-    """Load ``artifact`` with ``target`` in a child, run ``inputs``, time it; never raises for the child's faults."""
-    with tempfile.TemporaryDirectory(prefix="edgest-check-") as tmp:
-        work = Path(tmp)
+    """Load ``artifact`` with ``target`` in a child, run ``inputs``, time it; never raises for the child's faults.
+
+    BadInput, before anything is written, when the temp folder's disk cannot hold the inputs.
+    """
+    need = sum(np.asarray(x).nbytes for xs in inputs for x in xs)
+    check_free_disk(tempfile.gettempdir(), need, "the check's inputs", "free some space or point TMPDIR to a disk with room")
+    from edgest.outdir import temp_folder
+
+    with temp_folder("edgest-check-") as work:
         np.savez(work / "inputs.npz", **{f"s{i}_in{j}": x for i, xs in enumerate(inputs) for j, x in enumerate(xs)})
         request = {
             "target": class_path(type(target)),
@@ -82,22 +94,7 @@ def run_in_child(
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env.setdefault("OMP_NUM_THREADS", str(threads))
-        cmd = [sys.executable, "-m", "edgest.checks.worker", str(work)]
-        failure = ""
-        with open(work / "stderr.txt", "w") as err:
-            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True)
-            try:
-                returncode = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                returncode = None
-                failure = f"check process did not finish within {timeout_s:g} s and was killed"
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
+        returncode, failure = _run_worker(work, env, timeout_s)
         if returncode is not None:
             if returncode < 0:
                 failure = f"runtime crashed ({_signal_name(returncode)}) in the check process"
@@ -105,6 +102,34 @@ def run_in_child(
                 tail = (work / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 failure = f"check process exited with {returncode}: {tail[0][:300]}"
         return _collect(work, len(inputs), failure)
+
+
+def _run_worker(work: Path, env: dict[str, str], timeout_s: float) -> tuple[int | None, str]:
+    """Run the worker on ``work``; its exit code (None when it timed out) and the timeout's failure text.
+
+    However this returns or raises (an interrupt included), the worker's group is killed first.
+    """
+    read_fd, write_fd = lifeline.open_pipe()
+    cmd = [sys.executable, "-m", "edgest.checks.worker", str(work), str(read_fd), str(os.getpid())]
+    try:
+        with open(work / "stderr.txt", "w") as err:
+            try:
+                proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                        start_new_session=True, pass_fds=(read_fd,))
+            finally:
+                os.close(read_fd)
+            try:
+                return proc.wait(timeout=timeout_s), ""
+            except subprocess.TimeoutExpired:
+                return None, f"check process did not finish within {timeout_s:g} s and was killed"
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+    finally:
+        os.close(write_fd)
 
 
 def _collect(work: Path, samples: int, failure: str) -> ChildOutcome:

@@ -3,6 +3,10 @@
 Writes ``outputs.npz`` as soon as the accuracy runs are done and ``result.json`` after each
 stage, so whatever finished before a crash is still reported.
 
+Started as ``python -m edgest.checks.worker DIR [LIFELINE_FD PARENT_PID]``: with the last two it
+dies with its parent, and takes what its runtime started along (:mod:`edgest.checks.lifeline`),
+set up before numpy or the runtime is imported.
+
 Two optional runner attributes: ``label`` (what actually ran, e.g. a reference interpreter
 instead of the device runtime; the report shows it) and ``timing_unavailable`` (a reason not
 to time this runner: its latency would be misleading; the latency check is then not run).
@@ -17,9 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgest.checks.latency import LatencyConfig, measure
 from edgest.errors import EdgestError, TargetUnavailable
 
 
@@ -30,6 +31,10 @@ def _write(work: Path, result: dict[str, Any]) -> None:
 
 
 def main(work: Path) -> int:
+    import numpy as np
+
+    from edgest.checks.latency import LatencyConfig, measure
+
     req = json.loads((work / "request.json").read_text())
     module, _, qualname = req["target"].partition(":")
     cls: Any = importlib.import_module(module)
@@ -84,4 +89,8 @@ def main(work: Path) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4:
+        from edgest.checks.lifeline import hold
+
+        hold(int(sys.argv[2]), int(sys.argv[3]))
     sys.exit(main(Path(sys.argv[1])))

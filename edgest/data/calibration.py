@@ -11,32 +11,91 @@
   see :mod:`edgest.data.video`) decodes them with PyAV at the model's frame count and size, for
   ``B,C,T,H,W`` models; B consecutive clips make one input.
 
+A set that fits in :func:`hold_bytes` is built at once and held as a list. A bigger one is
+streamed (:class:`StreamedInputs`): each input is made again (generated, loaded or decoded)
+whenever a quantizer reads it, so memory holds one input at a time, not the whole set. Either
+way the size is checked against the machine's memory before anything is built
+(:func:`edgest.resources.check_calibration`), and ``.npy`` files are all validated up front
+(the videos of a streamed set are decoded, and a bad one named, when a quantizer reads it).
+
 NumPy only (PyAV for videos).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
+from edgest import resources
 from edgest.errors import BadInput
 from edgest.records import InputSpec, ModelSpec
 
 #: calibration inputs used when the user names no size
 DEFAULT_SIZE = 32
+#: the most a calibration set held in memory may take (a quarter of the available memory, if less)
+HOLD_BYTES = 1 << 30
+
+Inputs = tuple[np.ndarray, ...]
 
 
 @dataclass(frozen=True)
 class CalibrationSet:
     """Inputs to calibrate on (one tuple of arrays per forward call) and where they came from."""
 
-    inputs: list[tuple[np.ndarray, ...]]
+    inputs: Sequence[Inputs]
     source: str
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+
+class StreamedInputs(Sequence[Inputs]):
+    """``count`` inputs made on demand by ``make(i)``; iteration uses ``iterate()`` where the source is sequential.
+
+    Indexing, slicing (a list), ``len`` and repeated iteration work as on a list, so quantizers
+    need not know; nothing is kept between reads.
+    """
+
+    def __init__(self, count: int, make: Callable[[int], Inputs], iterate: Callable[[], Iterable[Inputs]] | None = None) -> None:
+        self._count, self._make, self._iterate = count, make, iterate
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Inputs: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Inputs]: ...
+    def __getitem__(self, index: int | slice) -> Inputs | list[Inputs]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        i = index + self._count if index < 0 else index
+        if not 0 <= i < self._count:
+            raise IndexError(index)
+        return self._make(i)
+
+    def __iter__(self) -> Iterator[Inputs]:
+        if self._iterate is not None:
+            return itertools.islice(iter(self._iterate()), self._count)
+        return (self._make(i) for i in range(self._count))
+
+
+def hold_bytes() -> int:
+    """How big a calibration set may be and still be held in memory: :data:`HOLD_BYTES`, or a quarter of what is available."""
+    available = resources.available_memory()
+    return HOLD_BYTES if available is None else min(HOLD_BYTES, available // 4)
+
+
+def _inputs(count: int, shape: tuple[int, ...], make: Callable[[int], Inputs],
+            iterate: Callable[[], Iterable[Inputs]] | None = None) -> Sequence[Inputs]:
+    """A list of ``count`` inputs of ``shape`` when they fit :func:`hold_bytes`, else a :class:`StreamedInputs`."""
+    streamed = StreamedInputs(count, make, iterate)
+    return list(streamed) if count * resources.tensor_bytes(shape) <= hold_bytes() else streamed
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -53,17 +112,23 @@ def calibration_inputs(
         raise BadInput(f"calibration size must be at least 1, not {size}")
     if source is not None:
         return _from_folder(Path(source), shape, size)
+    resources.check_calibration(shape, size)  # before a single input is made
     from edgest.data.labelled import synthetic_set
 
     batch = shape[0]
     classes = spec.num_classes if isinstance(spec, ModelSpec) else 10
     data = synthetic_set(shape, layout, classes, size * batch, seed)
     if data is not None:
-        inputs = [(np.stack([data[i * batch + b][0] for b in range(batch)]),) for i in range(size)]
+        inputs = _inputs(size, shape, lambda i: (np.stack([data[i * batch + b][0] for b in range(batch)]),))
         what = f"{shape[2]} frames at {shape[3]}x{shape[4]}" if len(shape) == 5 else f"{shape[1]} steps of {shape[2]} features"
         return CalibrationSet(inputs, f"{data.kind}, seed {seed}, {what}")
-    rng = np.random.default_rng([seed, 0xCA11B])
-    inputs = [(rng.standard_normal(shape, dtype=np.float32),) for _ in range(size)]
+
+    def noise() -> Iterator[Inputs]:  # one generator drawn in order: the same inputs whether held or streamed
+        rng = np.random.default_rng([seed, 0xCA11B])
+        while True:
+            yield (rng.standard_normal(shape, dtype=np.float32),)
+
+    inputs = _inputs(size, shape, lambda i: next(itertools.islice(noise(), i, None)), noise)
     return CalibrationSet(inputs, f"seeded normal noise, seed {seed}, {_shape_text(shape)}")
 
 
@@ -78,23 +143,47 @@ def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> Calibration
             return _from_videos(folder, shape, size)
         raise BadInput(f"calibration folder '{folder}' has no .npy files (one input of shape {_shape_text(shape)} per file) "
                        "and no video files (.mp4, .avi, .mov, ...)")
-    inputs = []
-    for path in files[:size]:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"calibration file '{path}' is not a readable .npy array: {str(exc).splitlines()[0][:120]}") from None
-        if arr.shape == shape[1:] and shape[0] == 1:
-            arr = arr[None]
-        if arr.shape != shape:
-            raise BadInput(
-                f"calibration file '{path}' has shape {_shape_text(arr.shape) or 'scalar'}; "
-                f"the model takes {_shape_text(shape)} (or {_shape_text(shape[1:])} without the batch dim)"
-            )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise BadInput(f"calibration file '{path}' holds {arr.dtype}; the model takes float32")
-        inputs.append((np.ascontiguousarray(arr, dtype=np.float32),))
+    chosen = files[:size]
+    resources.check_calibration(shape, len(chosen))
+    load = _inputs(len(chosen), shape, lambda i: (_load_npy(chosen[i], shape),))
+    # held: loaded (and checked) now; streamed: each file checked now, one at a time, and loaded again when read
+    inputs = load if isinstance(load, list) else _validated(load)
     return CalibrationSet(inputs, f"{len(inputs)} of {len(files)} .npy files in {folder}")
+
+
+def _validated(inputs: StreamedInputs) -> StreamedInputs:
+    """``inputs`` after reading each once (and dropping it), so a bad file is named now, not mid-quantisation."""
+    for _ in inputs:
+        pass
+    return inputs
+
+
+def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """One calibration file as a float32 array of ``shape``; BadInput naming the file when it is not one."""
+    try:  # mapped: the header is checked before a wrong (maybe huge) file is read
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"calibration file '{path}' is not a readable .npy array: {str(exc).splitlines()[0][:120]}") from None
+    if arr.shape == shape[1:] and shape[0] == 1:
+        arr = arr[None]
+    if arr.shape != shape:
+        raise BadInput(
+            f"calibration file '{path}' has shape {_shape_text(arr.shape) or 'scalar'}; "
+            f"the model takes {_shape_text(shape)} (or {_shape_text(shape[1:])} without the batch dim)"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise BadInput(f"calibration file '{path}' holds {arr.dtype}; the model takes float32")
+    _check_finite(path, arr)
+    return np.array(arr, dtype=np.float32, order="C")
+
+
+def _check_finite(path: Path, arr: np.ndarray) -> None:
+    from edgest.finite import array_problem
+
+    with np.errstate(over="ignore"):  # a float64 value past float32's range is Inf for the model: say so
+        problem = array_problem(arr.astype(np.float32, copy=False))  # NaN would make the quantiser's scales NaN
+    if problem:
+        raise BadInput(f"calibration file '{path}' holds {problem}; fix or remove that file")
 
 
 def _from_videos(folder: Path, shape: tuple[int, ...], size: int) -> CalibrationSet:
@@ -108,5 +197,6 @@ def _from_videos(folder: Path, shape: tuple[int, ...], size: int) -> Calibration
     count = min(size, len(clips) // batch)
     if count < 1:
         raise BadInput(f"calibration folder '{folder}' has {len(clips)} videos; one input of this model takes {batch}")
-    inputs = [(np.stack([clips[i * batch + b][0] for b in range(batch)]),) for i in range(count)]
+    resources.check_calibration(shape, count)
+    inputs = _inputs(count, shape, lambda i: (np.stack([clips[i * batch + b][0] for b in range(batch)]),))
     return CalibrationSet(inputs, f"{count * batch} of {len(clips)} videos in {folder}, {shape[2]} frames at {shape[3]}x{shape[4]}")

@@ -1,0 +1,231 @@
+"""Process trees and signals (issue 16, mechanism 3): SIGINT, SIGTERM and SIGHUP during the checks end
+``edgest compile`` with one line and exit 128 + N, leaving no run folder, staging folder, temp folder or
+check worker; ``kill -9`` of the compile takes the worker and what its runtime started along.
+
+The compile runs the real CLI on a tiny model file with a plugin target whose runner hangs in the
+check worker after starting a helper process, as a runtime's own server would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from edgest.testing.fake_dist import write_fake_distribution
+
+PLUGIN = '''
+import os, subprocess, sys, time
+from pathlib import Path
+import edgest
+
+class StuckTarget(edgest.Target):
+    """Lowers at once; its runner starts a helper process, says so, then never finishes loading."""
+    name = "stuck"
+    artifact_format = "bin"
+    def lower(self, program, example_inputs, out_dir):
+        path = out_dir / "model.bin"
+        path.write_bytes(b"artifact")
+        return edgest.Lowered(path)
+    def load(self, path, threads):
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        marker = os.environ["EDGEST_TEST_MARKER"]
+        Path(marker + ".tmp").write_text(f"{os.getpid()} {helper.pid}")
+        os.replace(marker + ".tmp", marker)
+        time.sleep(300)
+
+@edgest.hookimpl
+def register_targets(register):
+    register(StuckTarget)
+'''
+
+MODEL = """
+import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    write_fake_distribution(plugins, "stuckplugin", PLUGIN)
+    for name in ("run", "tmp"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "run" / "net.py").write_text(textwrap.dedent(MODEL))
+    return tmp_path
+
+
+def _default_signals() -> None:
+    # as from a terminal: a background job (nohup, `cmd &`) starts with SIGINT/SIGHUP ignored, and edgest keeps them so
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _start_compile(work: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """Start the compile; once the check worker is stuck, the compile, worker pid and helper pid."""
+    marker = work / "worker.pids"
+    env = {**os.environ, "PYTHONPATH": str(work / "plugins"), "TMPDIR": str(work / "tmp"),
+           "EDGEST_TEST_MARKER": str(marker), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgest", "compile", "--model", "net.py:Net", "--input-shape", "2x8",
+         "--target", "stuck", "--out", "out", "--samples", "1"],
+        cwd=work / "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_signals,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not marker.exists():
+        proc.kill()
+        pytest.fail(f"the check worker never started: {proc.communicate()[1][-2000:]}")
+    worker, helper = (int(p) for p in marker.read_text().split())
+    return proc, worker, helper
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead for our purposes
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _gone_eventually(*pids: int, bound_s: float = 30.0) -> list[int]:
+    """The pids still alive after waiting up to ``bound_s`` (a generous bound, not a speed check); kills them."""
+    deadline = time.monotonic() + bound_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [p for p in pids if _alive(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    return alive
+
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_signal_during_checks_cleans_up(work: Path, signum: int) -> None:
+    proc, worker, helper = _start_compile(work)
+    staging = [p.name for p in (work / "run").iterdir() if p.name.startswith(".out.partial-")]
+    assert len(staging) == 1, "the compile should be staging its run folder while the checks run"
+    assert [p.name for p in (work / "tmp").iterdir() if p.name.startswith("edgest-")], "no check temp folder seen"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum, (proc.returncode, err)
+    assert "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == [f"edgest: interrupted ({name}); nothing was written"]
+    assert sorted(p.name for p in (work / "run").iterdir()) == ["net.py"]  # no out, no .out.partial-*
+    assert [p.name for p in (work / "tmp").iterdir() if p.name.startswith("edgest-")] == []
+    assert _gone_eventually(worker, helper) == [], "the check worker or its helper outlived the compile"
+
+
+def test_kill_9_of_the_compile_takes_the_worker_along(work: Path) -> None:
+    proc, worker, helper = _start_compile(work)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert _gone_eventually(worker, helper) == [], "the check worker or its helper outlived a kill -9 of the compile"
+
+
+# --- the pieces, without torch ------------------------------------------------------------------
+
+def _python(code: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60,
+                          **kw)  # type: ignore[call-overload]
+
+
+def test_each_signal_raises_interrupted_with_its_number() -> None:
+    proc = _python("""
+        import os, signal
+        from edgest import interrupts
+        interrupts.install()
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                os.kill(os.getpid(), signum)
+                raise SystemExit("not raised")
+            except KeyboardInterrupt as exc:
+                print(type(exc).__name__, interrupts.exit_code(exc), interrupts.message(exc))
+            interrupts.install()
+        """, preexec_fn=_default_signals)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "Interrupted 143 edgest: interrupted (SIGTERM); nothing was written",
+        "Interrupted 129 edgest: interrupted (SIGHUP); nothing was written",
+        "Interrupted 130 edgest: interrupted (SIGINT); nothing was written",
+    ]
+
+
+def test_second_signal_lets_cleanup_finish_and_third_ends_at_once() -> None:
+    proc = _python("""
+        import os, signal
+        from edgest import interrupts
+        interrupts.install()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGTERM)  # during clean-up: ignored
+            print("cleaned up", flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)  # the third: the default action
+            print("still running", flush=True)
+        """, preexec_fn=_default_signals)
+    assert proc.stdout.splitlines() == ["cleaned up"]
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_signal_ignored_at_start_stays_ignored() -> None:
+    def nohup() -> None:
+        _default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = _python("""
+        import os, signal
+        from edgest import interrupts
+        interrupts.install()
+        os.kill(os.getpid(), signal.SIGHUP)
+        print("survived SIGHUP under nohup")
+        """, preexec_fn=nohup)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "survived SIGHUP under nohup"
+
+
+def test_tvm_qemu_worker_exits_when_its_parent_is_killed() -> None:
+    qemu_worker = pytest.importorskip("edgest_tvm.qemu_worker", reason="edgest-tvm not installed")
+    folder = str(Path(qemu_worker.__file__).parent)
+    grandchild = (f"import sys, time; sys.path.insert(0, {folder!r}); import qemu_worker; "
+                  "qemu_worker._die_with_parent(); print('ready', flush=True); time.sleep(300)")
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", {grandchild!r}], stdout=subprocess.PIPE, text=True)
+        child.stdout.readline()
+        print(child.pid, flush=True)
+        time.sleep(300)
+        """)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    assert _gone_eventually(pid) == [], "the emulated TVM worker outlived the process that started it"
+
+
+def test_in_process_callers_get_their_handlers_back() -> None:
+    from edgest import interrupts
+
+    before = {s: signal.getsignal(s) for s in interrupts.HANDLED}
+    with interrupts.handled():
+        assert all(signal.getsignal(s) not in (before[s], signal.SIG_DFL) for s in interrupts.HANDLED
+                   if before[s] != signal.SIG_IGN)
+    assert {s: signal.getsignal(s) for s in interrupts.HANDLED} == before
