@@ -7,7 +7,7 @@ import io
 import re
 from typing import TYPE_CHECKING
 
-from edgest.errors import Unsupported
+from edgest.errors import BadInput, Unsupported
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +55,9 @@ def capture(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.
         # torch prints the partial graph to stderr when export fails; the error line is enough
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             return torch.export.export(model, example, strict=False)
+    except SystemExit as exc:  # a forward that calls sys.exit (or argparse) must not end edgest without a word
+        raise BadInput(f"the model exited (SystemExit {exc.code}) while torch.export ran its forward; "
+                       "remove the sys.exit or argument parsing from forward") from None
     except Exception as exc:  # noqa: BLE001 - any capture failure becomes a one-line error
         raise Unsupported(
             f"torch.export cannot capture the model: {describe_failure(exc)}; "

@@ -16,7 +16,6 @@ from typing import Any
 from edgest.errors import BadInput
 from edgest.target import Target
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _loose(text: str) -> Any:
@@ -30,19 +29,9 @@ def typed_value(target: type[Target], key: str, text: str) -> Any:
     """``text`` as the type ``target`` declares for option ``key`` (the text itself when it declares none)."""
     if key not in target.option_table:
         return text if target.option_table else _loose(text)
-    allowed = target.option_table[key][0]
-    if isinstance(allowed, tuple):
-        return next((v for v in allowed if str(v) == text), text)
-    if allowed is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        raise BadInput(f"{target.name} option {key} must be true or false, not '{text}'")
-    if allowed in (int, float):
-        try:
-            return allowed(text)
-        except ValueError:
-            raise BadInput(f"{target.name} option {key} must be {allowed.__name__}, not '{text}'") from None
-    return text
+    from edgest.options import from_text
+
+    return from_text(target.name, target.option_table, key, text)
 
 
 def _takes_options(target: type[Target]) -> bool:
@@ -65,8 +54,11 @@ def parse_target_options(items: Sequence[str], targets: Sequence[type[Target]]) 
             raise BadInput(f"malformed --target-option '{item}'; write KEY=VALUE or TARGET:KEY=VALUE")
         if scope:
             if scope not in by_name:
+                from edgest.validate import did_you_mean
+
+                hint = did_you_mean(scope, by_name) or "; write TARGET:KEY=VALUE with one of those targets"
                 raise BadInput(f"--target-option '{item}' names target '{scope}', which is not being compiled "
-                               f"({', '.join(by_name)})")
+                               f"({', '.join(by_name)}){hint}")
             chosen = [by_name[scope]]
         elif len(targets) == 1:
             chosen = list(targets)

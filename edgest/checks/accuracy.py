@@ -33,35 +33,105 @@ def seeded_inputs(shapes: Sequence[tuple[int, ...]], count: int, seed: int) -> l
     return [[rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(count)]
 
 
+def _rows(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Every array as rows over its last axis (a 0-d output is one row of one), stacked."""
+    return np.concatenate([np.atleast_1d(np.asarray(a, np.float64)).reshape(-1, np.atleast_1d(a).shape[-1]) for a in arrays])
+
+
 def compare(reference: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> dict[str, float]:
     """Metrics of ``actual`` vs ``reference``: one array per sample (first output of each run).
 
     top-1 agreement is the share of samples (rows, for batched outputs) whose argmax over the
-    last axis agrees; it is only meaningful for classifier-like outputs.
+    last axis agrees; it is only meaningful for classifier-like outputs. NaN or Inf in ``actual``
+    is a mismatch, never a pass: SQNR is then -:data:`SQNR_CAP_DB`, cosine 0, the rows holding
+    them disagree, ``nonfinite`` counts them and :func:`within` names them. A non-finite
+    ``reference`` is a ValueError (:func:`check_finite` catches it earlier).
     """
     if len(reference) != len(actual):
         raise ValueError(f"{len(reference)} reference outputs but {len(actual)} actual ones")
     for r, a in zip(reference, actual):
-        if r.shape != a.shape:
-            raise ValueError(f"output shape {a.shape} differs from the reference {r.shape}")
-    ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
-    act = np.concatenate([np.asarray(a, np.float64).ravel() for a in actual])
-    err = act - ref
+        if np.shape(r) != np.shape(a):
+            raise ValueError(f"output shape {np.shape(a)} differs from the reference {np.shape(r)}")
+    ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference]) if reference else np.zeros(0)
+    act = np.concatenate([np.asarray(a, np.float64).ravel() for a in actual]) if actual else np.zeros(0)
+    if not np.isfinite(ref).all():
+        raise ValueError(f"the reference outputs hold {int((~np.isfinite(ref)).sum())} NaN/Inf values; nothing to compare against")
+    bad = ~np.isfinite(act)
+    nonfinite = int(bad.sum())
+    err = np.where(bad, 0.0, act - ref)
     noise = float(np.sum(err**2))
     signal = float(np.sum(ref**2))
-    sqnr = SQNR_CAP_DB if noise == 0.0 else min(SQNR_CAP_DB, 10.0 * np.log10(max(signal, 1e-300) / noise))
-    denom = float(np.linalg.norm(ref) * np.linalg.norm(act))
-    cosine = 1.0 if denom == 0.0 else float(np.dot(ref, act) / denom)
-    ref_top = np.concatenate([np.asarray(r).reshape(-1, r.shape[-1]).argmax(-1) for r in reference])
-    act_top = np.concatenate([np.asarray(a).reshape(-1, a.shape[-1]).argmax(-1) for a in actual])
-    return {
+    if nonfinite:
+        sqnr = -SQNR_CAP_DB
+    else:
+        sqnr = SQNR_CAP_DB if noise == 0.0 else float(np.clip(10.0 * np.log10(max(signal, 1e-300) / noise), -SQNR_CAP_DB, SQNR_CAP_DB))
+    denom = float(np.linalg.norm(ref) * np.linalg.norm(act)) if not nonfinite else 0.0
+    cosine = 0.0 if nonfinite else (1.0 if denom == 0.0 else float(np.dot(ref, act) / denom))
+    cosine = cosine if np.isfinite(cosine) else 0.0  # norms past float64's range
+    ref_rows, act_rows = _rows(reference), _rows(actual)
+    agree = (ref_rows.argmax(-1) == act_rows.argmax(-1)) & np.isfinite(act_rows).all(-1)
+    out = {
         "max_abs": float(np.max(np.abs(err))) if err.size else 0.0,
         "mean_abs": float(np.mean(np.abs(err))) if err.size else 0.0,
         "sqnr_db": float(sqnr),
         "cosine": cosine,
-        "top1_agreement": float(np.mean(ref_top == act_top)),
+        "top1_agreement": float(np.mean(agree)),
         "output_scale": float(np.max(np.abs(ref))) if ref.size else 0.0,
     }
+    if nonfinite:
+        out["nonfinite"] = nonfinite
+    return out
+
+
+def compare_multi(ref_sets: Sequence[Sequence[np.ndarray]], out_sets: Sequence[Sequence[np.ndarray]]) -> dict:
+    """Metrics over every output of a multi-output model: one list of output arrays per sample.
+
+    Returns the judged figures, each the worst over the outputs (lowest SQNR, cosine and top-1
+    agreement, largest max abs error and scale; mean abs error over all elements), so a model
+    passes only when every output does, plus ``outputs`` (their number) and, for two or more,
+    ``per_output``: :func:`compare` of each output, in order. With one output it is :func:`compare`.
+    ValueError when the samples or their outputs do not line up.
+    """
+    if len(ref_sets) != len(out_sets):
+        raise ValueError(f"{len(ref_sets)} reference samples but {len(out_sets)} actual ones")
+    counts = {len(s) for s in ref_sets} | {len(s) for s in out_sets}
+    if len(counts) > 1:
+        raise ValueError(f"the artifact and the reference return different numbers of outputs ({', '.join(map(str, sorted(counts)))})")
+    n = counts.pop() if counts else 0
+    if n == 0:
+        raise ValueError("no outputs to compare")
+    per = [compare([r[j] for r in ref_sets], [o[j] for o in out_sets]) for j in range(n)]
+    if n == 1:
+        return {**per[0], "outputs": 1}
+    sizes = [sum(np.size(r[j]) for r in ref_sets) for j in range(n)]
+    pooled: dict = {
+        "max_abs": max(m["max_abs"] for m in per),
+        "mean_abs": float(sum(m["mean_abs"] * w for m, w in zip(per, sizes)) / max(sum(sizes), 1)),
+        "sqnr_db": min(m["sqnr_db"] for m in per),
+        "cosine": min(m["cosine"] for m in per),
+        "top1_agreement": min(m["top1_agreement"] for m in per),
+        "output_scale": max(m["output_scale"] for m in per),
+    }
+    nonfinite = sum(m.get("nonfinite", 0) for m in per)
+    if nonfinite:
+        pooled["nonfinite"] = nonfinite
+    return {**pooled, "outputs": n, "per_output": per}
+
+
+def check_finite(outputs: Sequence, what: str, fix: str = "") -> None:
+    """BadInput naming ``what`` when the per-sample ``outputs`` (arrays, or lists of arrays) hold NaN or Inf.
+
+    For the eager reference: a model that computes NaN on the checked inputs leaves nothing to
+    compare an artifact against, so the compile stops there with one line instead of a report of
+    meaningless figures. (Imports edgest lazily: this module also runs in device bundles.)
+    """
+    from edgest.errors import BadInput
+    from edgest.finite import samples_problem
+
+    problem = samples_problem(outputs)
+    if problem:
+        raise BadInput(f"{what} hold {problem}; " + (fix or "check the weights (retrain or re-export them) and the "
+                       "model's numerics (log or sqrt of negatives, division by zero, overflow)"))
 
 
 #: outputs that differ across inputs by no more than this fraction of their largest magnitude count as
@@ -110,7 +180,9 @@ def task_top1(eager: Sequence[np.ndarray], actual: Sequence[np.ndarray], labels:
 def within(metrics: dict[str, float], limits: dict[str, float]) -> list[str]:
     """The limits ``metrics`` break, as readable strings (empty when all hold)."""
     broken = []
-    if metrics["sqnr_db"] < limits.get("min_sqnr_db", -np.inf):
+    if metrics.get("nonfinite"):  # its SQNR is the floor, not a measurement: say why instead
+        broken.append(f"the artifact's outputs hold {metrics['nonfinite']} NaN/Inf values")
+    elif metrics["sqnr_db"] < limits.get("min_sqnr_db", -np.inf):
         broken.append(f"SQNR {metrics['sqnr_db']:.1f} dB < {limits['min_sqnr_db']} dB")
     if metrics["top1_agreement"] < limits.get("min_top1_agreement", -np.inf):
         broken.append(f"top-1 agreement {metrics['top1_agreement']:.1%} < {limits['min_top1_agreement']:.0%}")

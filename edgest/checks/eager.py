@@ -27,3 +27,17 @@ def eager_outputs(module: Any, inputs: Sequence[Sequence[np.ndarray]], dtype: to
             y = y[0] if isinstance(y, (tuple, list)) else y
             outs.append((y.float() if dtype is not None else y).detach().numpy())
     return outs
+
+
+def eager_output_sets(module: Any, inputs: Sequence[Sequence[np.ndarray]], where: str = "the model") -> list[list[np.ndarray]]:
+    """Every output of ``module`` on each input set (tuples, lists and dicts flattened in order), float32.
+
+    A forward that returns None, non-tensors or calls ``sys.exit`` is one BadInput naming ``where``
+    (:func:`edgest.checks.outputs.forward_outputs`).
+    """
+    import torch
+
+    from edgest.checks.outputs import forward_outputs
+
+    with torch.no_grad():
+        return [forward_outputs(module, [torch.from_numpy(np.asarray(x)) for x in xs], where) for xs in inputs]

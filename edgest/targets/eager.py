@@ -27,10 +27,11 @@ class EagerRunner:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import torch
 
+        from edgest.checks.outputs import flatten_outputs
+
         with torch.no_grad():
             out = self._module(*(torch.from_numpy(x) for x in inputs))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return [o.detach().numpy() for o in outs]
+        return flatten_outputs(out, "the captured program")  # tuples, lists and dicts in the eager reference's order
 
 
 class EagerTarget(Target):
