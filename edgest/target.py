@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from edgest.errors import BadInput, TargetUnavailable
+from edgest.errors import TargetUnavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +57,14 @@ class Target(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     #: what ``compile`` builds when no precision is asked for
     default_precision: ClassVar[str] = "fp32"
+    #: dotted name of a one-file module in this target's package that runs its artifacts on a device
+    #: with only NumPy and the runtime installed (no edgest). It defines ``load(path: str, threads: int)``
+    #: returning a :class:`Runner`. ``edgest bundle`` copies its source into the bundle; empty means
+    #: this target makes no device bundles.
+    device_runner: ClassVar[str] = ""
+    #: pip argument lists, run in order on a device, that install the runtime and NumPy. An item
+    #: ``dist=={dist}`` is pinned to the version of ``dist`` that built the artifact (its toolchain).
+    runtime_requirements: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     #: option name → (allowed values as a tuple, or a type; default). Targets that declare a table get
     #: their constructor options checked (one-line BadInput) and :meth:`option` defaults for free.
@@ -68,14 +76,9 @@ class Target(ABC):
         self.options = options
 
     def _check_option(self, key: str, value: Any) -> None:
-        if key not in self.option_table:
-            raise BadInput(f"unknown {self.name} option '{key}'; available: {', '.join(self.option_table)}")
-        allowed = self.option_table[key][0]
-        if isinstance(allowed, tuple) and value not in allowed:
-            raise BadInput(f"{self.name} option {key}={value!r} is not one of {', '.join(map(str, allowed))}")
-        # bool is an int to Python; an int or str option given True/False is still a mistake
-        if isinstance(allowed, type) and (not isinstance(value, allowed) or (allowed is not bool and isinstance(value, bool))):
-            raise BadInput(f"{self.name} option {key} must be {allowed.__name__}, not {value!r}")
+        from edgest.options import check_option
+
+        check_option(self.name, self.option_table, key, value)
 
     def option(self, key: str) -> Any:
         """The value of option ``key``: what the user gave, else the table's default."""

@@ -2,43 +2,41 @@
 
 The bundle's ``run_on_device.py`` needs only NumPy and the target's runtime (no torch, no
 edgest): it imports edgest's NumPy-only accuracy and latency modules, which are copied next
-to it, so device and host figures come from the same code.
+to it, so device and host figures come from the same code. Everything runtime-specific comes
+from the target through its contract: ``Target.device_runner`` (a module copied in as
+``edgest_device_runner.py``) and ``Target.runtime_requirements`` (the pip lines in the
+manifest and README), so a plugin's target bundles exactly as a first-party one does.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import shutil
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgest.checks import accuracy, latency
-from edgest.errors import BadInput
+from edgest.errors import BadInput, TargetUnavailable, UnknownName, Unsupported
+from edgest.fsio import dumps_json
 from edgest.outdir import staged_output
-from edgest.report.writers import read_json
+from edgest.report.writers import read_run
+
+if TYPE_CHECKING:
+    from edgest.plugins import Registry
+    from edgest.target import Target
 
 _HERE = Path(__file__).parent
+#: the name the target's device runner module gets in a bundle, beside run_on_device.py
+RUNNER_FILE = "edgest_device_runner.py"
 
-#: artifact format → the pip commands (argument lists, run in order) that install its runtime and NumPy
-#: alone on a device. ``{dist}`` is the version of ``dist`` that built the artifact (from the report), so
-#: the device runs the runtime the artifact was made for. ExecuTorch's Python runtime links libtorch and
-#: imports a few modules of its exporter, hence torch and three small packages, without the rest of
-#: executorch's (exporter-side) dependencies.
-RUNTIME_INSTALL: dict[str, list[list[str]]] = {
-    "onnx": [["numpy", "onnxruntime=={onnxruntime}"]],
-    "pte": [["numpy", "torch=={torch}", "ruamel.yaml", "flatbuffers", "tabulate"], ["--no-deps", "executorch=={executorch}"]],
-    "so": [["numpy", "apache-tvm=={apache-tvm}", "apache-tvm-ffi=={apache-tvm-ffi}"]],
-    "mlpackage": [["numpy", "coremltools=={coremltools}"]],
-    "xml": [["numpy", "openvino=={openvino}"]],
-    "plan": [["numpy", "tensorrt=={tensorrt}", "torch"]],
-}
-
-
-def runtime_install(fmt: str, toolchain: dict[str, str]) -> list[list[str]]:
-    """The pip argument lists that install ``fmt``'s runtime, pinned to the versions in ``toolchain`` where known."""
+def runtime_install(requirements: Sequence[Sequence[str]], toolchain: dict[str, str]) -> list[list[str]]:
+    """The pip argument lists ``requirements``, each ``dist=={dist}`` pinned to its version in ``toolchain`` where known."""
     out = []
-    for args in RUNTIME_INSTALL.get(fmt, [["numpy"]]):
+    for args in requirements or (("numpy",),):
         pinned = []
         for arg in args:
             dist, templated, _ = arg.partition("=={")
@@ -51,27 +49,101 @@ def runtime_install(fmt: str, toolchain: dict[str, str]) -> list[list[str]]:
     return out
 
 
-def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
-    """Write a device bundle for the compile run in ``run_dir`` to ``out``; returns ``out``."""
+def runtime_name(requirements: Sequence[Sequence[str]], toolchain: Sequence[str]) -> str:
+    """The distribution a device report names as the runtime: the first pinned requirement among the
+    target's ``toolchain`` distributions, else the first pinned one ("" when nothing is pinned)."""
+    pinned = [arg.partition("=={")[0] for args in requirements for arg in args if "=={" in arg]
+    return next((d for d in pinned if d in toolchain), pinned[0] if pinned else "")
+
+
+def device_runner(target: str, registry: Registry | None = None) -> tuple[type[Target], Path]:
+    """The class of ``target`` and the source file of its device runner; one-line errors when it has none."""
+    from edgest.plugins import get_registry
+
+    try:
+        cls = (registry or get_registry()).target(target)
+    except UnknownName:
+        raise TargetUnavailable(f"the run was compiled for target '{target}', which no installed plugin provides; "
+                                "install that target's plugin to bundle the run") from None
+    must = ("Target.device_runner (a module needing only NumPy and the runtime, with load(path, threads)) "
+            "and Target.runtime_requirements")
+    if not cls.device_runner:
+        raise Unsupported(f"target '{target}' cannot make device bundles: its plugin must provide {must}")
+    try:
+        spec = importlib.util.find_spec(cls.device_runner)
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    if origin is None or origin.suffix != ".py" or spec.submodule_search_locations is not None:
+        raise Unsupported(f"target '{target}' names device_runner '{cls.device_runner}', which is not a one-file "
+                          f"Python module here; its plugin must provide {must}")
+    return cls, origin
+
+
+def artifact_files(artifact: Path, details: dict[str, Any]) -> list[Path]:
+    """The artifact and, for a file artifact, the companions its details list in ``files`` (e.g. OpenVINO's ``.bin``)."""
+    if artifact.is_dir():
+        return [artifact]
+    names = [n for n in details.get("files", []) if isinstance(n, str) and Path(n).name == n and n != artifact.name]
+    return [artifact, *(artifact.parent / n for n in names if (artifact.parent / n).is_file())]
+
+
+def _write_manifest(stage: Path, report: Any, target: Any, artifact: Path, samples: int, seed: int) -> None:
+    """The bundle's manifest.json (what run_on_device.py reads) and README.txt (what a person reads)."""
+    acc = report.check("accuracy")
+    install = runtime_install(target.runtime_requirements, report.artifact.toolchain)
+    runtime = runtime_name(target.runtime_requirements, target.toolchain) or report.target
+    manifest = {
+        "bundle_version": 1, "model": report.model.name, "target": report.target, "precision": report.precision,
+        "format": report.artifact.format, "artifact": artifact.name, "artifact_sha256": report.artifact.sha256,
+        "runtime": runtime, "runner": RUNNER_FILE, "runtime_install": install,
+        "input_shape": list(report.model.input.shape), "samples": samples, "seed": seed,
+        "limits": acc.limits if acc else accuracy.LIMITS[report.precision],
+        "host": {"p50_ms": (report.check("latency").metrics or {}).get("p50_ms") if report.check("latency") else None,
+                 "toolchain": report.artifact.toolchain},
+    }
+    (stage / "manifest.json").write_text(dumps_json(manifest))  # the whole bundle appears at once (staged)
+    (stage / "README.txt").write_text(
+        f"edgest device bundle: {report.model.name} for {report.target} ({report.precision}).\n"
+        "Install only the runtime and NumPy on the device:\n"
+        + "".join(f"    python -m pip install {' '.join(args)}\n" for args in install)
+        + "then:\n"
+        "    python run_on_device.py [--threads N] [--sustained ROUNDS --cooldown S]\n"
+        "It checks accuracy against the expected outputs, measures latency, and writes\n"
+        "device-report.json; bring that file back and run\n"
+        "    edgest report merge RUN_DIR device-report.json\n"
+    )
+
+
+def build_bundle(run_dir: Path, out: Path, force: bool = False, registry: Registry | None = None) -> Path:
+    """Write a device bundle for the compile run in ``run_dir`` to ``out``; returns ``out``.
+
+    The run's target (looked up in ``registry``, by default the installed plugins') provides the
+    device runner and the runtime's install lines.
+    """
     run_dir = Path(run_dir)
-    if not (run_dir / "report.json").is_file():
-        raise BadInput(f"'{run_dir}' is not an edgest run folder (no report.json); pass the --out folder of edgest compile")
-    report = read_json(run_dir / "report.json")
-    if report.artifact is None:
-        raise BadInput(f"run '{run_dir}' has no artifact (status {report.status}); compile it first")
+    real_run, real_out = run_dir.resolve(), Path(out).resolve()
+    if real_out == real_run or real_out in real_run.parents:
+        raise BadInput(f"bundle folder '{out}' would replace the run '{run_dir}' it is built from; pass --out (out=) a folder outside the run")
+    report = read_run(run_dir)  # a sound report.json and the very artifact it describes (sha256)
     artifact = run_dir / report.artifact.path
-    if not (run_dir / "reference.npz").is_file() or not artifact.exists():
-        raise BadInput(f"run '{run_dir}' lacks its artifact or reference.npz; recompile with this edgest version")
+    if not (run_dir / "reference.npz").is_file():
+        raise BadInput(f"run '{run_dir}' lacks its reference.npz; recompile with this edgest version")
     acc = report.check("accuracy")
     seed = int(acc.metrics.get("seed", 0)) if acc and acc.metrics else 0
-    with np.load(run_dir / "reference.npz") as ref:
-        expected = [ref[f"s{i}"] for i in range(len(ref.files))]
+    try:
+        with np.load(run_dir / "reference.npz") as ref:
+            expected = [ref[f"s{i}"] for i in range(len(ref.files))]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a truncated or foreign file
+        raise BadInput(f"run '{run_dir}' has a damaged reference.npz ({type(exc).__name__}); compile the run again") from None
+    target, runner_source = device_runner(report.target, registry)
     inputs = accuracy.seeded_inputs([report.model.input.shape], len(expected), seed)
-    with staged_output(out, force=force) as stage:
-        if artifact.is_dir():
-            shutil.copytree(artifact, stage / artifact.name)
-        else:
-            shutil.copy2(artifact, stage / artifact.name)
+    with staged_output(out, force=force, kind="bundle") as stage:
+        for part in artifact_files(artifact, report.artifact.details):
+            if part.is_dir():
+                shutil.copytree(part, stage / part.name)
+            else:
+                shutil.copy2(part, stage / part.name)
         data = stage / "data"
         data.mkdir()
         for i, (xs, y) in enumerate(zip(inputs, expected)):
@@ -83,25 +155,6 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False) -> Path:
         shutil.copy2(Path(latency.__file__), checks / "latency.py")
         (checks / "__init__.py").write_text('"""NumPy-only copies of edgest.checks.accuracy and edgest.checks.latency."""\n')
         shutil.copy2(_HERE / "run_on_device.py", stage / "run_on_device.py")
-        install = runtime_install(report.artifact.format, report.artifact.toolchain)
-        manifest = {
-            "bundle_version": 1, "model": report.model.name, "target": report.target, "precision": report.precision,
-            "format": report.artifact.format, "artifact": artifact.name, "artifact_sha256": report.artifact.sha256,
-            "runtime_install": install,
-            "input_shape": list(report.model.input.shape), "samples": len(expected), "seed": seed,
-            "limits": acc.limits if acc else accuracy.LIMITS[report.precision],
-            "host": {"p50_ms": (report.check("latency").metrics or {}).get("p50_ms") if report.check("latency") else None,
-                     "toolchain": report.artifact.toolchain},
-        }
-        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        (stage / "README.txt").write_text(
-            f"edgest device bundle: {report.model.name} for {report.target} ({report.precision}).\n"
-            "Install only the runtime and NumPy on the device:\n"
-            + "".join(f"    python -m pip install {' '.join(args)}\n" for args in install)
-            + "then:\n"
-            "    python run_on_device.py [--threads N] [--sustained ROUNDS --cooldown S]\n"
-            "It checks accuracy against the expected outputs, measures latency, and writes\n"
-            "device-report.json; bring that file back and run\n"
-            "    edgest report merge RUN_DIR device-report.json\n"
-        )
+        shutil.copy2(runner_source, stage / RUNNER_FILE)
+        _write_manifest(stage, report, target, artifact, len(expected), seed)
     return Path(out)

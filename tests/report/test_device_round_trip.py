@@ -30,14 +30,31 @@ def onnx_run(tmp_path_factory) -> Path:
     return out
 
 
+def test_compile_report_states_weights_stage_times_and_latency_protocol(onnx_run):
+    report = read_json(onnx_run / "report.json")
+    assert report.weights == {"kind": "random-init"}
+    assert {"build", "capture", "lower", "checks"} <= set(report.stage_seconds)
+    md = (onnx_run / "report.md").read_text()
+    assert "- Weights: random initialisation" in md and "- Time per stage: build " in md
+    assert "Protocol: on the host: p50 and p90 of " in md and '"passed" means measured' in md
+    assert "## Target details" in md and "- Details:" not in md
+
+
 def test_bundle_holds_artifact_data_and_a_runtime_only_script(onnx_run, tmp_path):
+    import edgest_onnx.device
+
     bundle = build_bundle(onnx_run, tmp_path / "bundle")
-    names = sorted(p.name for p in bundle.iterdir())
-    assert names == ["README.txt", "data", "edgest_check", "manifest.json", "model.onnx", "run_on_device.py"]
+    names = sorted(p.name for p in bundle.iterdir() if not p.name.startswith("."))  # .edgest.json: the ownership marker
+    assert names == ["README.txt", "data", "edgest_check", "edgest_device_runner.py", "manifest.json", "model.onnx",
+                     "run_on_device.py"]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["samples"] == 8 and manifest["format"] == "onnx" and manifest["input_shape"] == [1, 3, 8, 64, 64]
-    source = (bundle / "run_on_device.py").read_text() + "".join(p.read_text() for p in (bundle / "edgest_check").glob("*.py"))
-    assert "import torch\n" not in source.replace("        import torch  # ExecuTorch", "").replace("        import torch  # CUDA", "")
+    assert manifest["runtime"] == "onnxruntime" and manifest["runner"] == "edgest_device_runner.py"
+    # the runner is the ONNX target's own module, copied: the core's script names no runtime
+    assert (bundle / "edgest_device_runner.py").read_text() == Path(edgest_onnx.device.__file__).read_text()
+    # the two scripts import no torch and no edgest (edgest_check's modules: see the runtime-only venv below)
+    source = (bundle / "run_on_device.py").read_text() + (bundle / "edgest_device_runner.py").read_text()
+    assert "import torch" not in source and "onnxruntime" not in (bundle / "run_on_device.py").read_text()
     assert "edgest." not in source.replace("edgest.checks", "")
 
 
@@ -58,21 +75,29 @@ ROUND_TRIPS = {
     # ExecuTorch's Python runtime links libtorch, so torch is there; its exporter-side dependencies are not
     "executorch": (("edgest", "torchao", "coremltools"), "executorch"),
     "tvm": (("torch", "edgest"), "apache-tvm"),
+    # a plugin's target (plugins/edgest-openvino) bundles through the same contract; its .bin travels too
+    "openvino": (("torch", "edgest", "edgest_openvino"), "openvino"),
 }
+#: round trips that stay in the default suite (the runtime's wheel alone, no torch)
+FAST_ROUND_TRIPS = ("onnx", "openvino")
 
 
 #: a venv with torch (executorch) or TVM takes minutes to unpack: those round trips run with the slow
-#: tests (`make test-slow`); ONNX Runtime's stays in the default suite
-@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.slow) if t != "onnx" else t
+#: tests (`make test-slow`); ONNX Runtime's and OpenVINO's stay in the default suite
+@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.slow) if t not in FAST_ROUND_TRIPS else t
                                     for t in sorted(ROUND_TRIPS)])
 def test_round_trip_in_a_runtime_only_venv(target, onnx_run, tmp_path_factory, tmp_path):
     if target == "onnx":
         run = onnx_run
     else:
-        pytest.importorskip({"executorch": "executorch", "tvm": "tvm"}[target], reason=f"{target} toolchain not installed")
+        pytest.importorskip({"executorch": "executorch", "tvm": "tvm", "openvino": "openvino"}[target],
+                            reason=f"{target} toolchain not installed")
         run = tmp_path_factory.mktemp("run") / target
         edgest.compile("squeezetime_tiny", target, out_dir=run, latency=LatencyConfig(warmup=1, min_runs=3, min_seconds=0))
     bundle = build_bundle(run, tmp_path / "bundle")
+    artifact = read_json(run / "report.json").artifact
+    if not (run / artifact.path).is_dir():  # companions the target lists travel with the artifact (OpenVINO's .bin)
+        assert all((bundle / name).is_file() for name in artifact.details.get("files", [artifact.path]))
     manifest = json.loads((bundle / "manifest.json").read_text())
     py, clean = _runtime_venv(tmp_path / "device-venv", manifest["runtime_install"])
     absent, runtime = ROUND_TRIPS[target]

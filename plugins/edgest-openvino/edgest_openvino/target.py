@@ -21,15 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest import Lowered, Target, TargetUnavailable
+from edgest_openvino import device
+from edgest_openvino.device import DEVICE, INFERENCE_PRECISION
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
-
-#: the OpenVINO device the runner compiles for (edgest measures on the host CPU)
-DEVICE = "CPU"
-#: execution precision asked of the CPU plugin; the only precision this target declares is fp32
-INFERENCE_PRECISION = "f32"
 
 
 def _sha256(path: Path) -> str:
@@ -102,33 +98,10 @@ def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, 
     }
 
 
-class OpenVINORunner:
-    """One compiled model and one infer request on the OpenVINO CPU plugin."""
+class OpenVINORunner(device.OpenVINORunner):
+    """The device runner on this host, raising edgest's :class:`~edgest.TargetUnavailable`."""
 
-    def __init__(self, path: Path, threads: int) -> None:
-        import openvino as ov
-
-        core = ov.Core()
-        if DEVICE not in core.available_devices:
-            raise TargetUnavailable(
-                f"target 'openvino' cannot run here: OpenVINO device '{DEVICE}' not available "
-                f"(devices: {', '.join(core.available_devices) or 'none'})")
-        config = {
-            "INFERENCE_NUM_THREADS": int(threads),
-            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION,
-            "PERFORMANCE_HINT": "LATENCY",  # one request at a time, as edgest measures it
-        }
-        self.compiled = core.compile_model(str(path), DEVICE, config)
-        # report what the plugin actually uses, not what was asked for
-        self.threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
-        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self._request = self.compiled.create_infer_request()
-        self._outputs = list(self.compiled.outputs)
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        # share_outputs=False: results are copies, so they survive the next run of this request
-        results = self._request.infer(list(inputs), share_inputs=False, share_outputs=False)
-        return [results[o] for o in self._outputs]
+    unavailable = TargetUnavailable
 
 
 class OpenVINOTarget(Target):
@@ -141,6 +114,8 @@ class OpenVINOTarget(Target):
     toolchain = ("openvino",)
     install_hint = "pip install -e plugins/edgest-openvino"
     precisions = ("fp32",)
+    device_runner = "edgest_openvino.device"
+    runtime_requirements = (("numpy", "openvino=={openvino}"),)
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         xml = out_dir / "model.xml"

@@ -32,7 +32,6 @@ macOS the checks run the saved package with :mod:`edgest_coreml.mil_reference` i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import re
@@ -74,21 +73,15 @@ _TMP = re.compile(r"/(?:private/)?(?:tmp|var/folders)/[\w./-]+")
 
 
 def tree_sha256(path: Path) -> str:
-    """SHA-256 over a folder's files in sorted relative-path order (path, size, then bytes of each).
+    """SHA-256 of a package folder (:func:`edgest.fsio.sha256_of`: files in sorted relative-path order, path,
+    size, then bytes of each), the same digest the report records as the artifact's sha256.
 
-    The same bytes give the same digest on any host. Core ML's ``Manifest.json`` names its items
-    with random UUIDs, so two conversions of one model differ in that file (and so in this digest).
+    Core ML's ``Manifest.json`` names its items with random UUIDs, so two conversions of one model
+    differ in that file (and so in this digest).
     """
-    h = hashlib.sha256()
-    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
-    for p in files:
-        rel = p.relative_to(path).as_posix()
-        h.update(f"{rel}\0{p.stat().st_size}\0".encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
+    from edgest.fsio import sha256_of
 
+    return sha256_of(path)
 
 def mil_op_counts(spec: Any, top: int = 10) -> dict[str, Any]:
     """Operations of the ML Program's functions (nested blocks included): total, non-const, top types."""

@@ -2,7 +2,7 @@
 
 Lowering works on any host with coremltools. *Running* a Core ML model needs Apple's Core ML
 framework, i.e. macOS: there :meth:`CoreMLTarget.load` returns a runner on ``MLModel.predict``
-with the chosen compute units. On any other host it returns the NumPy MIL reference
+with the chosen compute units (:mod:`edgest_coreml.device`, which device bundles run on a Mac). On any other host it returns the NumPy MIL reference
 interpreter (:mod:`edgest_coreml.mil_reference`), which runs the program and weights read back
 from the saved package: the accuracy check runs and is labelled "MIL reference (not the Core
 ML runtime)", while the latency check is "not run: needs macOS" (an interpreter's speed says
@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
+from edgest_coreml import device
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from edgest.quantization import Quantizer
@@ -42,8 +41,6 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "compute_units": (("ALL", "CPU_ONLY", "CPU_AND_NE", "CPU_AND_GPU"), "ALL"),
     "compress": (("none", "linear-int8", "palettize-8", "palettize-6", "palettize-4", "int4-block"), "none"),
 }
-
-_NUMPY = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
 
 
 def cannot_run_here() -> str | None:
@@ -62,51 +59,16 @@ def timing_unavailable_here() -> str:
             "accuracy was checked with the MIL reference interpreter, whose speed says nothing about Core ML's")
 
 
-class CoreMLRunner:
-    """An ``.mlpackage`` loaded by Core ML (macOS only) and run with ``MLModel.predict``.
+class CoreMLRunner(device.CoreMLRunner):
+    """The device runner on this host (macOS only), raising edgest's errors."""
 
-    Inputs are fed by the names and dtypes in the package's spec; outputs come back in the
-    spec's order, fp16 ones widened to float32. Core ML schedules its own threads (there is
-    no setting for them), so ``threads`` is 0: "the runtime's choice".
-    """
-
-    threads: int = 0
+    unavailable, unsupported, bad_input = TargetUnavailable, Unsupported, BadInput
 
     def __init__(self, path: Path, compute_units: str = "ALL") -> None:
         reason = cannot_run_here()
         if reason:
             raise TargetUnavailable(reason)
-        import coremltools as ct
-
-        self.path = Path(path)
-        if not (self.path / "Manifest.json").is_file():
-            raise Unsupported(f"no Core ML package at {self.path} (a .mlpackage folder with Manifest.json)")
-        self.model = ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, compute_units))
-        if self.model.__proxy__ is None:  # coremltools warned and kept only the spec
-            spec_version = self.model.get_spec().specificationVersion
-            cause = getattr(self.model, "_framework_error", None)
-            raise TargetUnavailable(
-                f"target 'coreml' cannot run here: Core ML on macOS {platform.mac_ver()[0]} could not load "
-                f"{self.path.name} (specification version {spec_version})"
-                + (f": {str(cause).splitlines()[0][:200]}" if cause else "; lower minimum_deployment_target or use a newer macOS")
-            )
-        spec = self.model.get_spec()
-        self._inputs = [(f.name, _NUMPY.get(_array_type(f), "float32")) for f in spec.description.input]
-        self._outputs = [f.name for f in spec.description.output]
-        self.compute_units = compute_units
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import numpy as np
-
-        if len(inputs) != len(self._inputs):
-            raise BadInput(f"{self.path.name} takes {len(self._inputs)} input(s), got {len(inputs)}")
-        feed = {name: np.ascontiguousarray(x, dtype=dtype) for (name, dtype), x in zip(self._inputs, inputs)}
-        out = self.model.predict(feed)
-        results = []
-        for name in self._outputs:
-            y = np.asarray(out[name])
-            results.append(y.astype(np.float32) if y.dtype == np.float16 else y)
-        return results
+        super().__init__(path, compute_units)
 
 
 def _compressed(path: Path, scheme: str) -> dict[str, Any]:
@@ -120,12 +82,6 @@ def _compressed(path: Path, scheme: str) -> dict[str, Any]:
     return {"compression": compression, "mil_ops": mil_op_counts(ct.utils.load_spec(str(path))),
             "sha256_tree": tree_sha256(path),
             "files": sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())}
-
-
-def _array_type(feature: Any) -> str:
-    from coremltools.proto import FeatureTypes_pb2 as ft
-
-    return ft.ArrayFeatureType.ArrayDataType.Name(feature.type.multiArrayType.dataType)
 
 
 class CoreMLTarget(Target):
@@ -163,6 +119,8 @@ class CoreMLTarget(Target):
     requires = ("coremltools",)
     toolchain = ("coremltools",)
     install_hint = "pip install -e targets/coreml"
+    device_runner = "edgest_coreml.device"
+    runtime_requirements = (("numpy", "coremltools=={coremltools}"),)
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
     default_precision: ClassVar[str] = "fp16"
 

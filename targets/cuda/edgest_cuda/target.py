@@ -28,31 +28,22 @@ whole copy-in, run, copy-out round trip.
 from __future__ import annotations
 
 import copy
-import json
 import time
 import warnings
-import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
+from edgest_cuda.device import META_PREFIX as _META_PREFIX
+from edgest_cuda.device import AotiRunner, memory_format, no_tf32, read_package_metadata, to_channels_last, torch_dtype
+from edgest_cuda.device import capture_cuda_graph  # noqa: F401 - re-exported: gpu_bench and bench scripts use it here
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def torch_dtype(precision: str) -> torch.dtype:
-    """The torch dtype of a precision name (fp32, fp16, bf16)."""
-    import torch
-
-    return getattr(torch, _DTYPES[precision])
-_META_PREFIX = "edgest."
 
 
 def cuda_available() -> bool:
@@ -66,17 +57,6 @@ def _no_cuda_reason() -> str:
 
     build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
     return f"torch {torch.__version__} ({build}) sees no CUDA device"
-
-
-def _memory_format(t: torch.Tensor) -> torch.memory_format | None:
-    import torch
-
-    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
-
-
-def _channels_last(t: torch.Tensor) -> torch.Tensor:
-    fmt = _memory_format(t)
-    return t.contiguous(memory_format=fmt) if fmt is not None else t
 
 
 def _cast_graph_dtypes(module: torch.fx.GraphModule, dtype: torch.dtype) -> int:
@@ -142,130 +122,17 @@ def prepare_program(
     if channels_last:
         with torch.no_grad():
             for p in (*module.parameters(), *module.buffers()):
-                if _memory_format(p) is not None:
-                    p.data = _channels_last(p.data)
+                if memory_format(p) is not None:
+                    p.data = to_channels_last(p.data)
     example = []
     for x in example_inputs:
         x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
-        example.append(_channels_last(x) if channels_last else x)
+        example.append(to_channels_last(x) if channels_last else x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         new = torch.export.export(module, tuple(example), strict=False)
     facts["reexported"] = True
     return new, tuple(example), facts
-
-
-def capture_cuda_graph(
-    call: Callable[[Sequence[torch.Tensor]], list[torch.Tensor]], static_inputs: Sequence[torch.Tensor], warmup: int = 2,
-) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]:
-    """Capture ``call(static_inputs)`` in a CUDA graph; (graph, static outputs).
-
-    Replay with ``graph.replay()`` after copying new values into ``static_inputs``; the outputs
-    are overwritten by each replay. An AOTInductor package must be loaded with
-    ``run_single_threaded=True`` to be captured (it then runs on the caller's current stream).
-    """
-    import torch
-
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup):  # outside the graph: lazy module loads, allocator warm-up, autotuning
-            call(static_inputs)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        outputs = call(static_inputs)
-    return graph, outputs
-
-
-def no_tf32() -> None:
-    """Turn TF32 off for cuBLAS and cuDNN in this process: torch lets cuDNN convolutions run in TF32
-    by default (10-bit mantissa), so an fp32 package would not compute in fp32. Inductor reads the flag
-    when it picks matmul kernels and the package's convolutions read it when they run, so both the
-    compile and the runner set it."""
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-
-
-def read_package_metadata(path: Path) -> dict[str, str]:
-    """The ``aot_inductor.metadata`` stored in a package, read from the archive without loading it."""
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if name.endswith("wrapper_metadata.json"):
-                return json.loads(zf.read(name))
-    return {}
-
-
-class AotiRunner:
-    """A loaded AOTInductor package; numpy fp32 in, numpy fp32 out."""
-
-    def __init__(self, path: Path, threads: int, device: str, precision: str, channels_last: bool,
-                 cudagraphs: bool) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        self.threads = threads
-        self.device = torch.device(device)
-        self.dtype = torch_dtype(precision)
-        self.channels_last = channels_last
-        self.cuda = self.device.type == "cuda"
-        if self.cuda and self.dtype == torch.float32:
-            no_tf32()
-        index = self.device.index if self.cuda and self.device.index is not None else -1
-        self.model = torch._inductor.aoti_load_package(str(path), run_single_threaded=self.cuda and cudagraphs,
-                                                       device_index=index)
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.cudagraphs = "off"
-        self._want_graph = self.cuda and cudagraphs
-        self._static_in: list[torch.Tensor] = []
-        self._static_out: list[torch.Tensor] = []
-
-    def _to_device(self, x: np.ndarray) -> torch.Tensor:
-        import torch
-
-        t = torch.from_numpy(x)
-        t = t.to(device=self.device, dtype=self.dtype if t.is_floating_point() else t.dtype, non_blocking=False)
-        return _channels_last(t) if self.channels_last else t
-
-    def _call(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        out = self.model(*xs)
-        return list(out) if isinstance(out, (tuple, list)) else [out]
-
-    def _capture(self, xs: list[torch.Tensor]) -> None:
-        """Record one call of the package in a CUDA graph with static buffers; fall back on failure."""
-        import torch
-
-        self._want_graph = False
-        try:
-            self._static_in = [x.clone() for x in xs]
-            self.graph, self._static_out = capture_cuda_graph(self._call, self._static_in)
-            self.cudagraphs = "on"
-        except Exception as exc:  # noqa: BLE001 - plain calls still work
-            self.graph, self._static_out = None, []
-            first = (str(exc).strip().splitlines() or [""])[0][:160]
-            self.cudagraphs = f"fallback: {type(exc).__name__}: {first}"
-            torch.cuda.synchronize()
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import torch
-
-        with torch.inference_mode():
-            xs = [self._to_device(x) for x in inputs]
-            if self._want_graph:
-                self._capture(xs)
-            if self.graph is not None:
-                for buf, x in zip(self._static_in, xs):
-                    buf.copy_(x)
-                self.graph.replay()
-                outs = self._static_out
-            else:
-                outs = self._call(xs)
-            result = [(o.float() if o.is_floating_point() else o).cpu() for o in outs]
-            if self.cuda:
-                torch.cuda.synchronize()
-        return [o.numpy() for o in result]
 
 
 class CudaTarget(Target):
@@ -276,6 +143,8 @@ class CudaTarget(Target):
     description = "AOTInductor .pt2 package (torch._inductor), CUDA GPU; CPU when torch sees no GPU"
     requires = ("torch",)
     toolchain = ()
+    device_runner = "edgest_cuda.device"
+    runtime_requirements = (("numpy", "torch=={torch}"),)
     install_hint = "pip install torch (a CUDA build, from https://pytorch.org/get-started/locally/, for the GPU)"
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 

@@ -3,25 +3,22 @@
 executorch is imported inside the methods, so this module is cheap to import and a missing
 toolchain shows up as "unavailable", not as a broken CLI.
 
-Threads: the runtime has one process-wide thread pool, shared by XNNPACK and the portable
-kernels. It is sized once per process, before any method is loaded: resetting it while an
-XNNPACK method is loaded crashes, and resetting it twice slows the method down. A later runner
-in the same process that asks for another count gets the pool as it is, and reports that count.
+The runner lives in :mod:`edgest_executorch.device`, which device bundles run too (threads:
+see there).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest.errors import TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
+from edgest_executorch import device
 
 if TYPE_CHECKING:
     from edgest.quantization import Quantizer
-    import numpy as np
     import torch
 
 FLAVOURS = ("xnnpack", "portable")
@@ -32,84 +29,17 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
     "xnnpack_rewrites": (bool, True),
 }
 
-_POOL_THREADS: int | None = None
 
+class ExecuTorchRunner(device.ExecuTorchRunner):
+    """The device runner on this host: edgest's errors, and the lowering details read from beside the ``.pte``."""
 
-def set_threads_once(threads: int) -> int:
-    """Size the runtime's thread pool on the first call in this process; returns the pool's size."""
-    global _POOL_THREADS
-    if _POOL_THREADS is None:
-        rt = _pybindings()
-
-        if rt._threadpool_get_thread_count() != threads:
-            rt._unsafe_reset_threadpool(threads)
-        _POOL_THREADS = int(rt._threadpool_get_thread_count())
-    return _POOL_THREADS
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:200]
-
-
-def _pybindings() -> Any:
-    """ExecuTorch's runtime pybindings (the extension behind ``executorch.runtime``).
-
-    ``executorch.runtime`` reaches them through ``portable_lib``, which imports the whole
-    ``executorch.exir`` compiler for a warning class (5-10 s of imports that would land in
-    the cold-load figure); the extension itself only needs libtorch loaded first.
-    """
-    import torch  # noqa: F401 - loads libtorch, which the extension links against
-    from executorch.extension.pybindings import _C
-
-    return _C
-
-
-class ExecuTorchRunner:
-    """The ``forward`` method of a ``.pte``, loaded and run by the ExecuTorch runtime.
-
-    Same calls as ``executorch.runtime``'s ``Runtime.get().load_program(path)``,
-    ``.load_method("forward")`` and ``.execute(inputs)``, made on the pybindings directly.
-    """
+    unavailable, unsupported = TargetUnavailable, Unsupported
 
     def __init__(self, path: Path, threads: int) -> None:
         from edgest_executorch.lowering import details_path
 
-        self.path = Path(path)
-        sidecar = details_path(self.path)
-        self.details: dict[str, Any] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        rt = _pybindings()
-        self.threads = set_threads_once(threads)
-        if self.details.get("delegated_nodes") and not rt._is_available("XnnpackBackend"):
-            raise TargetUnavailable(
-                "target 'executorch' unavailable: this ExecuTorch runtime has no XnnpackBackend "
-                "(use flavour 'portable' or an executorch build with XNNPACK)"
-            )
-        if not self.path.is_file():
-            raise Unsupported(f"no ExecuTorch program at {self.path}")
-        try:
-            self._program = rt._load_program(str(self.path), program_verification=rt.Verification.InternalConsistency)
-            self._method = self._program.load_method("forward")
-        except Exception as exc:  # noqa: BLE001 - the runtime raises RuntimeError with an error code only
-            raise Unsupported(self._explain("load", exc)) from exc
-
-    def _explain(self, stage: str, exc: BaseException) -> str:
-        """The runtime's error plus the lowering warnings, which name the op that is to blame."""
-        msg = f"ExecuTorch failed to {stage} {self.path.name}: {_first_line(exc)}"
-        warns = [w for w in self.details.get("warnings", []) if "fail" in w]
-        if warns:
-            msg += "; likely cause: " + "; ".join(warns)
-        return msg
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import numpy as np
-        import torch
-
-        tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
-        try:
-            outs = self._method(tensors)  # outputs are copied out of the method's memory
-        except Exception as exc:  # noqa: BLE001
-            raise Unsupported(self._explain("run", exc)) from exc
-        return [o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outs]
+        sidecar = details_path(Path(path))
+        super().__init__(path, threads, json.loads(sidecar.read_text()) if sidecar.exists() else {})
 
 
 class ExecuTorchTarget(Target):
@@ -130,6 +60,11 @@ class ExecuTorchTarget(Target):
     requires = ("executorch", "torch")  # the bindings exchange torch tensors: import both before the cold-load clock
     toolchain = ("executorch",)
     install_hint = "pip install -e targets/executorch"
+    device_runner = "edgest_executorch.device"
+    #: the runtime links libtorch and imports a few modules of its exporter, hence torch and three
+    #: small packages, without the rest of executorch's (exporter-side) dependencies
+    runtime_requirements = (("numpy", "torch=={torch}", "ruamel.yaml", "flatbuffers", "tabulate"),
+                            ("--no-deps", "executorch=={executorch}"))
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
 
     def quantizer(self, scheme: str) -> Quantizer | None:

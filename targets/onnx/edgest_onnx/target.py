@@ -7,16 +7,15 @@ import and a missing toolchain shows up as "unavailable", not as a broken CLI.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest import Unsupported
 from edgest.capture import op_origin
 from edgest.target import Lowered, Target
+from edgest_onnx.device import OrtRunner
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from edgest.quantization import Quantizer
@@ -86,24 +85,6 @@ def export_onnx(program: torch.export.ExportedProgram, example_inputs: tuple[Any
     return details
 
 
-class OrtRunner:
-    """An ONNX Runtime session on the CPU execution provider."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.threads = threads
-        self._names = [i.name for i in self.session.get_inputs()]
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(None, dict(zip(self._names, inputs)))
-
-
 class OnnxTarget(Target):
     """ONNX via the dynamo exporter, simplified, run by ONNX Runtime on the CPU."""
 
@@ -114,6 +95,8 @@ class OnnxTarget(Target):
     toolchain = ("onnx", "onnxscript", "onnxsim", "onnxruntime")
     install_hint = "pip install -e targets/onnx"
     precisions = ("fp32", "int8")
+    device_runner = "edgest_onnx.device"
+    runtime_requirements = (("numpy", "onnxruntime=={onnxruntime}"),)
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         path = out_dir / "model.onnx"

@@ -18,38 +18,17 @@ as unavailable with an install hint and edgest keeps working.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.target import Lowered, Target
+from edgest_tensorrt import device
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 _PRECISIONS = ("fp32", "fp16")
-
-
-def _trt_torch_dtype(trt: Any, dtype: Any) -> Any:
-    import torch
-
-    table = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT32": torch.int32,
-             "INT64": torch.int64, "INT8": torch.int8, "UINT8": torch.uint8, "BOOL": torch.bool}
-    for name, torch_dtype in table.items():
-        if hasattr(trt.DataType, name) and dtype == getattr(trt.DataType, name):
-            return torch_dtype
-    raise Unsupported(f"TensorRT I/O tensor type {dtype} has no torch equivalent in edgest's runner")
-
-
-def _no_cuda_reason() -> str | None:
-    import torch
-
-    if torch.cuda.is_available():
-        return None
-    return (f"torch {torch.__version__} sees no CUDA device; TensorRT builds and runs engines on an NVIDIA GPU "
-            "(install a CUDA build of torch on a machine with an NVIDIA driver)")
 
 
 def _parser_error(err: Any) -> str:
@@ -103,66 +82,10 @@ def build_engine(onnx_path: Path, precision: str = "fp32", workspace_mb: int = 4
     return bytes(plan), details
 
 
-class TrtRunner:
-    """A deserialised engine with one execution context; I/O buffers are torch CUDA tensors."""
+class TrtRunner(device.TrtRunner):
+    """The device runner on this host, raising edgest's errors."""
 
-    def __init__(self, path: Path, threads: int) -> None:
-        import tensorrt as trt
-        import torch
-
-        reason = _no_cuda_reason()
-        if reason:
-            raise TargetUnavailable(f"target 'tensorrt' cannot run here: {reason}")
-        torch.set_num_threads(threads)
-        self.threads = threads
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
-        if self.engine is None:
-            raise TargetUnavailable(f"TensorRT {trt.__version__} cannot deserialise {Path(path).name} on this GPU "
-                                    "(engines are tied to the TensorRT version and GPU they were built with)")
-        self.context = self.engine.create_execution_context()
-        self.stream = torch.cuda.Stream()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        order = _io_order(Path(path))
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if n not in inputs]
-        if order:
-            inputs = sorted(inputs, key=lambda n: order["inputs"].index(n) if n in order["inputs"] else len(inputs))
-            outputs = sorted(outputs, key=lambda n: order["outputs"].index(n) if n in order["outputs"] else len(outputs))
-        self._inputs: list[torch.Tensor] = []
-        self._outputs: list[torch.Tensor] = []
-        for n in inputs:
-            shape = tuple(self.engine.get_tensor_shape(n))
-            if any(d < 0 for d in shape):
-                raise Unsupported(f"engine input '{n}' has a dynamic shape {shape}; edgest builds static-shape engines")
-            buf = torch.empty(shape, dtype=_trt_torch_dtype(trt, self.engine.get_tensor_dtype(n)), device="cuda")
-            self.context.set_tensor_address(n, buf.data_ptr())
-            self._inputs.append(buf)
-        for n in outputs:
-            shape = tuple(self.context.get_tensor_shape(n))
-            buf = torch.empty(shape, dtype=_trt_torch_dtype(trt, self.engine.get_tensor_dtype(n)), device="cuda")
-            self.context.set_tensor_address(n, buf.data_ptr())
-            self._outputs.append(buf)
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import torch
-
-        if len(inputs) != len(self._inputs):
-            raise BadInput(f"engine takes {len(self._inputs)} inputs, got {len(inputs)}")
-        with torch.cuda.stream(self.stream):
-            for buf, x in zip(self._inputs, inputs):
-                buf.copy_(torch.from_numpy(x))
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError("TensorRT execute_async_v3 failed")
-            outs = [o.float().cpu() if o.is_floating_point() else o.cpu() for o in self._outputs]
-        self.stream.synchronize()
-        return [o.numpy() for o in outs]
-
-
-def _io_order(plan: Path) -> dict[str, list[str]] | None:
-    side = plan.with_name("io.json")
-    return json.loads(side.read_text()) if side.exists() else None
+    unavailable, unsupported, bad_input = TargetUnavailable, Unsupported, BadInput
 
 
 class TensorRTTarget(Target):
@@ -174,6 +97,9 @@ class TensorRTTarget(Target):
     requires = ("tensorrt",)
     toolchain = ("tensorrt", "onnx", "onnxscript", "onnxsim")
     install_hint = "pip install tensorrt (needs an NVIDIA GPU and driver)"
+    device_runner = "edgest_tensorrt.device"
+    #: torch: the runner's I/O buffers are torch CUDA tensors (Jetson images ship torch)
+    runtime_requirements = (("numpy", "tensorrt=={tensorrt}", "torch"),)
     precisions: ClassVar[tuple[str, ...]] = _PRECISIONS
 
     #: int8 is absent on purpose: it needs Q/DQ nodes in the ONNX graph, not offered yet
@@ -191,7 +117,7 @@ class TensorRTTarget(Target):
     def unavailable_reason(cls) -> str | None:
         reason = super().unavailable_reason()
         if reason is None:
-            reason = _no_cuda_reason()
+            reason = device.no_cuda_reason()
         return reason
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
@@ -205,7 +131,8 @@ class TensorRTTarget(Target):
         path = out_dir / "model.plan"
         path.write_bytes(plan)
         (out_dir / "io.json").write_text(json.dumps({"inputs": built["inputs"], "outputs": built["outputs"]}))
-        return Lowered(path, {**details, **built})
+        # io.json keeps the network's I/O order; a device bundle copies the files listed here
+        return Lowered(path, {**details, **built, "files": [path.name, "io.json"]})
 
     def load(self, path: Path, threads: int) -> TrtRunner:
         import importlib.util

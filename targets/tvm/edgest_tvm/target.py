@@ -1,7 +1,8 @@
 """TVM target: ``from_exported_program`` → Relax → ``tvm.compile``-style build → ``model.so``, run by the Relax VM.
 
 TVM is imported inside the methods, so this module is cheap to import and a missing TVM shows
-up as "unavailable", not as a broken CLI.
+up as "unavailable", not as a broken CLI. The Relax VM runner is :mod:`edgest_tvm.device`,
+which device bundles run too.
 
 Options (all JSON-able; they cross into the check's child process):
 
@@ -43,16 +44,15 @@ import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest import BadInput, TargetUnavailable
 from edgest.capture import op_origin
 from edgest.target import Lowered, Target
+from edgest_tvm.device import TvmRunner
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from edgest_tvm.emulated import QemuRunner
@@ -83,40 +83,6 @@ def elf_machine(path: Path) -> str:
     return _ELF_MACHINE.get(code, f"elf-machine-{code:#x}")
 
 
-class TvmRunner:
-    """The Relax VM on the host CPU; threads come from ``TVM_NUM_THREADS`` (set before the pool starts)."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        os.environ["TVM_NUM_THREADS"] = str(threads)
-        import tvm
-        from tvm import relax
-
-        # the worker pool is created on the first parallel kernel; make sure it uses `threads`
-        config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
-        if config is not None:
-            config(0, threads)
-        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu())
-        self._main = self.vm["main"]
-        self._device = tvm.cpu()
-        self.threads = threads
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import numpy as np
-        import tvm
-
-        args = [tvm.runtime.tensor(np.ascontiguousarray(x), self._device) for x in inputs]
-        out = self._main(*args)
-        flat: list[np.ndarray] = []
-        stack = [out]
-        while stack:
-            item = stack.pop(0)
-            if hasattr(item, "numpy"):
-                flat.append(item.numpy())
-            else:
-                stack[:0] = list(item)
-        return flat
-
-
 class TvmTarget(Target):
     """Apache TVM 0.27: Relax from the ExportedProgram, scheduled (default rules or MetaSchedule), LLVM, ``model.so``."""
 
@@ -127,6 +93,8 @@ class TvmTarget(Target):
     requires = ("tvm", "tvm_ffi")
     toolchain = ("apache-tvm", "apache-tvm-ffi")
     install_hint = "pip install -e targets/tvm"
+    device_runner = "edgest_tvm.device"
+    runtime_requirements = (("numpy", "apache-tvm=={apache-tvm}", "apache-tvm-ffi=={apache-tvm-ffi}"),)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     option_table = OPTIONS
