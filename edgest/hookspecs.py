@@ -1,4 +1,8 @@
-"""The hooks a plugin may implement. Importing this module imports nothing heavy."""
+"""The hooks a plugin may implement. Importing this module imports nothing heavy.
+
+Implementations must be decorated with :data:`hookimpl` (``@edgest.hookimpl``): pluggy ignores
+an undecorated function, so edgest refuses a plugin that has one (see :mod:`edgest.plugins`).
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import throwaway_plugin
 import edgest
 from edgest import hookspecs
 from edgest.checks.latency import LatencyConfig
-from edgest.errors import PluginError, UnknownName
+from edgest.errors import UnknownName
 from edgest.plugins import new_plugin_manager
 from edgest.testing.fake_dist import write_fake_distribution
 
@@ -60,11 +60,14 @@ def test_precision_and_a_disagreeing_target_option_are_refused_on_any_target(pm,
     assert not (tmp_path / "run").exists()
 
 
-def test_duplicate_name_names_both_plugins(pm):
+def test_duplicate_name_names_both_plugins_and_skips_the_later(pm):
     dup = types.SimpleNamespace(register_targets=throwaway_plugin.register_targets)
-    pm.add(dup, "impostor")
-    with pytest.raises(PluginError, match="duplicate target name 'throwaway': registered by plugin '(throwaway|impostor)' and plugin '(throwaway|impostor)'"):
-        pm.registry
+    problem = pm.add(dup, "impostor")
+    assert problem == ("target 'throwaway' is already registered by plugin 'throwaway'; "
+                       "rename it, or disable one of the two plugins (EDGEST_LOAD_PLUGINS)")
+    assert pm.load_errors == [f"edgest: plugin 'impostor' skipped: {problem}"]
+    assert pm.registry.owners[("target", "throwaway")] == "throwaway" and not pm.has_plugin("impostor")
+    assert pm.infos["impostor"].status == f"skipped: {problem}"
 
 
 def test_unknown_names_list_the_alternatives(pm):

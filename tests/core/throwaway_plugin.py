@@ -41,9 +41,10 @@ class ScaleOutputPass(edgest.Pass):
     """Multiplies the output by ``factor`` (a pass that visibly changes accuracy)."""
 
     name = "scale-output"
+    option_table = {"factor": (float, 1.0)}
 
     def run(self, program, ctx) -> edgest.PassResult:
-        factor = float(self.options.get("factor", 1.0))
+        factor = self.option("factor")
         module = program.module()
 
         class Scaled(torch.nn.Module):

@@ -119,7 +119,7 @@ def test_registered_and_listing_passes_does_not_import_torch() -> None:
 
 
 def test_bad_options() -> None:
-    with pytest.raises(BadInput, match="no option 'heads'"):
+    with pytest.raises(BadInput, match="unknown pass 'attention-to-conv' option 'heads'; available: form, norm, verify"):
         AttentionToConvPass(heads=2)
     with pytest.raises(BadInput, match="form='conv'"):
         AttentionToConvPass(form="conv")

@@ -65,7 +65,7 @@ def test_sensitivity_ranks_layers_by_the_noise_they_add():
     program = torch.export.export(OutlierNet().eval(), (torch.randn(SHAPE),))
     assert quantizable_layers(program) == ("fc1", "fc2", "fc3", "head")
     assert quantizable_layers(program, ["fc1", "head"]) == ("fc2", "fc3")
-    with pytest.raises(BadInput, match="sensitivity must be true or false"):
+    with pytest.raises(BadInput, match="pass 'quantize' option sensitivity must be bool"):
         QuantizePass(sensitivity="yes")
 
 

@@ -106,9 +106,9 @@ def test_target_without_quantizer_is_unsupported(registry):
 def test_quantize_pass_needs_int8_precision_and_known_options(registry):
     with pytest.raises(BadInput, match="add --precision int8"):
         edgest.compile("squeezetime_tiny", "onnx", passes=["quantize"], registry=registry)
-    with pytest.raises(BadInput, match="unknown quantisation scheme 'int4'; available: int8, int8-weight"):
+    with pytest.raises(BadInput, match="pass 'quantize' option scheme='int4' is not one of int8, int8-weight"):
         QuantizePass(scheme="int4")
-    with pytest.raises(BadInput, match="unknown option 'calib'"):
+    with pytest.raises(BadInput, match="unknown pass 'quantize' option 'calib'; available: scheme, calibration"):
         QuantizePass(calib=3)
     with pytest.raises(BadInput, match="calibration folder '/nonexistent' does not exist"):
         QuantizePass(calibration="/nonexistent")

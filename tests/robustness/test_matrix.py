@@ -172,7 +172,11 @@ def test_missing_runtime_says_how_to_install(work):
 def test_plugin_registering_a_duplicate_name(work):
     write_fake_distribution(work / "plugins", "dup", DUPLICATE)
     proc = edgest(work, "list", "targets")
-    one_line_error(proc, "duplicate target name 'onnx'", "plugin 'dup'", "plugin 'onnx'", "EDGEST_LOAD_PLUGINS", code=1)
+    # the clash is named once, with both plugins and how to choose; the other commands keep working
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 0 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for part in ("target 'onnx'", "plugin 'dup'", "plugin 'onnx'", "EDGEST_LOAD_PLUGINS"):
+        assert part in lines[0], lines[0]
     ok = edgest(work, "list", "targets", EDGEST_LOAD_PLUGINS="onnx,models")
     assert ok.returncode == 0, ok.stderr
 
@@ -195,7 +199,7 @@ def test_ctrl_c_during_lowering_leaves_nothing(work):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err
-    assert err.strip() == "edgest: interrupted; nothing was written"
+    assert err.strip() == "edgest: interrupted (SIGINT); nothing was written"
     nothing_left(work)
 
 
@@ -210,7 +214,7 @@ def test_two_compiles_into_one_folder(work):
     assert "Traceback" not in loser and "was created by another run meanwhile" in loser
     run = work / "run"
     assert sorted(p.name for p in run.iterdir()) == ["same"]
-    assert sorted(p.name for p in (run / "same").iterdir()) == ["model.pt2", "reference.npz", "report.json", "report.md"]
+    assert sorted(p.name for p in (run / "same").iterdir()) == [".edgest.json", "model.pt2", "reference.npz", "report.json", "report.md"]
 
 
 def test_full_disk_is_reported_and_cleaned_up(work):

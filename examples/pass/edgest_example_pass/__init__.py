@@ -1,0 +1,1 @@
+"""edgest-example-pass: a graph pass written only against edgest's public API (``fuse-bn``)."""
