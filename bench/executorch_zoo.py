@@ -8,7 +8,8 @@ The p50s and ratios in the table are re-timed in one process with the runtimes t
 (``edgest.checks.latency.measure_interleaved``, ``--rounds``), so load on a shared host falls on all
 of them alike; each compile's own latency check (separate processes, one after another) is kept in
 the JSON as ``p50_ms``.
-``--baseline`` adds ExecuTorch fp32 without the rewrites (``xnnpack_rewrites=False``).
+``--baseline`` adds ExecuTorch fp32 without the rewrites (``xnnpack_rewrites=False``); ``--litert`` adds LiteRT
+fp32 and int8 (``targets/litert``) with their ratios to ONNX Runtime fp32 and ExecuTorch int8.
 Weights: ``--weights MODEL=FILE`` (trained, e.g. by ``edgest train``: task top-1 judged too), else the
 model's init, except for models that ignore their input at it (EMOv2, spiking LMUFormer): responsive
 stand-ins (:func:`edgest.testing.weights.bench_weights`), so their int8 accuracy can be judged.
@@ -43,6 +44,16 @@ RUNS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("et_int8", "executorch", "int8", {}),
 )
 BASELINE = ("et_plain", "executorch", "fp32", {"xnnpack_rewrites": False})
+#: ``--litert``: LiteRT (litert-torch conversion, interpreter with XNNPACK) fp32 and int8 (PT2E) beside them
+LITERT: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("lrt", "litert", "fp32", {}),
+    ("lrt_int8", "litert", "int8", {}),
+)
+
+
+def runs(baseline: bool, litert: bool) -> tuple[tuple[str, str, str, dict[str, Any]], ...]:
+    """The (column, target, precision, options) runs a row compiles."""
+    return RUNS + ((BASELINE,) if baseline else ()) + (LITERT if litert else ())
 
 
 def zoo(small: bool) -> list[str]:
@@ -51,11 +62,12 @@ def zoo(small: bool) -> list[str]:
     return [n for n in names if ("tiny" in n) == small]
 
 
-def bench_model(model: str, root: Path, threads: int, baseline: bool, weights: BenchWeights) -> dict[str, Any]:
+def bench_model(model: str, root: Path, threads: int, plan: tuple[tuple[str, str, str, dict[str, Any]], ...],
+                weights: BenchWeights) -> dict[str, Any]:
     """Compile ``model`` for every run and collect the figures of one table row; a task set is run
     only on trained weights."""
     row: dict[str, Any] = {"model": model, "weights": weights.label}
-    for key, target, precision, options in RUNS + ((BASELINE,) if baseline else ()):
+    for key, target, precision, options in plan:
         try:
             report = edgest.compile(model, target, out_dir=root / model / key, precision=precision, threads=threads,
                                     target_options=options, weights=weights.path, task_samples=None if weights.trained else 0,
@@ -81,7 +93,8 @@ def retime_row(row: dict[str, Any], root: Path, threads: int, rounds: int) -> di
     """Time the row's artifacts again in turns in this process; ratios from those p50s."""
     artifacts = {key: Compiled(target, root / row["model"] / key / row[key]["artifact"], tuple(row[key]["input_shape"]),
                                options)
-                 for key, target, _, options in RUNS + (BASELINE,) if row.get(key, {}).get("status", "error") != "error"}
+                 for key, target, _, options in RUNS + (BASELINE,) + LITERT
+                 if row.get(key, {}).get("status", "error") != "error"}
     for key, stats in retime(artifacts, threads, rounds).items():
         row[key]["p50_interleaved_ms"] = stats["p50_ms"]
     p50 = {k: (v or {}).get("p50_interleaved_ms") for k, v in row.items() if isinstance(v, dict)}
@@ -91,6 +104,10 @@ def retime_row(row: dict[str, Any], root: Path, threads: int, rounds: int) -> di
         row["eager_over_et_int8"] = p50["eager"] / p50["et_int8"]
     if p50.get("et_int8") and p50.get("ort"):
         row["ort_over_et_int8"] = p50["ort"] / p50["et_int8"]
+    if p50.get("lrt") and p50.get("ort"):
+        row["lrt_over_ort"] = p50["lrt"] / p50["ort"]
+    if p50.get("lrt_int8") and p50.get("et_int8"):
+        row["lrt_int8_over_et_int8"] = p50["lrt_int8"] / p50["et_int8"]
     return row
 
 
@@ -98,11 +115,12 @@ def _f(v: Any, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def table(rows: list[dict[str, Any]], threads: int, baseline: bool) -> Table:
+def table(rows: list[dict[str, Any]], threads: int, baseline: bool, litert: bool = False) -> Table:
     t = Table(title=f"ExecuTorch over the zoo, {threads} thread(s), {cpu_model()}")
     cols = ["model", "eager ms", "ORT fp32 ms", "ET fp32 ms"] + (["ET fp32 plain ms"] if baseline else [])
     cols += ["ET int8 ms", "pte fp32 MB", "pte int8 MB", "ET/ORT", "eager/ET int8", "ORT/ET int8",
              "int8 SQNR dB", "int8 top-1", "int8 status"]
+    cols += ["LRT fp32 ms", "LRT int8 ms", "LRT/ORT", "LRT int8/ET int8", "LRT int8 SQNR dB", "LRT int8 status"] if litert else []
     for c in cols:
         t.add_column(c)
     for r in rows:
@@ -117,6 +135,9 @@ def table(rows: list[dict[str, Any]], threads: int, baseline: bool) -> Table:
                   _f(r.get("et_over_ort"), ".2f"), _f(r.get("eager_over_et_int8"), ".2f"), _f(r.get("ort_over_et_int8"), ".2f"),
                   _f(g("et_int8", "sqnr_db"), ".1f"), "-" if top1 is None else f"{100 * top1:.0f}%",
                   str(g("et_int8", "status"))]
+        cells += [_f(g("lrt", p50), ".2f"), _f(g("lrt_int8", p50), ".2f"), _f(r.get("lrt_over_ort"), ".2f"),
+                  _f(r.get("lrt_int8_over_et_int8"), ".2f"), _f(g("lrt_int8", "sqnr_db"), ".1f"),
+                  str(g("lrt_int8", "status"))] if litert else []
         t.add_row(*cells)
     return t
 
@@ -126,6 +147,7 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="comma-separated zoo names (default: every full config)")
     ap.add_argument("--small", action="store_true", help="the tiny variants instead of the full configs")
     ap.add_argument("--baseline", action="store_true", help="also ExecuTorch fp32 without the XNNPACK rewrites")
+    ap.add_argument("--litert", action="store_true", help="also LiteRT fp32 and int8 (targets/litert)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="turns of the interleaved re-timing")
     ap.add_argument("--out", type=Path, default=None, help="keep the run folders here")
@@ -138,12 +160,12 @@ def main() -> None:
     console = Console(width=200)
     rows = []
     for model in models:
-        row = bench_model(model, root, args.threads, args.baseline, weights[model])
+        row = bench_model(model, root, args.threads, runs(args.baseline, args.litert), weights[model])
         rows.append(retime_row(row, root, args.threads, args.rounds))
         console.print(f"{model}: done ({root / model})")
         if args.json:  # after every model: a long run that is stopped still leaves its figures
             args.json.write_text(json.dumps({"threads": args.threads, "cpu": cpu_model(), "rows": rows}, indent=2))
-    console.print(table(rows, args.threads, args.baseline))
+    console.print(table(rows, args.threads, args.baseline, args.litert))
     for r in rows:
         for key, v in r.items():
             if isinstance(v, dict) and v.get("status") not in ("passed", None):
