@@ -8,8 +8,9 @@
 * ``source=DIR`` loads ``DIR/*.npy`` in name order: each file one input of the model's shape,
   with or without the leading batch dimension of 1.
 * ``source=DIR`` with no ``.npy`` files but video files (``DIR/*.mp4``, or ``DIR/<class>/*.mp4``;
-  see :mod:`edgest.data.video`) decodes them with PyAV at the model's frame count and size, for
-  ``B,C,T,H,W`` models; B consecutive clips make one input.
+  see :mod:`edgest.data.video`) decodes them with PyAV with the model's preprocessing
+  (:mod:`edgest.data.preprocessing`, as eval and predict do), for ``B,C,T,H,W`` models; B
+  consecutive clips make one input.
 
 A set that fits in :func:`hold_bytes` is built at once and held as a list. A bigger one is
 streamed (:class:`StreamedInputs`): each input is made again (generated, loaded or decoded)
@@ -111,7 +112,7 @@ def calibration_inputs(
     if size < 1:
         raise BadInput(f"calibration size must be at least 1, not {size}")
     if source is not None:
-        return _from_folder(Path(source), shape, size)
+        return _from_folder(Path(source), shape, size, spec if isinstance(spec, ModelSpec) else None)
     resources.check_calibration(shape, size)  # before a single input is made
     from edgest.data.labelled import synthetic_set
 
@@ -132,7 +133,7 @@ def calibration_inputs(
     return CalibrationSet(inputs, f"seeded normal noise, seed {seed}, {_shape_text(shape)}")
 
 
-def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> CalibrationSet:
+def _from_folder(folder: Path, shape: tuple[int, ...], size: int, spec: ModelSpec | None = None) -> CalibrationSet:
     if not folder.is_dir():
         raise BadInput(f"calibration folder '{folder}' does not exist or is not a folder")
     files = sorted(folder.glob("*.npy"))
@@ -140,7 +141,7 @@ def _from_folder(folder: Path, shape: tuple[int, ...], size: int) -> Calibration
         from edgest.data.video import find_videos
 
         if find_videos(folder)[0]:
-            return _from_videos(folder, shape, size)
+            return _from_videos(folder, shape, size, spec)
         raise BadInput(f"calibration folder '{folder}' has no .npy files (one input of shape {_shape_text(shape)} per file) "
                        "and no video files (.mp4, .avi, .mov, ...)")
     chosen = files[:size]
@@ -186,17 +187,22 @@ def _check_finite(path: Path, arr: np.ndarray) -> None:
         raise BadInput(f"calibration file '{path}' holds {problem}; fix or remove that file")
 
 
-def _from_videos(folder: Path, shape: tuple[int, ...], size: int) -> CalibrationSet:
+def _from_videos(folder: Path, shape: tuple[int, ...], size: int, spec: ModelSpec | None = None) -> CalibrationSet:
+    """Clips decoded with the model's preprocessing (:func:`edgest.data.preprocessing.for_spec`; without a spec,
+    edgest's synthetic convention), so int8 is calibrated on what eval and predict feed."""
+    from edgest.data.preprocessing import describe, for_spec
     from edgest.data.video import VideoFolder
 
     if len(shape) != 5 or shape[1] != 3:
         raise BadInput(f"calibration folder '{folder}' holds videos, but the model takes {_shape_text(shape)} inputs; "
                        "videos calibrate B,C,T,H,W models only: give .npy files instead")
-    clips = VideoFolder(folder, num_frames=shape[2], size=(shape[3], shape[4]))
+    prep = for_spec(spec) if spec is not None else None
+    clips = VideoFolder(folder, num_frames=shape[2], size=(shape[3], shape[4]), preprocessing=prep)
     batch = shape[0]
     count = min(size, len(clips) // batch)
     if count < 1:
         raise BadInput(f"calibration folder '{folder}' has {len(clips)} videos; one input of this model takes {batch}")
     resources.check_calibration(shape, count)
     inputs = _inputs(count, shape, lambda i: (np.stack([clips[i * batch + b][0] for b in range(batch)]),))
-    return CalibrationSet(inputs, f"{count * batch} of {len(clips)} videos in {folder}, {shape[2]} frames at {shape[3]}x{shape[4]}")
+    how = describe(prep) if prep is not None else f"{shape[2]} frames at {shape[3]}x{shape[4]}"
+    return CalibrationSet(inputs, f"{count * batch} of {len(clips)} videos in {folder}, {how}")

@@ -1,12 +1,14 @@
 """The labelled task set a compile judges task top-1 on: synthetic clips or keyword glides.
 
+A user's ``--eval`` folder replaces it (:mod:`edgest.data.eval`), in the same :class:`TaskSet`.
+
 Samples start at :data:`TASK_FIRST_CLIP`, far past what ``edgest train`` trains and validates on
 and what calibration draws, so the task figure is measured on inputs the model never saw.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,11 +27,18 @@ TASK_SAMPLES = 256
 
 @dataclass(frozen=True)
 class TaskSet:
-    """Labelled synthetic clips for task top-1: inputs per forward call, labels per call, and a description."""
+    """Labelled clips for task top-1 and top-5: inputs per forward call, labels per call, and a description.
+
+    Synthetic (:func:`task_set`) or the user's own (``--eval``, :func:`edgest.data.eval.task_set`:
+    ``kind`` "eval", with the clips per class).
+    """
 
     inputs: list[list[np.ndarray]]
     labels: list[np.ndarray]
     source: str
+    #: clips per class name (the user's eval set; empty for the synthetic set)
+    per_class: dict[str, int] = field(default_factory=dict)
+    kind: str = "synthetic"
 
 
 def task_set(spec: ModelSpec, count: int, seed: int) -> TaskSet | None:

@@ -1,12 +1,16 @@
 """A user's own clips: a folder of video files decoded with PyAV, sampled and normalised like the zoo's inputs.
 
 Layouts: ``DIR/*.mp4`` (unlabelled) or ``DIR/<class_name>/*.mp4`` (labelled by sub-folder name).
-Every clip becomes one float32 array (3, T, H, W), the model's frame count and size:
+Every clip becomes one float32 array (3, T, H, W), the model's frame count and size, through
+:func:`edgest.data.preprocessing.read_clip` with the model's preprocessing (``preprocessing=``),
+or by default edgest's synthetic convention:
 
 * T frames sampled uniformly over the whole video (``linspace`` from the first frame to the last);
 * each frame resized (FFmpeg's swscale, bilinear) so its shorter side covers H×W, then centre-cropped;
 * RGB in [0, 1] normalised with the synthetic set's ``MEAN``/``STD``, so a model trained with
   ``edgest train`` sees the same value range.
+
+:func:`decode_frames` is the PyAV part: chosen frames, resized and cropped, as uint8.
 
 Evaluating a model on labelled clips (class folders named as in :data:`edgest.data.CLASSES` for
 models trained on the synthetic set)::
@@ -27,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgest.data.synthetic import MEAN, STD
 from edgest.errors import BadInput, TargetUnavailable
+from edgest.records import Preprocessing
 
 #: file name endings read as videos (lower case)
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".gif")
@@ -47,13 +51,29 @@ def _av() -> Any:
     return av
 
 
-def read_clip(path: str | Path, num_frames: int, size: tuple[int, int]) -> np.ndarray:
-    """One video as a normalised float32 array (3, num_frames, H, W); see the module docstring."""
+def read_clip(path: str | Path, num_frames: int, size: tuple[int, int],
+              preprocessing: Preprocessing | None = None) -> np.ndarray:
+    """One video as a normalised float32 array (3, num_frames, H, W); see the module docstring.
+
+    ``preprocessing`` (a model's, :mod:`edgest.data.preprocessing`) replaces the synthetic
+    convention; it is fitted to ``num_frames`` and ``size``.
+    """
+    from edgest.data import preprocessing as prep
+
+    if num_frames < 1 or size[0] < 1 or size[1] < 1:
+        raise BadInput(f"clips need at least 1 frame of 1x1 pixels, not {num_frames} frames of {size[0]}x{size[1]}")
+    chosen = prep.fit(preprocessing, num_frames, size) if preprocessing is not None else prep.default(num_frames, size)
+    return prep.read_clip(path, chosen)
+
+
+def decode_frames(path: Path, indices: Callable[[int], np.ndarray], crop: tuple[int, int], resize: int = 0,
+                  interpolation: str = "bilinear") -> np.ndarray:
+    """The frames ``indices(total)`` of the video at ``path`` as uint8 RGB (T, H, W, 3), each resized and centre-cropped.
+
+    ``resize`` is the shorter side after resizing (0: just cover ``crop``). BadInput naming the
+    file when it has no video stream, no frames, or fewer decodable frames than it declares.
+    """
     av = _av()
-    path, (height, width) = Path(path), size
-    if num_frames < 1 or height < 1 or width < 1:
-        raise BadInput(f"clips need at least 1 frame of 1x1 pixels, not {num_frames} frames of {height}x{width}")
-    frames: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -64,32 +84,36 @@ def read_clip(path: str | Path, num_frames: int, size: tuple[int, int]) -> np.nd
                 raise BadInput(f"video file '{path}' has no frames")
             if not stream.frames:
                 container.seek(0)
-            wanted = np.linspace(0, total - 1, num_frames).round().astype(int)
-            counts = np.bincount(wanted, minlength=total)  # a short video repeats frames
+            wanted = indices(total)
+            needed = {int(i) for i in wanted}  # a short video repeats frames: each decoded once
+            by_index: dict[int, np.ndarray] = {}
             for i, frame in enumerate(container.decode(stream)):
-                if i >= total:
+                if i >= total or len(by_index) == len(needed):
                     break
-                if counts[i]:
-                    frames += [_fit(frame, height, width)] * int(counts[i])
+                if i in needed:
+                    by_index[i] = _fit(frame, crop, resize, interpolation.upper())
     except BadInput:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:160] or type(exc).__name__
         raise BadInput(f"cannot read video file '{path}': {reason}; check that the file is complete and a video") from None
-    if len(frames) < num_frames:
-        raise BadInput(f"cannot read video file '{path}': decoded {len(frames)} of the frames it declares; "
+    if any(int(i) not in by_index for i in wanted):
+        raise BadInput(f"cannot read video file '{path}': decoded {len(by_index)} of the frames it declares; "
                        "the file is truncated or corrupt")
-    clip = np.stack(frames, axis=1).astype(np.float32) / 255.0  # (3, T, H, W)
-    return ((clip - MEAN) / STD).astype(np.float32)
+    return np.stack([by_index[int(i)] for i in wanted])
 
 
-def _fit(frame: Any, height: int, width: int) -> np.ndarray:
-    """Resize so the shorter side covers height×width, centre-crop, channels first (uint8)."""
-    scale = max(height / frame.height, width / frame.width)
+def _fit(frame: Any, crop: tuple[int, int], resize: int, interpolation: str) -> np.ndarray:
+    """Resize so the shorter side is ``resize`` (0: covers the crop), centre-crop, RGB (H, W, 3) uint8."""
+    height, width = crop
+    if resize:
+        scale = resize / min(frame.height, frame.width)
+    else:
+        scale = max(height / frame.height, width / frame.width)
     h, w = max(height, round(frame.height * scale)), max(width, round(frame.width * scale))
-    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation=interpolation).to_ndarray()
     top, left = (h - height) // 2, (w - width) // 2
-    return rgb[top:top + height, left:left + width].transpose(2, 0, 1)
+    return rgb[top:top + height, left:left + width]
 
 
 def find_videos(folder: str | Path) -> tuple[list[Path], list[str] | None]:
@@ -112,13 +136,15 @@ class VideoFolder:
     """Clips from a folder of videos at one frame count and size, with labels where the folder has class folders.
 
     ``classes`` fixes the label of each class-folder name (e.g. :data:`edgest.data.CLASSES`);
-    by default the sorted folder names are the classes.
+    by default the sorted folder names are the classes. ``preprocessing`` is the model's
+    (:func:`edgest.data.preprocessing.for_spec`); None: edgest's synthetic convention.
     """
 
     root: Path
     num_frames: int
     size: tuple[int, int]
     classes: tuple[str, ...] | None = None
+    preprocessing: Preprocessing | None = None
     files: tuple[Path, ...] = field(init=False)
     names: tuple[str, ...] | None = field(init=False)
 
@@ -159,7 +185,7 @@ class VideoFolder:
     def __getitem__(self, index: int) -> tuple[np.ndarray, int | None]:
         if not 0 <= index < len(self.files):
             raise IndexError(index)
-        return read_clip(self.files[index], self.num_frames, self.size), self.label(index)
+        return read_clip(self.files[index], self.num_frames, self.size, self.preprocessing), self.label(index)
 
     def batches(self, batch_size: int, indices: Sequence[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """(clips (B,3,T,H,W), labels (B,) or None) over ``indices`` (all clips by default)."""

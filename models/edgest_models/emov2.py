@@ -2,7 +2,7 @@
 
 Reference:
     Zhang et al., "EMOv2: Pushing 5M Vision Model Frontier", 2024, arXiv:2412.06674
-    (official code: zhangzjn/EMOv2, ``model/lib_emo/emo2.py``, ``EMO2_{1,2,5}M_k5_hybrid``).
+    (official code: zhangzjn/EMOv2, ``model/lib_emo/emo2.py``, ``EMO2_{1,2,5,20}M_k5_hybrid``).
 
 Layout: a stem (Conv3x3/s2 + BN + SiLU, depthwise 3x3 + BN + SiLU, Conv1x1) and four stages of
 Improved Inverted Residual Mobile Blocks (i2RMB):
@@ -14,7 +14,8 @@ stride-2 block of every stage, and a windowed attention elsewhere that attends b
 local ``w x w`` windows and across a spanning (dilated) ``w x w`` grid with the same q, k, v,
 summing the two. The classifier is LayerNorm2d -> global mean -> Linear.
 
-Faithful to the official implementation (parameter counts 1,460,844 / 2,384,312 / 5,126,440):
+Faithful to the official implementation (parameter counts 1,460,844 / 2,384,312 / 5,126,440 /
+20,195,208; the configs are in :mod:`edgest_models.configs`):
     * all norms use eps 1e-6; LayerNorm2d is channels-last LayerNorm; GELU is the erf form;
     * 1x1 eop convs and the attention q/k and v convs have biases, every other conv in the
       blocks has none; v = GELU(Conv1x1(dim_in -> dim_in * exp)), split over dim_in / dim_head heads;
@@ -41,10 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgest_models.configs import EMOV2 as CONFIGS
+
 __all__ = [
     "LayerNorm2d", "ConvNormAct", "HybridWindowAttention", "I2RMB", "EMOv2", "EMOv2Video",
-    "emov2_1m", "emov2_2m", "emov2_5m", "emov2_1m_video", "emov2_2m_video", "emov2_5m_video",
-    "emov2_tiny_video", "CONFIGS",
+    "emov2_1m", "emov2_2m", "emov2_5m", "emov2_20m", "emov2_1m_video", "emov2_2m_video", "emov2_5m_video",
+    "emov2_20m_video", "emov2_tiny_video", "CONFIGS",
 ]
 
 EPS = 1e-6
@@ -126,9 +129,10 @@ class HybridWindowAttention(nn.Module):
 
     def __init__(self, dim_in: int, dim_mid: int, act: str, dim_head: int, window_size: int) -> None:
         super().__init__()
-        assert dim_in % dim_head == 0, (dim_in, dim_head)
+        if dim_in % dim_head or (dim_mid % (dim_in // dim_head)):
+            raise ValueError(f"an attention stage of width {dim_in} (expanded {dim_mid}) cannot be split into heads of "
+                             f"{dim_head}; give dims that are multiples of their dim_heads")
         self.num_heads = dim_in // dim_head
-        assert dim_mid % self.num_heads == 0, (dim_mid, self.num_heads)
         self.dim_in, self.dim_mid, self.dim_head, self.window_size = dim_in, dim_mid, dim_head, window_size
         self.scale = dim_head**-0.5
         self.qk = ConvNormAct(dim_in, 2 * dim_in, 1, bias=True)
@@ -224,7 +228,9 @@ class EMOv2(nn.Module):
         ls_value: float = 1e-6,
     ) -> None:
         super().__init__()
-        assert all(len(a) == 4 for a in (depths, dims, exp_ratios, dim_heads, norms, acts, attention))
+        if not all(len(a) == 4 for a in (depths, dims, exp_ratios, dim_heads, norms, acts, attention)):
+            raise ValueError("depths, dims, exp_ratios and dim_heads take 4 values each (one per stage); "
+                             "give 4 comma-separated values, e.g. depths=3,3,9,3")
         self.num_classes, self.image_size, self.window_size = num_classes, image_size, window_size
         stem = dims[0] // 2
         self.stage0 = nn.ModuleList([
@@ -286,28 +292,6 @@ class EMOv2Video(EMOv2):
         return super().forward(frames).reshape(b, t, -1).mean(dim=1)
 
 
-_ARCH_1M = dict(depths=(2, 2, 8, 3), dims=(32, 48, 80, 180), exp_ratios=(2.0, 2.5, 3.0, 3.5), dim_heads=(16, 16, 20, 20))
-_ARCH_2M = dict(depths=(3, 3, 9, 3), dims=(32, 48, 120, 200), exp_ratios=(2.0, 2.5, 3.0, 3.5), dim_heads=(16, 16, 20, 20))
-_ARCH_5M = dict(depths=(3, 3, 9, 3), dims=(48, 72, 160, 288), exp_ratios=(2.0, 3.0, 4.0, 4.0), dim_heads=(16, 24, 32, 32))
-_IMAGE = dict(num_classes=1000, image_size=224)
-_VIDEO = dict(num_classes=400, num_frames=8, image_size=224)
-
-CONFIGS: dict[str, dict] = {
-    "emov2_1m": {**_IMAGE, **_ARCH_1M},
-    "emov2_2m": {**_IMAGE, **_ARCH_2M},
-    "emov2_5m": {**_IMAGE, **_ARCH_5M},
-    "emov2_1m_video": {**_VIDEO, **_ARCH_1M},
-    "emov2_2m_video": {**_VIDEO, **_ARCH_2M},
-    "emov2_5m_video": {**_VIDEO, **_ARCH_5M},
-    # Feature maps at 64x64: 32 (stem), 16, 8, 4, 2. Window 3 pads stage 3 (4x4 -> 6x6, 2x2
-    # windows, so local and spanning attention differ) and stage 4 (2x2 -> 3x3, one window).
-    "emov2_tiny_video": dict(
-        num_classes=10, num_frames=4, image_size=64, depths=(1, 1, 2, 2), dims=(16, 24, 32, 48),
-        exp_ratios=(2.0, 2.0, 2.0, 2.0), dim_heads=(8, 8, 16, 16), window_size=3,
-    ),
-}
-
-
 def _build(cls: type[EMOv2], name: str, num_classes: int, kw: dict) -> EMOv2:
     return cls(**{**CONFIGS[name], "num_classes": num_classes, **kw})
 
@@ -327,6 +311,11 @@ def emov2_5m(num_classes: int = 1000, **kw) -> EMOv2:
     return _build(EMOv2, "emov2_5m", num_classes, kw)
 
 
+def emov2_20m(num_classes: int = 1000, **kw) -> EMOv2:
+    """EMOv2-20M, ImageNet-1k config at 224x224 (official EMO2_20M_k5_hybrid: 20,195,208 params)."""
+    return _build(EMOv2, "emov2_20m", num_classes, kw)
+
+
 def emov2_1m_video(num_classes: int = 400, **kw) -> EMOv2Video:
     """EMOv2-1M per frame + temporal averaging: 8 frames at 224x224, Kinetics-400 head."""
     return _build(EMOv2Video, "emov2_1m_video", num_classes, kw)
@@ -340,6 +329,11 @@ def emov2_2m_video(num_classes: int = 400, **kw) -> EMOv2Video:
 def emov2_5m_video(num_classes: int = 400, **kw) -> EMOv2Video:
     """EMOv2-5M per frame + temporal averaging: 8 frames at 224x224, Kinetics-400 head."""
     return _build(EMOv2Video, "emov2_5m_video", num_classes, kw)
+
+
+def emov2_20m_video(num_classes: int = 400, **kw) -> EMOv2Video:
+    """EMOv2-20M per frame + temporal averaging: 8 frames at 224x224, Kinetics-400 head."""
+    return _build(EMOv2Video, "emov2_20m_video", num_classes, kw)
 
 
 def emov2_tiny_video(num_classes: int = 10, **kw) -> EMOv2Video:

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgest_models.configs import LMUFORMER as CONFIGS
+
 __all__ = [
     "lmu_matrices", "zoh", "LIF", "LMUMemory", "LMUCell", "LMUFormer", "LMUFormerVideo", "LMUFormerStep",
     "lmuformer", "lmuformer_spiking", "lmuformer_tiny", "lmuformer_spiking_tiny", "lmuformer_video",
@@ -423,16 +425,6 @@ class LMUFormerStep(nn.Module):
         logits = self.model.step(self.model.embed_step(x, st), st)
         total, count = state[-2] + logits, state[-1] + 1.0
         return (total / count, *(st[k] for k in keys), total, count)
-
-
-CONFIGS: dict[str, dict] = {
-    "lmuformer": dict(num_classes=35, seq_len=128, in_features=128, dim=256),
-    "lmuformer_spiking": dict(num_classes=35, seq_len=128, in_features=128, dim=256, spiking=True),
-    "lmuformer_tiny": dict(num_classes=10, seq_len=16, in_features=16, dim=32),
-    "lmuformer_spiking_tiny": dict(num_classes=10, seq_len=8, in_features=16, dim=32, spiking=True),
-    "lmuformer_video": dict(num_classes=400, num_frames=16, image_size=112, stem_grid=2),
-    "lmuformer_video_tiny": dict(num_classes=10, num_frames=8, image_size=64, stem_widths=(8, 16, 32), stem_grid=4),
-}
 
 
 def lmuformer(num_classes: int = 35, **kw) -> LMUFormer:

@@ -18,6 +18,11 @@ Faithful to the official implementation:
       learnable positional embedding, bilinearly resized with align_corners=True when the
       feature size differs from pos_dim);
     * parameter count 29,706,688 (400 classes), ~5.48 GMAC at 1x3x16x224x224.
+Variants (``--model-option`` or ``--input-shape``): ``num_frames`` sizes the stem (3*T input
+channels; T=8: 29,668,288 parameters, as the official backbone with input_channels=24 and a
+2048->400 I2DHead), ``num_classes`` the head (600: Kinetics-600, 51: HMDB51), ``image_size`` the
+input only: the positional embeddings keep their official sizes and are resized to the feature
+map, as in the official code, so 160x160 has the 224 model's parameters.
 Deviations: forward returns logits (the official code applies softmax in eval mode);
 conv biases are zero-initialised and pos_embed uses trunc_normal(std=0.02) rather than
 He-normal; BN uses PyTorch defaults (eps 1e-5, momentum 0.1).
@@ -28,6 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from edgest_models.configs import SQUEEZETIME as CONFIGS
 
 __all__ = ["CTL", "Bottleneck", "SqueezeTime", "squeezetime", "squeezetime_tiny", "CONFIGS"]
 
@@ -123,7 +130,9 @@ class SqueezeTime(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        assert len(layers) == len(planes) == len(pos_dims) == 4
+        if not len(layers) == len(planes) == len(pos_dims) == 4:
+            raise ValueError(f"layers, planes and pos_dims take 4 values each (one per stage), not {len(layers)}, "
+                             f"{len(planes)} and {len(pos_dims)}; give 4 comma-separated values, e.g. layers=3,4,6,3")
         self.num_classes, self.num_frames, self.image_size = num_classes, num_frames, image_size
         self.stem = nn.Sequential(
             nn.Conv2d(3 * num_frames, stem_width, 5, stride=2, padding=2, bias=False),
@@ -167,20 +176,6 @@ class SqueezeTime(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.drop(self.forward_features(x)))
-
-
-CONFIGS: dict[str, dict] = {
-    "squeezetime": dict(num_classes=400, num_frames=16, image_size=224),
-    "squeezetime_tiny": dict(
-        num_classes=10,
-        num_frames=8,
-        image_size=64,
-        layers=(1, 1, 1, 1),
-        planes=(8, 16, 32, 64),
-        pos_dims=(16, 8, 4, 2),  # feature sizes at 64x64 input (stride 4, 8, 16, 32)
-        stem_width=16,
-    ),
-}
 
 
 def squeezetime(num_classes: int = 400, **kw) -> SqueezeTime:

@@ -59,6 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgest_models.configs import VIVIT as CONFIGS
+
 __all__ = [
     "Attention", "Mlp", "Block", "TubeletEmbed", "Encoder", "SpatialEncoder", "AdapterCrossAttention",
     "FrameAdapter", "ViViT", "vivit_fe_b", "vivit_fa_b", "vivit_fe_s", "vivit_fa_s", "vivit_fe_ti",
@@ -75,7 +77,8 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True) -> None:
         super().__init__()
-        assert dim % num_heads == 0, "dim must be divisible by num_heads"
+        if dim % num_heads:
+            raise ValueError(f"width {dim} does not split into {num_heads} heads; give embed_dim a multiple of num_heads")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
@@ -189,7 +192,8 @@ class AdapterCrossAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
-        assert dim % num_heads == 0
+        if dim % num_heads:
+            raise ValueError(f"adapter width {dim} does not split into {num_heads} heads; give adapter_heads a divisor of {dim}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.scale = self.head_dim**-0.5
         self.q = nn.Linear(dim, dim)
@@ -271,7 +275,10 @@ class ViViT(nn.Module):
         mimetic_init: bool = False,
     ) -> None:
         super().__init__()
-        assert num_frames % tubelet == 0 and image_size % patch_size == 0
+        if num_frames % tubelet or image_size % patch_size:
+            raise ValueError(f"{num_frames} frames at {image_size}x{image_size} do not split into {tubelet}x{patch_size}x"
+                             f"{patch_size} tubelets; give num_frames a multiple of {tubelet} and image_size a multiple "
+                             f"of {patch_size}")
         self.num_classes, self.num_frames, self.image_size = num_classes, num_frames, image_size
         self.num_features = embed_dim
         self.spatial = SpatialEncoder(embed_dim, depth, num_heads, image_size, patch_size, tubelet, mlp_ratio, in_chans)
@@ -326,25 +333,6 @@ class ViViT(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x))
-
-
-_B = dict(num_frames=32, image_size=224, embed_dim=768, depth=12, temporal_depth=4, num_heads=12)
-_S = dict(num_frames=16, image_size=224, embed_dim=384, depth=12, temporal_depth=4, num_heads=6)
-_TI = dict(num_frames=16, image_size=224, embed_dim=192, depth=12, temporal_depth=2, num_heads=3)
-# 8x8 patches and mimetic init: the tiny models must learn the synthetic set in CPU minutes (see the module docstring)
-_TINY = dict(num_frames=8, image_size=64, patch_size=8, embed_dim=64, depth=2, temporal_depth=1, num_heads=4,
-             adapter_heads=2, mimetic_init=True)
-
-CONFIGS: dict[str, dict] = {
-    "vivit_fe_b": dict(num_classes=400, **_B),
-    "vivit_fa_b": dict(num_classes=400, **_B, adapter=True),
-    "vivit_fe_s": dict(num_classes=400, **_S),
-    "vivit_fa_s": dict(num_classes=400, **_S, adapter=True),
-    "vivit_fe_ti": dict(num_classes=400, **_TI),
-    "vivit_fa_ti": dict(num_classes=400, **_TI, adapter=True),
-    "vivit_fe_tiny": dict(num_classes=10, **_TINY),
-    "vivit_fa_tiny": dict(num_classes=10, **_TINY, adapter=True),
-}
 
 
 def _build(name: str, num_classes: int, kw: dict) -> ViViT:

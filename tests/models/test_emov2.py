@@ -15,6 +15,8 @@ IMAGE_STATS = {  # name: (params, MACs at 1x3x224x224)
     "emov2_1m": (1_460_844, 0.280e9),
     "emov2_2m": (2_384_312, 0.481e9),
     "emov2_5m": (5_126_440, 1.025e9),
+    # official EMO2_20M_k5_hybrid (no README figure): counted by formula from the official code's modules
+    "emov2_20m": (20_195_208, 3.997e9),
 }
 
 
