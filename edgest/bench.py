@@ -1,9 +1,11 @@
 """``edgest bench``: a model × target × precision matrix through the same pipeline as compile.
 
 Cells run one after another, a failing cell is recorded and the run goes on. A cell whose
-inputs are unchanged (model spec, weights hash, passes and options, target and its options,
+inputs are unchanged (model spec and model options, weights hash, passes and options, target and its options,
 precision, toolchain versions, edgest version) is reused from the cache instead of recompiled.
-Budgets turn the matrix into a CI gate.
+Budgets turn the matrix into a CI gate. Speed-ups are measured against eager PyTorch: a model
+whose matrix has no eager fp32 cell gets one added (the reference: timed once, cached like any
+cell, never judged against the budget).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,12 +23,17 @@ from typing import Any
 
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError
+from edgest.fsio import atomic_write_text
 from edgest.host import describe as describe_host
+from edgest.model_options import typed_for
+from edgest.outdir import claim_folder, read_marker
 from edgest.plugins import Registry, get_registry
 from edgest.records import Report
-from edgest.report.writers import read_json
+from edgest.fsio import sha256_of
+from edgest.report.writers import read_run
 
-BENCH_SCHEMA_VERSION = "1.0"
+#: 1.1 adds each cell's ``reference`` and ``in_matrix``, and ``settings.weights``
+BENCH_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,16 @@ class Budget:
     min_sqnr_db: float | None = None
     max_accuracy_drop: float | None = None  # percentage points of top-1 agreement lost vs eager
     max_latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse budgets no cell can be judged against (NaN compares false with everything: a silent pass)."""
+        for name, value, fix in (("--min-sqnr", self.min_sqnr_db, "a finite number of dB"),
+                                 ("--max-accuracy-drop", self.max_accuracy_drop, "a number of points from 0 to 100")):
+            if value is not None and not (math.isfinite(value) and (name == "--min-sqnr" or 0 <= value <= 100)):
+                py = "min_sqnr_db" if name == "--min-sqnr" else "max_accuracy_drop"
+                raise BadInput(f"budget {name} ({py}=) {value!r} is not usable; give {fix}")
+        for target, limit in self.max_latency_ms.items():
+            _check_latency_limit(f"{target}={limit!r}" if target != "*" else repr(limit), limit)
 
     def violations(self, cell: dict[str, Any]) -> list[str]:
         """Readable reasons ``cell`` is over budget (empty when it is within)."""
@@ -52,17 +70,38 @@ class Budget:
         return out
 
 
-def parse_latency_budget(text: str | None) -> dict[str, float]:
-    """``"20"`` → ``{"*": 20}``; ``"onnx=20,executorch=30"`` → per target."""
-    if not text:
+def _check_latency_limit(item: str, limit: float) -> None:
+    if not (math.isfinite(limit) and limit > 0):
+        raise BadInput(f"latency budget '{item}' must be a positive, finite number of milliseconds; write 20 or onnx=20,executorch=30")
+
+
+def parse_latency_budget(text: str | None, targets: Sequence[str] | None = None) -> dict[str, float]:
+    """``"20"`` → ``{"*": 20}``; ``"onnx=20,executorch=30"`` → per target.
+
+    BadInput for an empty item, a limit that is not a positive finite number, a target named twice,
+    and (given ``targets``, the bench's) a target that is not in the bench.
+    """
+    if text is None:
         return {}
     out: dict[str, float] = {}
     for item in text.split(","):
-        name, eq, value = item.partition("=")
+        name, eq, value = (s.strip() for s in item.partition("="))
+        name = name if eq else "*"
         try:
-            out[name.strip() if eq else "*"] = float(value if eq else name)
+            limit = float(value if eq else item)
         except ValueError:
             raise BadInput(f"malformed latency budget '{item}'; write 20 or onnx=20,executorch=30") from None
+        if not name:
+            raise BadInput(f"malformed latency budget '{item}' (no target before '='); write 20 or onnx=20,executorch=30")
+        _check_latency_limit(item.strip(), limit)
+        if targets is not None and name != "*" and name not in targets:
+            from edgest.validate import did_you_mean
+
+            raise BadInput(f"latency budget '{item.strip()}' names target '{name}', which is not in the bench "
+                           f"({', '.join(targets)}){did_you_mean(name, targets)}")
+        if name in out:
+            raise BadInput(f"latency budget '{text}' gives {'a global limit' if name == '*' else name} twice; give each once")
+        out[name] = limit
     return out
 
 
@@ -85,19 +124,31 @@ class Cell:
         return "__".join([self.model, self.target, self.precision, *[p.replace(":", "-").replace(",", "-") for p in self.passes]])
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cell_key(cell: Cell, registry: Registry, weights: Path | None, settings: dict[str, Any]) -> str:
     """Hash of everything that decides a cell's outcome."""
     target_cls = registry.target(cell.target)
     spec = registry.model(cell.model).spec
     payload = {
-        "cell": asdict(cell), "spec": asdict(spec), "weights": _sha256_file(weights) if weights else None,
+        "cell": asdict(cell), "spec": asdict(spec), "weights": sha256_of(Path(weights)) if weights else None,
         "toolchain": target_cls.toolchain_versions(), "edgest": importlib.metadata.version("edgest"), **settings,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cached_report(run_dir: Path, key: str) -> Report | None:
+    """The cell's report when its cache entry is whole: same key, edgest's run marker, a sound report.json
+    and the very artifact it describes (sha256); None means compile the cell again."""
+    try:
+        if (run_dir / "cell.key").read_text() != key:
+            return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    if (read_marker(run_dir) or {}).get("kind") != "run":
+        return None
+    try:
+        return read_run(run_dir)
+    except BadInput:
+        return None
 
 
 def _cell_record(cell: Cell, key: str, report: Report | None, error: str, cached: bool, seconds: float, run_dir: str) -> dict[str, Any]:
@@ -114,9 +165,53 @@ def _cell_record(cell: Cell, key: str, report: Report | None, error: str, cached
         artifact={"path": art.path, "format": art.format, "size_bytes": art.size_bytes, "sha256": art.sha256,
                   "compile_seconds": art.compile_seconds} if art else None,
         toolchain=art.toolchain if art else {},
-        pass_records=[asdict(p) for p in report.passes],
+        pass_records=[asdict(p) for p in report.passes], model_stats=report.model_stats,
     )
     return rec
+
+
+def matrix(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], passes: Sequence[str] = ()) -> list[Cell]:
+    """The matrix's cells in the order they run (model, then target, then precision)."""
+    return [Cell(m, t, p, tuple(passes)) for m in models for t in targets for p in precisions]
+
+
+def preflight(models: Sequence[str], weights: dict[str, Path], registry: Registry, folder: Path, *, stand_in: bool = False,
+              model_options: dict[str, dict[str, Any]] | None = None,
+              on_stage: Callable[[str, str, float], None] | None = None) -> tuple[dict[str, str], dict[str, Path]]:
+    """Run each model once in eager on two seeded inputs, before any cell compiles (seconds, not a matrix of minutes).
+
+    Returns the models refused (model → the reason, naming the fix) and the stand-in weights written
+    into ``folder`` for those that ignore their input when ``stand_in`` is set (model → file; only
+    for models without weights of their own). Each finding is also a warning on the active display.
+    """
+    from edgest import progress
+    from edgest.model_options import resolve
+    from edgest.responsive import fix_hint, unresponsive_reason, write_responsive_weights
+
+    refused: dict[str, str] = {}
+    stand_ins: dict[str, Path] = {}
+    t0 = time.perf_counter()
+    if on_stage:
+        on_stage("pre-flight", "start", 0.0)
+    for m in models:
+        entry = registry.model(m)
+        spec = resolve(entry, None, (model_options or {}).get(m)) if (model_options or {}).get(m) else entry.spec
+        progress.detail(f"{m}: one eager run on two inputs")
+        why = unresponsive_reason(entry, weights.get(m), spec=spec)
+        if why is None:
+            continue
+        if stand_in and m not in weights:
+            folder.mkdir(parents=True, exist_ok=True)
+            stand_ins[m] = write_responsive_weights(entry, folder / f"{m}.pt", spec=spec)
+            progress.warn(f"stand-in weights for {m}: not trained; accuracy judged, task accuracy not ({why} at its init)")
+            continue
+        at = "the weights given" if m in weights else "its initial weights"
+        refused[m] = (f"not compiled: model '{m}' ignores its input at {at} ({why}), so no check could judge "
+                      f"its artifacts; {fix_hint(m, bench=True)}")
+        progress.warn(f"{refused[m]}")
+    if on_stage:
+        on_stage("pre-flight", "end", round(time.perf_counter() - t0, 3))
+    return refused, stand_ins
 
 
 def run_bench(
@@ -125,73 +220,189 @@ def run_bench(
     budget: Budget = Budget(), threads: int = 1, samples: int = 8, latency: LatencyConfig = LatencyConfig(),
     registry: Registry | None = None, on_cell: Callable[[Cell, str, int, int], None] | None = None,
     target_options: dict[str, dict[str, Any]] | None = None,
+    model_options: dict[str, dict[str, Any]] | None = None,
+    stand_in_weights: bool = False, on_stage: Callable[[str, str, float], None] | None = None,
+    config: dict[str, str] | None = None, eval_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the matrix, write ``bench.json`` (+ Markdown and HTML) into ``out_dir``, return the document.
 
-    ``target_options`` maps a target name to the options its cells compile with (part of the cache key).
+    ``target_options`` maps a target name to the options its cells compile with, ``model_options``
+    a model name to its model options (:mod:`edgest.model_options`); both are part of the cache key.
+    Before any cell compiles, each model runs once in eager (:func:`preflight`): the cells of one
+    that ignores its input are not compiled (status ``not_run``, the reason names the fix), unless
+    ``stand_in_weights`` gives it untrained stand-ins (accuracy judged, task accuracy not).
+    ``on_stage`` hears the pre-flight and each compiled cell's stages; ``config`` (the ``--config``
+    file's path and sha256) is recorded in the settings. ``eval_dir`` (the user's labelled clips,
+    :mod:`edgest.data.eval`) is checked against every model before any cell, replaces the synthetic
+    task set of each cell (not of stand-in models: untrained) and is part of the cache key.
     """
-    from edgest.passes.options import parse_pass_arg
-    from edgest.pipeline import compile as compile_model
     from edgest.report.bench_writers import write_bench_reports
+    from edgest.report.weights import weights_record
 
-    reg = registry or get_registry()
-    for m in models:
-        reg.model(m)
-    for t in targets:
-        reg.target(t)
-    weights = weights or {}
-    out_dir = Path(out_dir)
-    try:
-        (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"cannot write bench folder '{out_dir}': {exc.strerror}; pass --out a writable folder") from None
-    settings = {"threads": threads, "samples": samples, "latency": asdict(latency)}
-    cells = [Cell(m, t, p, tuple(passes)) for m in models for t in targets for p in precisions]
+    m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
+                 model_options or {}, eval_dir, stand_in_weights, on_stage)
+    cells = matrix(models, targets, precisions, passes)
+    in_matrix = len(cells)
+    cells += reference_cells(models, targets, precisions)
+    run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency)},
+                   use_cache, on_stage)
     records = []
     for i, cell in enumerate(cells):
-        topts = (target_options or {}).get(cell.target, {})
-        key = cell_key(cell, reg, weights.get(cell.model), {**settings, **({"target_options": topts} if topts else {})})
-        run_dir = out_dir / "cells" / cell.folder
-        report, error, cached = None, "", False
-        t0 = time.perf_counter()
-        if use_cache and (run_dir / "report.json").exists() and (run_dir / "cell.key").exists() and (run_dir / "cell.key").read_text() == key:
-            report, cached = read_json(run_dir / "report.json"), True
-        else:
-            if on_cell:
-                on_cell(cell, "running", i, len(cells))
-            try:
-                report = compile_model(
-                    cell.model, cell.target, passes=[parse_pass_arg(p) for p in cell.passes], weights=weights.get(cell.model),
-                    out_dir=run_dir, precision=cell.precision, threads=threads, samples=samples, latency=latency,
-                    force=True, registry=reg, target_options=topts,
-                )
-                (run_dir / "cell.key").write_text(key)
-            except EdgestError as exc:
-                error = str(exc)
-        rec = _cell_record(cell, key, report, error, cached, time.perf_counter() - t0, str(run_dir.relative_to(out_dir)))
-        rec["budget_violations"] = budget.violations(rec)
+        if on_cell and cell.model not in m.refused:
+            on_cell(cell, "running", i, len(cells))
+        rec, cached = run.cell(cell)
+        rec["in_matrix"] = i < in_matrix
+        rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
         records.append(rec)
         if on_cell:
             on_cell(cell, "cached" if cached else rec["status"], i + 1, len(cells))
-    _add_speedups(records)
+    add_speedups(records)
     doc = {
         "schema_version": BENCH_SCHEMA_VERSION, "kind": "edgest-bench",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": describe_host(),
-        "settings": {**settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
+        "settings": {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
                      "passes": list(passes), "budget": asdict(budget),
-                     "target_options": dict(target_options or {})},
+                     "weights": {n: weights_record(m.weights.get(n), "stand-in" if n in m.stand_ins else None) for n in models},
+                     **({"eval": {"path": str(eval_dir), "key": m.eval_key}} if eval_dir else {}),
+                     **({"config": dict(config)} if config else {}),
+                     "target_options": dict(target_options or {}), "model_options": m.model_options},
         "cells": records, "device_results": [],
     }
-    write_bench_reports(doc, out_dir)
+    write_bench_reports(doc, m.out_dir)
     return doc
 
 
-def _add_speedups(records: list[dict[str, Any]]) -> None:
-    eager = {r["model"]: r["latency"]["p50_ms"] for r in records
-             if r["target"] == "eager" and r["precision"] == "fp32" and r.get("latency") and r["latency"].get("p50_ms")}
-    for r in records:
-        p50 = (r.get("latency") or {}).get("p50_ms")
-        r["speedup_vs_eager"] = round(eager[r["model"]] / p50, 3) if p50 and r["model"] in eager else None
+@dataclass(frozen=True)
+class _Matrix:
+    """What every cell of a bench shares once validated: registry, folder, weights (stand-ins included), refusals."""
+
+    registry: Registry
+    out_dir: Path
+    weights: dict[str, Path]
+    stand_ins: dict[str, Path]
+    refused: dict[str, str]
+    model_options: dict[str, dict[str, Any]]
+    eval_dir: Path | None
+    eval_key: str
+
+
+def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], out_dir: Path, reg: Registry,
+             weights: dict[str, Path], model_options: dict[str, dict[str, Any]], eval_dir: Path | None,
+             stand_in_weights: bool, on_stage: Callable[[str, str, float], None] | None) -> _Matrix:
+    """Check every name, precision, option and the eval folder before any cell; claim the folder; run the pre-flight."""
+    from edgest.validate import check_precisions
+
+    for name in models:
+        reg.model(name)
+    check_precisions([reg.target(t) for t in targets], precisions)  # before any cell: no matrix of doomed cells
+    mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
+    eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
+    out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
+    try:
+        (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot write bench folder '{out_dir}': {exc.strerror}; pass --out (out_dir=) a writable folder") from None
+    refused, stand_ins = preflight(models, weights, reg, out_dir / "stand-in-weights", stand_in=stand_in_weights,
+                                   model_options=mopts, on_stage=on_stage)
+    return _Matrix(reg, out_dir, {**weights, **stand_ins}, stand_ins, refused, mopts, eval_dir, eval_key)
+
+
+@dataclass(frozen=True)
+class _CellRun:
+    """Runs one cell of a prepared matrix: from the cache when its key and artifact hold up, else compiled."""
+
+    m: _Matrix
+    target_options: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    use_cache: bool
+    on_stage: Callable[[str, str, float], None] | None
+
+    def cell(self, cell: Cell) -> tuple[dict[str, Any], bool]:
+        """The cell's record and whether it came from the cache."""
+        m = self.m
+        topts = self.target_options.get(cell.target, {})
+        extra = {k: v for k, v in (("target_options", topts), ("model_options", m.model_options.get(cell.model))) if v}
+        task_key, task_args = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
+        key = cell_key(cell, m.registry, m.weights.get(cell.model), {**self.settings, **extra, **task_key})
+        run_dir = m.out_dir / "cells" / cell.folder
+        t0 = time.perf_counter()
+        report = _cached_report(run_dir, key) if self.use_cache and cell.model not in m.refused else None
+        cached, error = report is not None, m.refused.get(cell.model, "")
+        if not cached and not error:
+            check = {k: self.settings[k] for k in ("threads", "samples")}
+            report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), topts, m.registry,
+                                          latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
+                                          model_options=m.model_options.get(cell.model), **check, **task_args)
+        rec = _cell_record(cell, key, report, error, cached, time.perf_counter() - t0, str(run_dir.relative_to(m.out_dir)))
+        if cell.model in m.refused:
+            rec["status"] = "not_run"
+        return rec, cached
+
+
+def _task_settings(stand_in: bool, eval_dir: Path | None, eval_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(cache-key entries, compile arguments) of a cell's labelled set: none for untrained stand-ins (task accuracy
+    would be judged with a weights file), else the eval clips when given."""
+    if stand_in:
+        return {"stand_in": True}, {"task_samples": 0}
+    return ({"eval": eval_key}, {"eval_dir": eval_dir}) if eval_dir else ({}, {})
+
+
+def _eval_key(eval_dir: Path | None, models: Sequence[str], model_options: dict[str, dict[str, Any]],
+              registry: Registry) -> str:
+    """The eval folder checked against every model (BadInput naming the first it does not fit), and its fingerprint."""
+    if eval_dir is None:
+        return ""
+    from edgest.data.eval import fingerprint, scan
+    from edgest.model_options import resolve
+
+    sets = [scan(eval_dir, resolve(registry.model(m), None, model_options.get(m))) for m in models]
+    return fingerprint(sets[0])
+
+
+def _compile_cell(cell: Cell, key: str, run_dir: Path, weights: Path | None, target_options: dict[str, Any],
+                  registry: Registry, **check: Any) -> tuple[Report | None, str]:
+    """Compile one cell into ``run_dir`` and stamp its cache key; the report, or None and the error."""
+    from edgest.passes.options import parse_pass_arg
+    from edgest.pipeline import compile as compile_model
+
+    (run_dir / "cell.key").unlink(missing_ok=True)  # ours, written after the run folder: the compile replaces the rest
+    try:
+        report = compile_model(cell.model, cell.target, passes=[parse_pass_arg(p) for p in cell.passes], weights=weights,
+                               out_dir=run_dir, precision=cell.precision, force=True, registry=registry,
+                               target_options=target_options, **check)
+    except EdgestError as exc:
+        return None, str(exc)
+    atomic_write_text(run_dir / "cell.key", key)
+    return report, ""
+
+
+def reference_cells(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str]) -> list[Cell]:
+    """An eager fp32 cell per model when the matrix has none: what speed-ups are measured against.
+
+    Timed once per model and cached like any cell; recorded with ``in_matrix: false`` and never
+    judged against the budget.
+    """
+    if "eager" in targets and "fp32" in precisions:
+        return []
+    return [Cell(m, "eager", "fp32") for m in models]
+
+
+def _p50(record: dict[str, Any]) -> float | None:
+    p50 = (record.get("latency") or {}).get("p50_ms")
+    return float(p50) if isinstance(p50, (int, float)) and math.isfinite(p50) and p50 > 0 else None
+
+
+def add_speedups(records: list[dict[str, Any]]) -> None:
+    """``speedup_vs_eager`` = the model's eager fp32 p50 / the cell's p50; that eager cell gets ``reference: true``."""
+    base: dict[str, tuple[int, float]] = {}  # model → (index of its eager cell, that cell's p50)
+    for i, r in enumerate(records):  # the matrix's own eager cell comes first, so it is preferred to an added one
+        eager_p50 = _p50(r) if r["target"] == "eager" and r["precision"] == "fp32" else None
+        if eager_p50 is not None:
+            base.setdefault(r["model"], (i, eager_p50))
+    for i, r in enumerate(records):
+        ref, p50 = base.get(r["model"]), _p50(r)
+        r["reference"] = ref is not None and ref[0] == i
+        r["speedup_vs_eager"] = round(ref[1] / p50, 3) if ref is not None and p50 is not None else None
 
 
 def over_budget(doc: dict[str, Any]) -> list[str]:

@@ -75,7 +75,7 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
     path = Path(folder) / MARKER
     try:
         data = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
 
@@ -242,7 +242,7 @@ def temp_folder(prefix: str) -> Iterator[Path]:
     for old in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
             record = json.loads((old / _OWNER).read_text()) if old.is_dir() and not old.is_symlink() else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(record, dict) and not owner_alive(record):
             shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,7 @@ only runs them, and nothing downstream derives a name, an option or a path again
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from edgest.records import InputSpec, ModelSpec
 if TYPE_CHECKING:
     import torch
 
+    from edgest.data.eval import EvalSet
     from edgest.plugins import Registry
     from edgest.target import Target
 
@@ -33,7 +34,11 @@ FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """How the artifact is checked: random inputs, labelled task samples, seed, runtime threads, latency protocol."""
+    """How the artifact is checked: random inputs, labelled task samples, seed, runtime threads, latency protocol.
+
+    ``eval_set`` is the user's labelled clips (``--eval DIR``, :mod:`edgest.data.eval`): when given it
+    replaces the ``task_samples`` synthetic ones.
+    """
 
     samples: int = 8
     task_samples: int = 0
@@ -41,6 +46,7 @@ class CheckSettings:
     threads: int = 1
     latency: LatencyConfig | None = field(default_factory=LatencyConfig)
     timeout_s: float = 600.0
+    eval_set: EvalSet | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ def plan(
     task_samples: int | None = None,
     model_options: dict[str, Any] | None = None,
     weights_format: str | None = None,
+    eval_dir: str | Path | None = None,
 ) -> Plan:
     """Resolve and validate a compile request; raise an :class:`~edgest.errors.EdgestError` naming the first problem.
 
@@ -115,7 +122,9 @@ def plan(
     resolution) resolve into ``spec.config``. Nothing is written here; a changed config is built
     once on the meta device, and a user's model file is imported (to know its class exists).
     ``weights_format`` forces the checkpoint format of ``weights`` (:mod:`edgest.weights.formats`;
-    None detects it from the file's structure).
+    None detects it from the file's structure). ``eval_dir`` is a folder of the user's labelled clips
+    (:mod:`edgest.data.eval`), checked against the model here (its files are listed, not decoded);
+    its clips replace the synthetic task set.
     """
     from edgest.plugins import get_registry
     from edgest.quantize.stage import with_quantize_pass
@@ -134,6 +143,10 @@ def plan(
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{_folder_name(model)}-{target}"
     check_output(out, force)
     spec, source = _model(model, reg, shape, model_options)
+    if eval_dir is not None:
+        from edgest.data.eval import scan
+
+        checks = replace(checks, eval_set=scan(eval_dir, spec))
     return Plan(spec, source, tgt, precision, tuple(pass_objs), out, checks, Path(weights) if weights is not None else None, force,
                 weights_format)
 
@@ -235,4 +248,12 @@ def _model(model: str | torch.nn.Module, registry: Registry, input_shape: tuple[
                 f"input shape {'x'.join(map(str, input_shape))} has {len(input_shape)} dims; model '{spec.name}' "
                 f"takes {len(spec.input.shape)} ({spec.input.layout or 'default'} {'x'.join(map(str, spec.input.shape))})"
             )
-    return resolve(entry, input_shape, model_options), entry
+    return _fitted_preprocessing(resolve(entry, input_shape, model_options)), entry
+
+
+def _fitted_preprocessing(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with its declared preprocessing at the frames and size it compiles for (what the report records)."""
+    from edgest.data.preprocessing import for_spec
+
+    prep = for_spec(spec) if spec.preprocessing is not None else None
+    return spec if prep is None or prep == spec.preprocessing else replace(spec, preprocessing=prep)

@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-#: 1.1 adds ``Report.run_dir``, ``Report.stage_seconds``, ``Report.weights`` and ``Report.model_stats``
-#: (1.0 reports read with them empty)
+#: 1.1 adds ``Report.run_dir``, ``Report.stage_seconds``, ``Report.weights``, ``Report.model_stats`` and
+#: ``ModelSpec.preprocessing`` (1.0 reports read with them empty)
 SCHEMA_VERSION = "1.1"
 
 CheckKind = Literal["accuracy", "latency"]
@@ -29,8 +29,40 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """How a video becomes one model input: which frames, what size, which value convention.
+
+    ``frames`` are sampled ``uniform`` over the whole video, or ``dense``: ``frames`` consecutive
+    samples ``stride`` frames apart from the middle of the video (mmaction's test-mode
+    ``SampleFrames``). Each frame is resized so its shorter side is ``resize`` pixels (0: just
+    covers ``crop``) with ``interpolation``, centre-cropped to ``crop`` (height, width), and
+    normalised as ``(x - mean) / std`` per RGB channel, with ``x`` in ``pixel_range`` ("0-1" or
+    "0-255", the convention of the release's mean/std). ``source`` says where the values come from.
+    Applied by :func:`edgest.data.preprocessing.read_clip`.
+    """
+
+    frames: int
+    crop: tuple[int, int]
+    sampling: Literal["uniform", "dense"] = "uniform"
+    stride: int = 1
+    resize: int = 0
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    pixel_range: Literal["0-1", "0-255"] = "0-1"
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    source: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """Rebuild one written by ``dataclasses.asdict`` (lists become tuples; unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """What a model is: its name, family, build config, input and paper."""
+    """What a model is: its name, family, build config, input, paper and (for clips) its preprocessing."""
 
     name: str
     family: str
@@ -38,6 +70,9 @@ class ModelSpec:
     num_classes: int
     config: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
+    #: how a video becomes this model's input (None: not declared; clips then get
+    #: :func:`edgest.data.preprocessing.default`)
+    preprocessing: Preprocessing | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,8 @@ class Report:
         d = dict(data)
         spec = dict(d["model"])
         spec["input"] = InputSpec(**{**spec["input"], "shape": tuple(spec["input"]["shape"])})
+        if isinstance(spec.get("preprocessing"), dict):  # absent before 1.1, null when not declared
+            spec["preprocessing"] = Preprocessing.from_dict(spec["preprocessing"])
         d["model"] = ModelSpec(**spec)
         if d.get("artifact") is not None and not isinstance(d["artifact"], dict):
             raise TypeError(f"artifact is {type(d['artifact']).__name__}, not an object")

@@ -226,6 +226,6 @@ def check_free_disk(folder: str | Path, need_bytes: int, what: str = "the run fo
     except OSError:
         return -1  # cannot tell: let the write itself report a full disk
     if need_bytes > free:
-        raise BadInput(f"not enough disk for {what} in '{path}': ~{fmt_bytes(need_bytes)} needed, {fmt_bytes(free)} free; "
+        raise BadInput(f"no space left writing {what} in '{path}' (not enough disk): ~{fmt_bytes(need_bytes)} needed, {fmt_bytes(free)} free; "
                        f"{fix}")
     return free

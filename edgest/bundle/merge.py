@@ -63,7 +63,7 @@ def device_problem(d: dict[str, Any]) -> str:
 def _load_device(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInput(f"cannot read device report '{path}': {exc}") from None
     if not isinstance(data, dict) or data.get("kind") != "edgest-device-report":
         raise BadInput(f"'{path}' is not an edgest device report (run_on_device.py writes device-report.json)")
@@ -123,7 +123,7 @@ def _load_bench(folder: Path) -> dict[str, Any]:
     path = folder / "bench.json"
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInput(f"cannot read bench '{path}': {exc}") from None
     if not (isinstance(doc, dict) and doc.get("kind") == "edgest-bench" and isinstance(doc.get("cells"), list)
             and all(isinstance(c, dict) for c in doc["cells"]) and isinstance(doc.get("device_results", []), list)):

@@ -90,7 +90,7 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
     where = "" if len(order) == len(inputs) else f" on {len(order)} of the {len(inputs)} checked inputs"
     if accuracy.within(m, _output_limits(check)):
         note = (f"eager PyTorch at {precision}{where} breaks the limits too ({_figures(m)}): the model is not "
-                f"{precision}-faithful whatever the target; compile with --precision fp32")
+                f"{precision}-faithful whatever the target; compile with --precision fp32 (precision='fp32')")
     else:
         note = (f"eager PyTorch at {precision}{where} meets them ({_figures(m)}): the target loses more than "
                 f"{precision} has to")
@@ -107,7 +107,7 @@ def quantisation(check: CheckResult, records: Sequence[PassRecord], pass_name: s
     delta = record.accuracy_delta
     if accuracy.within(delta, _output_limits(check)):
         note = (f"the quantize pass alone loses this much ({_figures(delta)}, its own delta): post-training "
-                "quantisation's loss, not the runtime's; see --quant-sensitivity and --quant-skip")
+                "quantisation's loss, not the runtime's; see --quant-sensitivity and --quant-skip (the quantize pass's sensitivity and skip options)")
     else:
         note = f"the quantize pass alone meets them ({_figures(delta)}): the loss comes after quantisation"
     return dataclasses.replace(check, reason=f"{check.reason}; {note}")

@@ -1,5 +1,9 @@
 """The checks of one artifact, assembled: accuracy (random inputs + labelled samples), attribution, latency.
 
+The labelled samples are the synthetic task set or the user's ``--eval`` clips; task top-1 and
+top-5 of eager and of the artifact are reported, and the top-1 drop is judged against
+:data:`edgest.checks.accuracy.TASK_LIMITS` (with trained weights).
+
 :func:`run_checks` runs the artifact in the isolated child process once for outputs and timings,
 judges them against eager PyTorch under the plan's precision limits, and says whose loss a failure
 is (:mod:`edgest.checks.attribution`). :func:`roll_up` turns the checks into the report's status.
@@ -30,9 +34,10 @@ def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassReco
     # the labelled samples ride along as extra inputs; the outputs are split again by count
     outcome = run_in_child(plan.target, artifact, built.judged_inputs, settings.threads, settings.latency, settings.timeout_s)
     task = built.task
+    judged = task_judged(plan)
     limits = {**accuracy.LIMITS[plan.precision],
-              **(accuracy.TASK_LIMITS.get(plan.precision, {}) if task and plan.trained else {})}
-    note = task_note(plan.precision, plan.trained, limits)
+              **(accuracy.TASK_LIMITS.get(plan.precision, {}) if task and judged else {})}
+    note = task_note(plan.precision, judged, limits)
     acc = accuracy_check(built.reference, outcome, limits, settings.seed, task, built.task_reference, note, built.reference_sets)
     acc = attribution.half_precision(acc, built.module, built.judged_inputs, built.judged_reference, plan.precision)
     acc = attribution.quantisation(acc, records)
@@ -95,14 +100,34 @@ def _task_metrics(m: dict[str, Any], ref: list[np.ndarray], task: TaskSet, task_
     """
     on_samples = accuracy.compare(task_ref, outputs)
     pooled = accuracy.compare(list(ref) + list(task_ref), list(random_outputs) + list(outputs))
+    top5_eager, top5 = task_topk(task_ref, task.labels, 5), task_topk(outputs, task.labels, 5)
     return {**accuracy.task_top1(task_ref, outputs, task.labels), **pooled,
+            "task_top5": top5, "task_top5_eager": top5_eager, "task_top5_drop_pts": round(100.0 * (top5_eager - top5), 6),
             "top1_agreement_inputs": m["top1_agreement"], "sqnr_db_inputs": m["sqnr_db"],
             "task_top1_agreement": on_samples["top1_agreement"], "task_sqnr_db": on_samples["sqnr_db"],
-            "task_samples": sum(lab.size for lab in task.labels), "task_set": task.source}
+            "task_samples": sum(lab.size for lab in task.labels), "task_set": task.source, "task_set_kind": task.kind,
+            **({"task_per_class": dict(task.per_class)} if task.per_class else {})}
+
+
+def task_topk(outputs: list[np.ndarray], labels: list[np.ndarray], k: int) -> float:
+    """Share of samples whose label is among the ``k`` highest scores (all of them when there are fewer classes)."""
+    logits = np.concatenate([np.asarray(o).reshape(-1, np.asarray(o).shape[-1]) for o in outputs])
+    y = np.concatenate([np.asarray(lab).ravel() for lab in labels])
+    k = min(k, logits.shape[-1])
+    best = np.argpartition(-logits, k - 1, axis=-1)[:, :k]
+    return float(np.mean((best == y[:, None]).any(-1)))
+
+
+def task_judged(plan: Plan) -> bool:
+    """Whether the task drop is judged: with trained weights, or the user's own module on the user's own clips."""
+    from edgest.model import ModelEntry
+
+    own_module = not isinstance(plan.model, ModelEntry)
+    return plan.trained or (own_module and plan.checks.eval_set is not None)
 
 
 def task_note(precision: str, trained: bool, limits: dict[str, float]) -> str:
-    """Why the task top-1 drop is, or is not, judged."""
+    """Why the task top-1 drop is, or is not, judged (``trained``: weights given, or the user's own module)."""
     if "max_task_top1_drop_pts" in limits:
         return f"judged: {precision} limit {limits['max_task_top1_drop_pts']:g} pt, trained weights"
     if not trained:

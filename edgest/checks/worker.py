@@ -18,6 +18,7 @@ import importlib
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,12 @@ def main(work: Path) -> int:
     for part in qualname.split("."):
         cls = getattr(cls, part)
     target = cls(**req["options"])
-    with np.load(work / "inputs.npz") as data:
-        samples = [
-            [data[f"s{i}_in{j}"] for j in range(sum(k.startswith(f"s{i}_") for k in data.files))]
-            for i in range(req["samples"])
-        ]
+    data = np.load(work / "inputs.npz")  # read one input set at a time: a user's eval clips may not fit in memory
+    arity = Counter(k.partition("_")[0] for k in data.files)
+
+    def sample(i: int) -> list[Any]:
+        return [data[f"s{i}_in{j}"] for j in range(arity[f"s{i}"])]
+
     result: dict[str, Any] = {"threads": req["threads"]}
     try:
         host_reason = getattr(cls, "host_unavailable_reason", lambda: None)()
@@ -57,7 +59,7 @@ def main(work: Path) -> int:
         t0 = time.perf_counter()
         runner = target.load(Path(req["artifact"]), threads=req["threads"])
         t1 = time.perf_counter()
-        first = runner.run(samples[0])
+        first = runner.run(sample(0))
         t2 = time.perf_counter()
         result["load"] = {"cold_load_ms": (t1 - t0) * 1e3, "first_run_ms": (t2 - t1) * 1e3}
         result["threads"] = getattr(runner, "threads", req["threads"])
@@ -65,11 +67,11 @@ def main(work: Path) -> int:
         no_timing = getattr(runner, "timing_unavailable", None)
         if no_timing:
             result["timing_unavailable"] = str(no_timing)
-        outs = [first] + [runner.run(s) for s in samples[1:]]
+        outs = [first] + [runner.run(sample(i)) for i in range(1, req["samples"])]
         np.savez(work / "outputs.npz", **{f"s{i}_out{j}": o for i, os_ in enumerate(outs) for j, o in enumerate(os_)})
         _write(work, result)
         if req["latency"] and not no_timing:
-            x = samples[0]
+            x = sample(0)
             result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]))
             _write(work, result)
     except TargetUnavailable as exc:

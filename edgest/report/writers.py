@@ -33,7 +33,7 @@ def read_json(path: Path) -> Report:
     """Read a ``report.json``; BadInput (one line) if it is not one or its schema is newer than ours."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BadInput(f"cannot read report '{path}': {exc}") from None
     if not isinstance(data, dict):
         raise BadInput(f"'{path}' is not an edgest report (not a JSON object); pass the report.json edgest compile wrote")

@@ -10,10 +10,12 @@ import numpy as np
 from edgest.capture import first_line
 from edgest.checks import accuracy
 from edgest.checks.eager import eager_output_sets, eager_outputs
+from edgest.data.eval import check_label_range
+from edgest.data.eval import task_set as eval_task_set
 from edgest.data.tasks import TaskSet, task_set
 from edgest.errors import BadInput, EdgestError
-from edgest.weights import load_weights
 from edgest.responsive import warn_if_unresponsive
+from edgest.weights import load_weights
 
 if TYPE_CHECKING:
     from edgest.plan import Plan
@@ -49,11 +51,20 @@ def _check_memory(plan: Plan, module: Any) -> None:
     from edgest import resources
 
     spec, settings = plan.spec, plan.checks
-    task = settings.task_samples if spec.num_classes >= 2 else 0  # task_set makes no set for a model without classes
+    # task_set makes no set for a model without classes; an eval set checks its own size (held or memory-mapped)
+    task = settings.task_samples if spec.num_classes >= 2 and settings.eval_set is None else 0
     resources.check_run_memory(spec.input.shape, settings.samples, task, module)
     for p in plan.passes:
         if p.name == "quantize":
             resources.check_calibration(spec.input.shape, int(p.options.get("calibration_size", 1)))
+
+
+def _labelled(plan: Plan) -> TaskSet | None:
+    """The labelled set task accuracy is measured on: the user's ``--eval`` clips, else the synthetic set."""
+    settings = plan.checks
+    if settings.eval_set is not None:
+        return eval_task_set(settings.eval_set, plan.spec)
+    return task_set(plan.spec, settings.task_samples, settings.seed)
 
 
 def build(plan: Plan) -> Built:
@@ -73,8 +84,10 @@ def build(plan: Plan) -> Built:
         raise BadInput(f"{where} cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
     accuracy.check_finite(sets, f"eager outputs of {where}")
     warn_if_unresponsive(spec.name, [s[0] for s in sets])  # at once, not after minutes of lowering (edgest.responsive)
-    task = task_set(spec, settings.task_samples, settings.seed)
+    task = _labelled(plan)
     task_ref = eager_outputs(module, task.inputs) if task else None
-    if task_ref is not None:
+    if task is not None and task_ref is not None:
         accuracy.check_finite(task_ref, f"eager outputs of {where} on the labelled samples")
+        if task.kind == "eval":
+            check_label_range(task, task_ref, where)
     return Built(module, inputs, [s[0] for s in sets], task, task_ref, sets, weights)

@@ -12,7 +12,7 @@ def _edgest(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_list_json_shows_models_targets_and_plugins():
-    proc = _edgest("list", "--json")
+    proc = _edgest("list", "--stats", "--json")  # --stats: measure what the user cache lacks (a plain list shows the cache)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     models = {m["name"]: m for m in data["models"]}
@@ -27,7 +27,7 @@ def test_list_json_shows_models_targets_and_plugins():
 
 
 def test_list_models_table_keeps_names_and_small_macs():
-    proc = _edgest("list", "models")
+    proc = _edgest("list", "models", "--stats")
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 2}
     assert "lmuformer_spiking_tiny" in rows and "lmuformer_video_tiny" in rows  # not cut to fit 80 columns

@@ -45,7 +45,7 @@ def test_a_threshold_model_fails_at_fp16_in_eager_pytorch_too() -> None:
     check = attribution.half_precision(_failed(), model, inputs, reference, "fp16")
     assert check.metrics["eager_half_sqnr_db"] < FP16["min_sqnr_db"]
     assert check.reason.startswith("SQNR 3.0 dB < 25.0 dB; eager PyTorch at fp16 breaks the limits too (SQNR ")
-    assert check.reason.endswith("the model is not fp16-faithful whatever the target; compile with --precision fp32")
+    assert check.reason.endswith("the model is not fp16-faithful whatever the target; compile with --precision fp32 (precision='fp32')")
     assert check.status == "failed" and model.head.weight.dtype == torch.float32  # a copy was cast, not the model
 
 
@@ -106,7 +106,7 @@ def test_int8_failure_names_the_quantize_pass_when_its_own_delta_breaks_the_limi
     ptq = attribution.quantisation(_failed(int8), [_quantize(8.5, 0.88)])
     assert ptq.reason.endswith("; the quantize pass alone loses this much (SQNR 8.5 dB, top-1 agreement 88%, its own "
                                "delta): post-training quantisation's loss, not the runtime's; see --quant-sensitivity "
-                               "and --quant-skip")
+                               "and --quant-skip (the quantize pass's sensitivity and skip options)")
     later = attribution.quantisation(_failed(int8), [_quantize(30.0, 1.0)])
     assert later.reason.endswith("; the quantize pass alone meets them (SQNR 30.0 dB, top-1 agreement 100%): the loss "
                                  "comes after quantisation")

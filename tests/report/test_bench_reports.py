@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from edgest.bench import Budget, run_bench
+from edgest.bench import Budget, over_budget, run_bench
 from edgest.checks.latency import LatencyConfig
 
 SCHEMA = json.loads((Path(__import__("edgest").__file__).parent / "report" / "schema" / "bench.schema.json").read_text())
@@ -42,8 +43,23 @@ def test_second_run_hits_the_cache_for_every_cell(bench_dir, tmp_path):
     doc = run_bench(["squeezetime_tiny"], ["eager", "onnx"], ["fp32"], bench_dir, latency=FAST, samples=8)
     assert all(c["cached"] for c in doc["cells"])
     assert all(c["seconds"] < 1.0 for c in doc["cells"])
-    changed = run_bench(["squeezetime_tiny"], ["onnx"], ["fp32"], bench_dir, latency=FAST, samples=4)
+    changed = run_bench(["squeezetime_tiny"], ["onnx"], ["fp32"], bench_dir, latency=FAST, samples=4,
+                        budget=Budget(max_latency_ms={"*": 1e-6}))
     assert not changed["cells"][0]["cached"]  # different settings: a different key, so it recompiles
+    # no eager target in the matrix: bench adds the model's eager reference, so the speed-up is filled
+    onnx, eager = changed["cells"]
+    assert [(c["target"], c["in_matrix"], c["reference"]) for c in (onnx, eager)] == [("onnx", True, False), ("eager", False, True)]
+    assert onnx["speedup_vs_eager"] == pytest.approx(eager["latency"]["p50_ms"] / onnx["latency"]["p50_ms"], rel=1e-2)
+    assert eager["speedup_vs_eager"] == 1.0
+    # the reference is not judged against the budget; the matrix cell is
+    assert onnx["budget_violations"] and eager["budget_violations"] == []
+    assert [line.split(":")[0] for line in over_budget(changed)] == ["squeezetime_tiny / onnx / fp32"]
+    md = (bench_dir / "report.md").read_text()
+    assert "| squeezetime_tiny | eager | fp32 | – | passed · reference |" in md
+    assert "Weights: squeezetime_tiny: random init." in md and "latency budget: every target ≤ 1e-06 ms" in md
+    jsonschema.validate(json.loads((bench_dir / "bench.json").read_text()), SCHEMA)
+    again = run_bench(["squeezetime_tiny"], ["onnx"], ["fp32"], bench_dir, latency=FAST, samples=4)
+    assert [c["cached"] for c in again["cells"]] == [True, True]  # the reference is cached like any cell
 
 
 def test_schema_rejects_a_broken_document(bench_dir):
@@ -64,10 +80,16 @@ def test_cli_exits_nonzero_and_names_the_cell_over_budget(bench_dir, tmp_path):
     bench_dir = Path(shutil.copytree(bench_dir, tmp_path / "copy"))
     proc = subprocess.run([sys.executable, "-m", "edgest", "bench", "--models", "squeezetime_tiny", "--targets", "eager",
                            "--out", str(bench_dir), "--max-latency-ms", "eager=0.000001"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "40"})
     assert proc.returncode == 1, proc.stderr
     assert "edgest: over budget: squeezetime_tiny / eager / fp32: p50" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # a pipe with COLUMNS=40: the table is printed at full width, no figure or header cut
+    p50 = json.loads((bench_dir / "bench.json").read_text())["cells"][0]["latency"]["p50_ms"]
+    row = next(line for line in proc.stdout.splitlines() if "squeezetime_tiny" in line)
+    assert f" {p50:.2f} " in row and " passed " in row, proc.stdout
+    assert f"edgest bench → {bench_dir}/report.md, report.html" in proc.stdout  # the title too: a path is never split
+    assert all(f" {h} " in proc.stdout for h in ("model", "target", "precision", "status", "p50 ms", "SQNR dB", "seconds"))
 
 
 def test_html_renders_in_headless_chromium(bench_dir, tmp_path):

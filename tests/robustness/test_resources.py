@@ -166,7 +166,7 @@ def test_free_disk_is_checked_at_the_nearest_existing_folder(tmp_path: Path) -> 
     assert free > 0
     with pytest.raises(BadInput) as err:
         resources.check_free_disk(tmp_path / "out", free + (1 << 50), "the artifact")
-    assert str(err.value).startswith(f"not enough disk for the artifact in '{tmp_path / 'out'}': ~")
+    assert str(err.value).startswith(f"no space left writing the artifact in '{tmp_path / 'out'}' (not enough disk): ~")
     assert str(err.value).endswith("free; free some space or choose another --out (out_dir=)")
 
 
@@ -179,7 +179,7 @@ def test_check_inputs_are_not_written_to_a_full_temp_disk(monkeypatch: pytest.Mo
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(resources.shutil, "disk_usage", lambda _: usage._replace(free=1000))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    with pytest.raises(BadInput, match=r"not enough disk for the check's inputs in .*: ~3\.1 KiB needed, 1000 B free; "
+    with pytest.raises(BadInput, match=r"no space left writing the check's inputs in .* \(not enough disk\): ~3\.1 KiB needed, 1000 B free; "
                                        r"free some space or point TMPDIR to a disk with room"):
         run_in_child(EagerTarget(), tmp_path / "model.pt2", [[np.zeros((4, 50), np.float32)]] * 4)
     assert list(tmp_path.iterdir()) == []

@@ -3,27 +3,62 @@
 Needs only NumPy and openvino (no edgest, no torch): ``edgest bundle`` copies this file into
 a bundle as the device runner, and :meth:`edgest_openvino.target.OpenVINOTarget.load` uses a
 subclass that raises edgest's error instead of ``RuntimeError``.
+
+The execution precision travels with the IR: ``lower`` writes it into the model's rt_info
+(:data:`PRECISION_KEY`), and the runner compiles with that ``INFERENCE_PRECISION_HINT`` and
+reads back what the CPU plugin actually uses. The plugin silently ignores a bf16 or f16 hint
+the CPU cannot execute (and then keeps its own default, bf16 on AMX hosts), so a runner whose
+read-back differs from the request refuses to run instead of reporting the wrong precision.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
 #: the OpenVINO device the runner compiles for (edgest measures on the host CPU)
 DEVICE = "CPU"
-#: execution precision asked of the CPU plugin; the only precision this target declares is fp32
-INFERENCE_PRECISION = "f32"
+#: edgest's float precisions → the CPU plugin's INFERENCE_PRECISION_HINT values
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+#: rt_info path in the IR holding the hint it was built for; an IR without it runs f32
+PRECISION_KEY = ["edgest_openvino", "inference_precision"]
+#: CPU-plugin layer types that do the arithmetic; their runtime precisions are reported
+COMPUTE_LAYERS = ("Convolution", "Deconvolution", "FullyConnected", "MatMul", "ScaledDotProductAttention")
+#: what the CPU needs for each hint (Linux cpuinfo / macOS names), for the refusal message
+NEEDS = {"bf16": "avx512_bf16 or amx_bf16 (x86), bf16 (Arm)", "f16": "avx512_fp16 or amx_fp16 (x86), asimdhp (Arm)"}
+
+
+def requested_hint(model: Any) -> str:
+    """The INFERENCE_PRECISION_HINT recorded in ``model``'s rt_info (``f32`` for an IR without one)."""
+    if model.has_rt_info(PRECISION_KEY):
+        return str(model.get_rt_info(PRECISION_KEY).astype(str))
+    return "f32"
+
+
+def execution_facts(compiled: Any) -> dict[str, Any]:
+    """What the CPU plugin says it runs: its execution precision, devices, and compute layers by runtime precision."""
+    layers: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in COMPUTE_LAYERS:
+            layers[info["runtimePrecision"].astype(str)] += 1
+    return {
+        "execution_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+        "execution_devices": list(compiled.get_property("EXECUTION_DEVICES")),
+        "compute_layers_by_precision": dict(sorted(layers.items())),
+    }
 
 
 class OpenVINORunner:
-    """One compiled model and one infer request on the OpenVINO CPU plugin."""
+    """One compiled model and one infer request on the OpenVINO CPU plugin, at the IR's recorded precision."""
 
-    #: raised when the CPU device is missing (the host runner raises edgest's TargetUnavailable)
+    #: raised when the CPU device is missing or cannot execute the requested precision
+    #: (the host runner raises edgest's TargetUnavailable)
     unavailable: type[Exception] = RuntimeError
 
     def __init__(self, path: str | Path, threads: int) -> None:
@@ -34,17 +69,28 @@ class OpenVINORunner:
             raise self.unavailable(
                 f"target 'openvino' cannot run here: OpenVINO device '{DEVICE}' not available "
                 f"(devices: {', '.join(core.available_devices) or 'none'})")
+        model = core.read_model(str(path))
+        self.requested = requested_hint(model)
         config = {
             "INFERENCE_NUM_THREADS": int(threads),
-            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION,
+            "INFERENCE_PRECISION_HINT": self.requested,
             "PERFORMANCE_HINT": "LATENCY",  # one request at a time, as edgest measures it
         }
-        self.compiled = core.compile_model(str(path), DEVICE, config)
+        self.compiled = core.compile_model(model, DEVICE, config)
         # report what the plugin actually uses, not what was asked for
         self.threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        if self.precision != self.requested:
+            raise self.unavailable(
+                f"target 'openvino' cannot run this {self.requested} artifact here: the OpenVINO CPU plugin would "
+                f"execute it in {self.precision} (this CPU lacks {NEEDS.get(self.requested, self.requested)}); "
+                "check it on a CPU that has them (edgest bundle), or compile with --precision fp32")
         self._request = self.compiled.create_infer_request()
         self._outputs = list(self.compiled.outputs)
+
+    def facts(self) -> dict[str, Any]:
+        """:func:`execution_facts` of this runner's compiled model."""
+        return execution_facts(self.compiled)
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference; every output, in the model's output order."""

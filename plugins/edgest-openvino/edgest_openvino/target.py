@@ -1,15 +1,21 @@
 """OpenVINO target: ``openvino.convert_model(ExportedProgram)`` → IR (``model.xml`` + ``model.bin``) → CPU plugin.
 
-Written against edgest's public API only: :class:`edgest.Target`, :class:`edgest.Lowered` and
-the errors exported by ``edgest``. ``openvino`` is imported inside the methods, so this module
-is cheap to import and a missing toolchain shows up as "unavailable", not as a broken CLI.
+Written against edgest's public API only: :class:`edgest.Target`, :class:`edgest.Lowered`, the
+quantisation contract (:mod:`edgest.quantization`) and the errors exported by ``edgest``.
+``openvino`` and ``nncf`` are imported inside the methods, so this module is cheap to import and
+a missing toolchain shows up as "unavailable", not as a broken CLI.
 
-Two settings keep the fp32 contract honest:
+Precisions: fp32, fp16 and bf16 are one IR run at a different ``INFERENCE_PRECISION_HINT``
+(recorded in the IR's rt_info, see :mod:`edgest_openvino.device`); int8 is NNCF on the captured
+program (:mod:`edgest_openvino.quantizer`), run with the f32 hint for whatever stays float.
+Two settings keep the contract honest:
 
-* ``save_model(..., compress_to_fp16=False)``: by default OpenVINO stores weights as fp16 in
-  the ``.bin``; an fp32 artifact must keep fp32 weights.
-* ``INFERENCE_PRECISION_HINT=f32`` at compile time: on CPUs with bf16/AMX (or fp16 on ARM)
-  the CPU plugin otherwise picks a lower execution precision on its own.
+* ``save_model(..., compress_to_fp16=False)`` (except at fp16): by default OpenVINO stores
+  weights as fp16 in the ``.bin``; an fp32 artifact must keep fp32 weights.
+* the hint is always given, f32 included: on CPUs with bf16/AMX (or fp16 on ARM) the CPU plugin
+  otherwise picks a lower execution precision on its own. ``lower`` compiles the IR once on this
+  host and records what the plugin says it executes (``execution_precision``, and the compute
+  layers by runtime precision), and the runner refuses a precision the CPU would not honour.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest import Lowered, Target, TargetUnavailable
 from edgest_openvino import device
-from edgest_openvino.device import DEVICE, INFERENCE_PRECISION
+from edgest_openvino.device import DEVICE, HINTS, PRECISION_KEY
 
 if TYPE_CHECKING:
     import torch
+
+    from edgest.quantization import Quantizer
 
 
 def _sha256(path: Path) -> str:
@@ -61,8 +69,12 @@ def _pin_static_shapes(model: Any, example_inputs: Sequence[Any]) -> str:
     return "pinned to example shapes"
 
 
-def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], xml: Path) -> dict[str, Any]:
-    """Convert a captured program to fp32 OpenVINO IR at ``xml`` (weights beside it in ``.bin``)."""
+def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], xml: Path,
+              hint: str = "f32") -> dict[str, Any]:
+    """Convert a captured program to OpenVINO IR at ``xml`` (weights beside it in ``.bin``), built to run at ``hint``.
+
+    Weights stay f32 except for an f16 IR; ``hint`` is stored in the IR's rt_info for the runner.
+    """
     import openvino as ov
 
     with warnings.catch_warnings():
@@ -71,20 +83,22 @@ def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, 
         # openvino >= 2024 takes a torch.export.ExportedProgram directly (TorchFXPythonDecoder)
         model = ov.convert_model(program, example_input=example_inputs)
     shapes = _pin_static_shapes(model, example_inputs)
-    ov.save_model(model, str(xml), compress_to_fp16=False)
+    model.set_rt_info(hint, PRECISION_KEY)
+    ov.save_model(model, str(xml), compress_to_fp16=hint == "f16")
     bin_path = xml.with_suffix(".bin")
     xml_bytes = xml.stat().st_size
     bin_bytes = bin_path.stat().st_size if bin_path.exists() else 0
-    ops = model.get_ordered_ops()
+    ops = ov.Core().read_model(str(xml)).get_ordered_ops()  # what was written (f16 weights at fp16), not what was held
     return {
         "openvino_version": ov.get_version(),
         "device": DEVICE,
-        "inference_precision": INFERENCE_PRECISION,
+        "inference_precision": hint,
         "frontend": "pytorch (torch.export.ExportedProgram)",
-        "compress_to_fp16": False,
+        "compress_to_fp16": hint == "f16",
         # floating-point constants (weights); integer ones are shapes/indices
         "weights_dtypes": sorted({op.get_output_element_type(0).get_type_name() for op in ops
                                   if op.get_type_name() == "Constant" and op.get_output_element_type(0).is_real()}),
+        "fake_quantize_ops": sum(op.get_type_name() == "FakeQuantize" for op in ops),
         "ops": len(ops),
         "input_shapes": shapes,
         "inputs": [_port(p) for p in model.inputs],
@@ -98,6 +112,30 @@ def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, 
     }
 
 
+def host_execution(xml: Path) -> dict[str, Any]:
+    """What the CPU plugin of this host executes the IR at ``xml`` in: compiled once, read back.
+
+    ``execution_precision`` is the plugin's own reading (``INFERENCE_PRECISION_HINT`` of the
+    compiled model), ``compute_layers_by_precision`` the runtime precision of its convolutions
+    and matmuls (u8/i8 for int8 kernels), ``cpu_capabilities`` what the plugin says the CPU has.
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        model = core.read_model(str(xml))
+        asked = device.requested_hint(model)
+        compiled = core.compile_model(model, DEVICE, {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": asked})
+        facts = device.execution_facts(compiled)
+    except Exception as exc:  # noqa: BLE001 - the artifact is still valid; say why it was not measured
+        return {"execution_precision": f"not measured: {(str(exc).strip().splitlines() or [''])[0][:160]}"}
+    facts["cpu_capabilities"] = list(core.get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+    if facts["execution_precision"] != asked:
+        facts["execution_note"] = (f"this CPU cannot execute {asked}: the plugin would run {facts['execution_precision']}, "
+                                   "so the checks here are not run; check it on a CPU that can (edgest bundle)")
+    return facts
+
+
 class OpenVINORunner(device.OpenVINORunner):
     """The device runner on this host, raising edgest's :class:`~edgest.TargetUnavailable`."""
 
@@ -105,21 +143,31 @@ class OpenVINORunner(device.OpenVINORunner):
 
 
 class OpenVINOTarget(Target):
-    """OpenVINO IR (fp32), run by the OpenVINO CPU plugin."""
+    """OpenVINO IR run by the OpenVINO CPU plugin at fp32, fp16 or bf16; int8 through NNCF."""
 
     name = "openvino"
     artifact_format = "xml"
-    description = "OpenVINO IR (convert_model from torch.export, fp32), OpenVINO CPU plugin"
+    description = "OpenVINO IR (convert_model from torch.export), CPU plugin at a pinned precision; int8 via NNCF"
     requires = ("openvino",)
-    toolchain = ("openvino",)
+    toolchain = ("openvino", "nncf")
     install_hint = "pip install -e plugins/edgest-openvino"
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "bf16", "int8")
+    #: float precisions are one IR run at another INFERENCE_PRECISION_HINT; int8 runs float parts at f32
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"precision": (tuple(HINTS), "fp32")}
     device_runner = "edgest_openvino.device"
     runtime_requirements = (("numpy", "openvino=={openvino}"),)
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         xml = out_dir / "model.xml"
-        return Lowered(xml, export_ir(program, example_inputs, xml))
+        details = export_ir(program, example_inputs, xml, HINTS[self.option("precision")])
+        return Lowered(xml, {**details, **host_execution(xml)})
 
     def load(self, path: Path, threads: int) -> OpenVINORunner:
         return OpenVINORunner(path, threads)
+
+    def quantizer(self, scheme: str) -> Quantizer | None:
+        if scheme != "int8":
+            return None
+        from edgest_openvino.quantizer import NNCFQuantizer
+
+        return NNCFQuantizer(scheme)

@@ -1,0 +1,129 @@
+"""int8 through NNCF: quantised on the captured program, run as int8 kernels by the CPU plugin, with --quant-skip
+and the sensitivity table working on torch module names."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import edgest
+from edgest.testing import tiny_convnet
+
+SHAPE = (1, 3, 16, 16)
+
+pytest.importorskip("nncf", reason="nncf not installed (pip install -e plugins/edgest-openvino)")
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory: pytest.TempPathFactory) -> edgest.Report:
+    """tiny_convnet (conv 0, depthwise conv 3, linear 7) at int8, with the sensitivity table."""
+    report = edgest.compile(tiny_convnet(), "openvino", precision="int8", input_shape=SHAPE,
+                            out_dir=tmp_path_factory.mktemp("ovq") / "run", latency=None, samples=4,
+                            passes=[("quantize", {"scheme": "int8", "sensitivity": True, "calibration_size": 8})])
+    assert report.status == "passed", report.error
+    return report
+
+
+def test_nncf_quantises_every_weighted_layer_and_the_cpu_runs_them_in_int8(int8_run: edgest.Report) -> None:
+    (record,) = [p for p in int8_run.passes if p.name == "quantize"]
+    quant = int8_run.artifact.details["quantization"]  # a program-stage quantizer's details land on the artifact
+    assert quant["quantizer"].startswith("NNCF ") and quant["stage"] == "program"
+    assert quant["int8_ops_by_kind"] == {"conv2d": 2, "linear": 1} and quant["calibration_size"] == 8
+    assert record.summary.startswith("NNCF int8: 3 ops int8 (conv2d ×2, linear ×1)")
+    assert record.accuracy_delta is not None and record.accuracy_delta["sqnr_db"] > 15  # eager program, float vs int8
+    details = int8_run.artifact.details
+    assert details["fake_quantize_ops"] > 0 and details["execution_precision"] == "f32"  # what stays float is f32
+    layers = details["compute_layers_by_precision"]
+    assert layers.get("u8", 0) + layers.get("i8", 0) == 3 and "f32" not in layers  # the runtime's own reading
+    assert int8_run.artifact.toolchain["nncf"].startswith("3.")
+    acc = int8_run.check("accuracy")
+    assert acc.status == "passed" and acc.metrics["sqnr_db"] >= acc.limits["min_sqnr_db"]
+
+
+def test_sensitivity_ranks_the_torch_modules(int8_run: edgest.Report) -> None:
+    (record,) = [p for p in int8_run.passes if p.name == "quantize"]
+    table = record.details["sensitivity"]
+    assert {row["layer"] for row in table["layers"]} == {"0", "3", "7"} and table["not_measured"] == []
+    assert all(row["sqnr_if_float_db"] >= table["sqnr_all_db"] - 1.0 for row in table["layers"])
+
+
+def _quantize(skip: list[str]) -> edgest.quantization.Quantized:
+    import torch
+    from edgest_openvino.target import OpenVINOTarget
+
+    model, x = tiny_convnet(), (torch.randn(*SHAPE),)
+    program = torch.export.export(model, x, strict=False)
+    rng = np.random.default_rng(0)
+    calibration = SimpleNamespace(inputs=[(rng.standard_normal(SHAPE, dtype=np.float32),) for _ in range(4)],
+                                  source="seeded normal noise")
+    quantizer = OpenVINOTarget().quantizer("int8")
+    assert quantizer is not None and quantizer.stage == "program"
+    return quantizer.quantize_program(program, x, calibration, skip)
+
+
+def test_quant_skip_keeps_the_named_module_float() -> None:
+    done = _quantize(["7"])
+    assert done.details["int8_ops_by_kind"] == {"conv2d": 2}  # the linear stayed float
+    assert done.summary.endswith("; kept float: 7")
+    linear = [n for n in done.program.graph.nodes if n.op == "call_function" and "linear" in str(n.target)]
+    assert len(linear) == 1 and "dequantize" not in str(linear[0].args[0].target)
+
+
+def test_quant_skip_refuses_a_name_that_is_no_module() -> None:
+    with pytest.raises(edgest.BadInput, match=r"--quant-skip 'fc' is not a module of the model; e\.g\. 0, 1, 2, 3"):
+        _quantize(["fc"])
+
+
+@pytest.mark.slow
+def test_squeezetime_tiny_int8_reports_its_accuracy(tmp_path: Path) -> None:
+    report = edgest.compile("squeezetime_tiny", "openvino", precision="int8", out_dir=tmp_path / "run", latency=None)
+    acc = report.check("accuracy")
+    assert acc.status in ("passed", "failed") and acc.metrics["sqnr_db"] > 0  # random init: judged, figures reported
+    assert report.artifact.details["compute_layers_by_precision"].get("u8", 0) > 0
+
+
+def _sources_key() -> str:
+    """The key of tests/models/test_trained_int8.py's checkpoints, so both share one trained squeezetime_tiny."""
+    import edgest_models
+
+    from edgest.data import sequences, synthetic
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def trained_weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``get(model)``: ``model`` trained with its default ``edgest train`` recipe, kept in pytest's cache."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
+
+    def get(model: str) -> Path:
+        from edgest_models.train import train
+
+        path = folder / f"{model}-{_sources_key()}.pt"
+        if not path.exists():
+            scratch = tmp_path_factory.mktemp(model) / "w.pt"
+            train(model, scratch)
+            shutil.move(scratch, path)
+        return path
+
+    return get
+
+
+@pytest.mark.slow
+def test_trained_squeezetime_tiny_int8_meets_the_task_limits(trained_weights: Callable[[str], Path], tmp_path: Path) -> None:
+    report = edgest.compile("squeezetime_tiny", "openvino", precision="int8", out_dir=tmp_path / "run",
+                            weights=trained_weights("squeezetime_tiny"), latency=None)
+    m = report.check("accuracy").metrics
+    assert m["task_judged"] and report.status == "passed", (report.error, {k: m.get(k) for k in (
+        "sqnr_db", "top1_agreement", "task_top1_eager", "task_top1", "task_top1_drop_pts")})
+    assert m["top1_agreement"] >= 0.95 and m["task_top1_drop_pts"] <= 1.0
