@@ -439,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
 def _main(argv: list[str] | None) -> None:
     from edgest import interrupts
 
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal (LC_ALL=C) must not turn '→' into a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
     try:
         for line in _register_plugin_commands():
             click.echo(line, err=True)

@@ -81,7 +81,20 @@ def _write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         _raise_if_unwritable(exc, path)
+        if isinstance(exc, Exception) and _disk_nearly_full(path.parent):  # e.g. torch.save's C++ writer: "unexpected pos"
+            raise BadInput(f"no space left writing '{path}' ({type(exc).__name__} from the writer on a full disk); "
+                           "free some space and run again") from exc
         raise
+
+
+def _disk_nearly_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether ``folder``'s disk has less than ``margin`` bytes free (a writer that failed there ran out of room)."""
+    try:
+        import shutil
+
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _raise_if_unwritable(exc: BaseException, path: Path) -> None:

@@ -123,6 +123,10 @@ def activation_peak_bytes(module: torch.nn.Module, shape: Sequence[int], dtype: 
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.func import functional_call
 
+    import logging
+
+    quiet = logging.getLogger("torch._subclasses.fake_tensor")  # a shape error is the eager run's to report, once
+    level, quiet.level = quiet.level, logging.CRITICAL
     try:
         mode = FakeTensorMode()
         state = {**dict(module.named_parameters(remove_duplicate=False)), **dict(module.named_buffers(remove_duplicate=False))}
@@ -136,6 +140,8 @@ def activation_peak_bytes(module: torch.nn.Module, shape: Sequence[int], dtype: 
         return tracker.peak
     except Exception:  # noqa: BLE001 - an estimate that cannot be made is no reason to fail the run
         return None
+    finally:
+        quiet.setLevel(level)
 
 
 def _live_bytes_mode() -> type:

@@ -95,6 +95,7 @@ def merge_device_reports(folder: Path, device_reports: list[Path]) -> list[str]:
         if report.artifact is None or raw["artifact_sha256"] != report.artifact.sha256:
             raise BadInput(f"device report '{raw['_path']}' is for another artifact (sha256 differs from '{folder}'); "
                            "merge it into the run its bundle was built from")
+        _same_cell(raw, {"model": report.model.name, "target": report.target, "precision": report.precision}, folder)
         d = _checked(raw)
         acc, lat = d["accuracy"], d["latency"]
         host = {**d["device"], "where": "device"}
@@ -131,6 +132,14 @@ def _load_bench(folder: Path) -> dict[str, Any]:
     return doc
 
 
+def _same_cell(raw: dict[str, Any], cell: dict[str, Any], folder: Path) -> None:
+    """BadInput when the device report names another model, target or precision than the artifact it claims."""
+    for key in ("model", "target", "precision"):
+        if raw.get(key) != cell.get(key):
+            raise BadInput(f"device report '{raw['_path']}' says {key} {raw.get(key)!r} but its artifact in '{folder}' is "
+                           f"{cell.get(key)!r}; merge the device-report.json run_on_device.py wrote, unedited")
+
+
 def _merge_bench(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
     from edgest.report.bench_writers import write_bench_reports
 
@@ -141,6 +150,8 @@ def _merge_bench(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
         if raw["artifact_sha256"] not in shas:
             raise BadInput(f"device report '{raw['_path']}' matches no artifact in '{folder}' (sha256 differs); "
                            "merge it into the bench its bundle was built from")
+        cells = [c for c in doc["cells"] if (c.get("artifact") or {}).get("sha256") == raw["artifact_sha256"]]
+        _same_cell(raw, cells[0], folder)
         d = _checked(raw)
         same = [i for i, x in enumerate(results) if x.get("artifact_sha256") == d["artifact_sha256"]
                 and (x.get("device") or {}).get("name") == d["device"]["name"]]

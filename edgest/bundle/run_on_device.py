@@ -112,11 +112,22 @@ def _arguments() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def _bundle() -> tuple[dict, list, list]:
+    """The manifest and the input/expected arrays; one SystemExit line when the bundle is damaged or incomplete."""
+    try:
+        manifest = json.loads((HERE / "manifest.json").read_text())
+        count = manifest["samples"]
+        inputs = [np.load(HERE / "data" / f"input_{i:02d}.npy") for i in range(count)]
+        expected = [np.load(HERE / "data" / f"expected_{i:02d}.npy") for i in range(count)]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise SystemExit(f"error: the bundle is damaged or incomplete ({type(exc).__name__}: {exc}); copy it again "
+                         "from the host (edgest bundle RUN_DIR --out BUNDLE)") from None
+    return manifest, inputs, expected
+
+
 def main() -> int:
     args = _arguments()
-    manifest = json.loads((HERE / "manifest.json").read_text())
-    inputs = [np.load(HERE / "data" / f"input_{i:02d}.npy") for i in range(manifest["samples"])]
-    expected = [np.load(HERE / "data" / f"expected_{i:02d}.npy") for i in range(manifest["samples"])]
+    manifest, inputs, expected = _bundle()
     artifact = HERE / manifest["artifact"]
     if artifact.is_file() and _sha256(artifact) != manifest["artifact_sha256"]:
         raise SystemExit(f"error: {artifact.name} does not match the bundle's sha256 (a corrupted copy?); copy the bundle again")

@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from edgest.cli_usage import FiniteFloat
 from edgest.errors import BadInput
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def _per_family(field: str) -> dict[str, float | int]:
 @click.option("--train-clips", default=Recipe.clips_per_epoch, show_default=True, type=click.IntRange(16, 10**5),
               help="Fresh clips per epoch.")
 @click.option("--val-clips", default=Recipe.val_clips, show_default=True, type=click.IntRange(10, 10**5))
-@click.option("--lr", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--lr", type=FiniteFloat(0, 1, min_open=True),
               help=f"Peak learning rate [default: {DEFAULTS['lr']}; per family: {_per_family('lr')}].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))  # what NumPy and torch take
 @click.option("--force", is_flag=True, help="Replace an existing checkpoint at --out.")
