@@ -14,24 +14,12 @@ from edgest.cli import main
 from edgest.data import CLASSES, SyntheticClips
 from edgest.data.labels import for_classes, label_set
 from edgest.data.preprocessing import for_spec, read_clip
-from edgest.data.synthetic import MEAN, STD
 from edgest.plugins import get_registry
+from edgest.testing.videos import write_video
 
 av = pytest.importorskip("av", reason="PyAV (the edgest[video] extra) is not installed")
 
 MODEL = "squeezetime_tiny"
-
-
-def write_video(path: Path, clip: np.ndarray) -> Path:
-    """Encode a normalised (3, T, H, W) clip as MPEG-4 (near-lossless)."""
-    rgb = np.clip((clip * STD + MEAN) * 255, 0, 255).round().astype(np.uint8).transpose(1, 2, 3, 0)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=8, options={"qscale": "1"})
-        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
-        for frame in rgb:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.fixture(scope="module")

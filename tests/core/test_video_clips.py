@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,23 +12,11 @@ from edgest.data.synthetic import MEAN, STD
 from edgest.data.video import VideoFolder, read_clip
 from edgest.errors import BadInput
 from edgest.records import InputSpec
+from edgest.testing.videos import write_video
 
 av = pytest.importorskip("av", reason="PyAV (the edgest[video] extra) is not installed")
 
 LOW, HIGH = (0 - MEAN) / STD, (1 - MEAN) / STD
-
-
-def write_video(path: Path, clip: np.ndarray) -> Path:
-    """Encode a normalised (3, T, H, W) clip as an MPEG-4 video (near-lossless quantiser)."""
-    rgb = np.clip((clip * STD + MEAN) * 255, 0, 255).round().astype(np.uint8).transpose(1, 2, 3, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=8, options={"qscale": "1"})
-        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
-        for frame in rgb:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 @pytest.fixture(scope="module")
