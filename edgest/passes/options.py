@@ -21,6 +21,8 @@ def parse_pass_arg(text: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise BadInput(f"malformed pass option '{item}' in '{text}'; write NAME:key=value,key=value")
+        if key.strip() in options:
+            raise BadInput(f"pass option '{key.strip()}' is given twice in '{text}'; give each option once")
         options[key.strip()] = Text(value.strip())
     if not name.strip():
         raise BadInput(f"malformed --pass '{text}'; write NAME or NAME:key=value")

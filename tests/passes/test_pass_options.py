@@ -80,3 +80,10 @@ def test_cli_refuses_an_unknown_pass_option_before_any_work(tmp_path: Path):
     assert proc.stderr.strip() == ("edgest: error: unknown pass 'attention-to-conv' option 'foo'; "
                                    "available: form, norm, verify")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pass_option_given_twice_is_refused():
+    from edgest.passes.options import parse_pass_arg
+
+    with pytest.raises(BadInput, match="pass option 'form' is given twice"):
+        parse_pass_arg("attention-to-conv:form=matmul,form=einsum")
