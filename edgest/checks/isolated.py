@@ -57,6 +57,17 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def load_class(path: str) -> Any:
+    """The class a :func:`class_path` string names, imported again (in a child process)."""
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    cls: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    return cls
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name

@@ -37,10 +37,9 @@ def main(work: Path) -> int:
     from edgest.checks.latency import LatencyConfig, measure
 
     req = json.loads((work / "request.json").read_text())
-    module, _, qualname = req["target"].partition(":")
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
+    from edgest.checks.isolated import load_class
+
+    cls = load_class(req["target"])
     target = cls(**req["options"])
     data = np.load(work / "inputs.npz")  # read one input set at a time: a user's eval clips may not fit in memory
     arity = Counter(k.partition("_")[0] for k in data.files)

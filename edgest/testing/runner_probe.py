@@ -8,7 +8,6 @@ process. Reads ``DIR/request.json`` (target ``module:qualname``, options, artifa
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -41,10 +40,9 @@ def main(work: Path) -> int:
     from edgest.testing.probes import package_dir
 
     req = json.loads((work / "request.json").read_text())
-    module, _, qualname = req["target"].partition(":")
-    cls: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
+    from edgest.checks.isolated import load_class
+
+    cls = load_class(req["target"])
     target, artifact, result = cls(**req["options"]), Path(req["artifact"]), {}
     host = cls.host_unavailable_reason()
     if host:
@@ -63,7 +61,7 @@ def main(work: Path) -> int:
                          "items": [type(o).__name__ for o in outputs] if isinstance(outputs, (list, tuple)) else [],
                          "shape0": list(np.shape(outputs[0])) if isinstance(outputs, (list, tuple)) and outputs else None}
     _write(work, result)
-    root = package_dir(module)
+    root = package_dir(cls.__module__)
     result["missing_load"] = _outcome(lambda: target.load(work / "missing" / artifact.name, threads=1), root)
     _write(work, result)
     result["no_inputs"] = _outcome(lambda: runner.run([]), root)
