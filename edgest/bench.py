@@ -229,8 +229,9 @@ def run_bench(
     ``target_options`` maps a target name to the options its cells compile with, ``model_options``
     a model name to its model options (:mod:`edgest.model_options`); both are part of the cache key.
     Before any cell compiles, each model runs once in eager (:func:`preflight`): the cells of one
-    that ignores its input are not compiled (status ``not_run``, the reason names the fix), unless
-    ``stand_in_weights`` gives it untrained stand-ins (accuracy judged, task accuracy not).
+    that ignores its input are not compiled (status ``not_run``, the reason names the fix), and nor are the
+    others' (the bench stops in seconds instead of failing after minutes), unless ``stand_in_weights`` gives
+    it untrained stand-ins (accuracy judged, task accuracy not).
     ``on_stage`` hears the pre-flight and each compiled cell's stages; ``config`` (the ``--config``
     file's path and sha256) is recorded in the settings. ``eval_dir`` (the user's labelled clips,
     :mod:`edgest.data.eval`) is checked against every model before any cell, replaces the synthetic
@@ -248,7 +249,7 @@ def run_bench(
                    use_cache, on_stage)
     records = []
     for i, cell in enumerate(cells):
-        if on_cell and cell.model not in m.refused:
+        if on_cell and not m.refused:
             on_cell(cell, "running", i, len(cells))
         rec, cached = run.cell(cell)
         rec["in_matrix"] = i < in_matrix
@@ -326,17 +327,28 @@ class _CellRun:
         key = cell_key(cell, m.registry, m.weights.get(cell.model), {**self.settings, **extra, **task_key})
         run_dir = m.out_dir / "cells" / cell.folder
         t0 = time.perf_counter()
-        report = _cached_report(run_dir, key) if self.use_cache and cell.model not in m.refused else None
-        cached, error = report is not None, m.refused.get(cell.model, "")
+        stopped = m.refused.get(cell.model) or _stopped_reason(m.refused)
+        report = _cached_report(run_dir, key) if self.use_cache and not stopped else None
+        cached, error = report is not None, stopped
         if not cached and not error:
             check = {k: self.settings[k] for k in ("threads", "samples")}
             report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), topts, m.registry,
                                           latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
                                           model_options=m.model_options.get(cell.model), **check, **task_args)
         rec = _cell_record(cell, key, report, error, cached, time.perf_counter() - t0, str(run_dir.relative_to(m.out_dir)))
-        if cell.model in m.refused:
+        if stopped:
             rec["status"] = "not_run"
         return rec, cached
+
+
+def _stopped_reason(refused: dict[str, str]) -> str:
+    """Why a judgeable model's cells are not compiled either: a pre-flight refusal stops the whole matrix in
+    seconds (the bench would fail anyway), instead of after minutes of compiling the other cells."""
+    if not refused:
+        return ""
+    names = ", ".join(sorted(refused))
+    return (f"not compiled: the bench stopped at the pre-flight because {names} cannot be judged (see its cells); "
+            f"fix that, or leave it out of --models (models=)")
 
 
 def _task_settings(stand_in: bool, eval_dir: Path | None, eval_key: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -349,6 +349,8 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
     over = over_budget(doc)
     for line in over:
         click.echo(f"edgest: over budget: {line}", err=True)
+    for why in sorted({c["error"] for c in doc["cells"] if c["status"] == "not_run" and "ignores its input" in c["error"]}):
+        click.echo(f"edgest: error: {why}", err=True)  # the pre-flight's refusal, after the table as well as before
     failed = [c for c in doc["cells"] if c["status"] != "passed"]
     return 1 if over or failed else 0
 

@@ -39,6 +39,18 @@ def test_bench_refuses_a_model_that_ignores_its_input_before_compiling_anything(
     assert len(warnings) == 1, proc.stderr
 
 
+def test_one_refused_model_stops_the_whole_matrix_in_seconds(tmp_path: Path) -> None:
+    # the README's example: a bench that would fail anyway must not compile the judgeable model's cells first
+    doc = run_bench(["squeezetime_tiny", "emov2_tiny_video"], ["onnx"], ["fp32", "int8"], tmp_path / "b",
+                    latency=FAST, samples=2)
+    by_model = {c["model"]: c for c in doc["cells"] if c["in_matrix"]}
+    assert {c["status"] for c in doc["cells"]} == {"not_run"}
+    assert "stopped at the pre-flight because emov2_tiny_video cannot be judged" in by_model["squeezetime_tiny"]["error"]
+    assert "leave it out of --models" in by_model["squeezetime_tiny"]["error"]
+    assert "ignores its input" in by_model["emov2_tiny_video"]["error"]
+    assert not any((tmp_path / "b" / "cells").iterdir())  # nothing compiled
+
+
 def test_stand_in_weights_are_judged_for_accuracy_not_task_accuracy(tmp_path: Path) -> None:
     doc = run_bench(["emov2_tiny_video"], ["eager"], ["fp32"], tmp_path / "b", latency=FAST, samples=2,
                     stand_in_weights=True)
