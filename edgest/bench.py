@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -299,8 +300,12 @@ def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence
     mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
     eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
     out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
+    cells = out_dir / "cells"
+    if cells.is_symlink() or (cells.exists() and not cells.is_dir()):
+        raise BadInput(f"'{cells}' is a {'link' if cells.is_symlink() else 'file'}, where the bench keeps its cells; "
+                       "move it away or pass --out (out_dir=) another folder")
     try:
-        (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+        cells.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot write bench folder '{out_dir}': {exc.strerror}; pass --out (out_dir=) a writable folder") from None
     refused, stand_ins = preflight(models, weights, reg, out_dir / "stand-in-weights", stand_in=stand_in_weights,
@@ -331,6 +336,7 @@ class _CellRun:
         report = _cached_report(run_dir, key) if self.use_cache and not stopped else None
         cached, error = report is not None, stopped
         if not cached and not error:
+            _reclaim_cell(run_dir)
             check = {k: self.settings[k] for k in ("threads", "samples")}
             report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), topts, m.registry,
                                           latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
@@ -339,6 +345,16 @@ class _CellRun:
         if stopped:
             rec["status"] = "not_run"
         return rec, cached
+
+
+def _reclaim_cell(run_dir: Path) -> None:
+    """A cell folder of this (marked) bench that lost its marker but holds a cell's files (cell.key, report.json)
+    is recompiled, not an error: the bench's cells/ is the bench's own. Anything else is left for check_output."""
+    from edgest.outdir import read_marker
+
+    if run_dir.is_dir() and not run_dir.is_symlink() and read_marker(run_dir) is None:
+        if (run_dir / "cell.key").is_file() or (run_dir / "report.json").is_file():
+            shutil.rmtree(run_dir)
 
 
 def _stopped_reason(refused: dict[str, str]) -> str:

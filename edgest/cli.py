@@ -434,8 +434,13 @@ def main(argv: list[str] | None = None) -> None:
     130/143/129 (interrupted by SIGINT/SIGTERM/SIGHUP)."""
     from edgest import interrupts
 
-    with interrupts.handled():  # restored on the way out, for in-process callers
-        _main(argv)
+    try:
+        with interrupts.handled():  # restored on the way out, for in-process callers
+            _main(argv)
+    except SystemExit as exc:
+        if argv is None and exc.code in interrupts.EXIT_CODES:  # the process itself (console script, python -m)
+            interrupts.ignore_until_exit()  # a second Ctrl-C during interpreter shutdown: no traceback from atexit
+        raise
 
 
 def _main(argv: list[str] | None) -> None:

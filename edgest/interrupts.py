@@ -27,6 +27,9 @@ HANDLED: tuple[int, ...] = tuple(
     int(getattr(signal, name)) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 
+#: the exit codes of an interrupted command (128 + each handled signal)
+EXIT_CODES: frozenset[int] = frozenset(128 + s for s in HANDLED)
+
 _state = {"pid": 0, "count": 0}
 
 
@@ -81,6 +84,14 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 def _die(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def ignore_until_exit() -> None:
+    """Ignore SIGINT, SIGTERM and SIGHUP from now on: for a process that has reported its interrupt and is only
+    shutting down, where a second Ctrl-C would otherwise raise inside a library's atexit hook."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in HANDLED:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 @contextmanager

@@ -126,9 +126,12 @@ def plan(
     (:mod:`edgest.data.eval`), checked against the model here (its files are listed, not decoded);
     its clips replace the synthetic task set.
     """
+    from edgest.plan_args import check_all
     from edgest.plugins import get_registry
     from edgest.quantize.stage import with_quantize_pass
 
+    check_all(model, target, passes, input_shape, out_dir, weights, eval_dir, seed, threads, samples, check_timeout_s,
+              target_options)
     reg = registry or get_registry()
     target_cls = reg.target(target)
     if isinstance(model, str) and not is_model_file(model):

@@ -228,9 +228,13 @@ def check_free_disk(folder: str | Path, need_bytes: int, what: str = "the run fo
     path = Path(folder).absolute()
     existing = next((p for p in (path, *path.parents) if p.exists()), path.anchor)
     try:
-        free = shutil.disk_usage(existing).free
+        usage = shutil.disk_usage(existing)
     except OSError:
         return -1  # cannot tell: let the write itself report a full disk
+    free = usage.free
+    if usage.total == 0:  # /proc, /sys: a kernel's view, not a disk; "no space" would send the user looking for space
+        raise BadInput(f"cannot write {what} in '{path}': '{existing}' is a virtual file system that holds no files; "
+                       f"{fix.replace('free some space or ', '')}")
     if need_bytes > free:
         raise BadInput(f"no space left writing {what} in '{path}' (not enough disk): ~{fmt_bytes(need_bytes)} needed, {fmt_bytes(free)} free; "
                        f"{fix}")

@@ -68,7 +68,10 @@ def weights_map(items: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
         if name not in models:
             hint = did_you_mean(name, models) or "; write MODEL=FILE with one of those models"
             raise BadInput(f"--weights '{item}' names model '{name}', which is not in --models ({', '.join(models)}){hint}")
-        if not Path(path).is_file():
-            raise BadInput(f"weights file '{path}' (--weights {item}) does not exist; pass --weights MODEL=an existing .pt file")
+        from edgest.weights.files import why_not_a_file
+
+        why = why_not_a_file(path)
+        if why:
+            raise BadInput(f"weights file '{path}' (--weights {item}) {why}; pass --weights MODEL=a .pt, .pth or .safetensors file")
         out[name] = Path(path)
     return out

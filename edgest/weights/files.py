@@ -80,6 +80,12 @@ def _read_torch(path: Path) -> tuple[Any, dict[str, int], str]:
     from edgest.capture import first_line
     from edgest.weights.safe_unpickle import RefusedGlobal, load_torch_file
 
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[:1] != b"\x80":  # every torch.save file is a zip or a pickle (protocol 2+ starts with 0x80)
+            raise BadInput(f"cannot read weights '{path}': it is not a checkpoint (neither a torch.save zip or pickle, "
+                           f"nor safetensors; it starts with bytes {head.hex(' ') or 'none'}); {_RESAVE}")
     try:
         got = load_torch_file(path)
     except RefusedGlobal as exc:
@@ -95,13 +101,39 @@ def _read_torch(path: Path) -> tuple[Any, dict[str, int], str]:
     return got.obj, got.dropped, "torch zip" if zipfile.is_zipfile(path) else "torch legacy"
 
 
+def why_not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a weights file ("does not exist", "is a folder", "is a pipe or device",
+    "is empty", "cannot be read: ..."), or None when it is a readable, non-empty regular file."""
+    import os
+    import stat
+
+    if not str(path).strip():
+        return "is an empty name"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "is a pipe or device, not a file"
+    if st.st_size == 0:
+        return "is empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read: permission denied"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read ``path`` safely (tensors and plain values only); BadInput naming the file if it cannot be."""
     from edgest.fsio import sha256_of
 
+    why = why_not_a_file(path)
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"weights file '{path}' does not exist; pass --weights (weights=) an existing .pt, .pth or .safetensors file")
+    if why:
+        raise BadInput(f"weights file '{path}' {why}; pass --weights (weights=) a .pt, .pth or .safetensors file")
     if is_safetensors(path):
         return Checkpoint(path, _read_safetensors(path), "safetensors", sha256_of(path))
     obj, dropped, container = _read_torch(path)

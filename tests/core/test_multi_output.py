@@ -33,3 +33,18 @@ def test_a_forward_returning_none_is_one_line(tmp_path):
     with pytest.raises(BadInput, match="returns None"):
         edgest.compile(Nothing(), "eager", input_shape=(1, 4), out_dir=tmp_path / "run", latency=None)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_scalar_output_is_compared_as_the_value_it_is(tmp_path):
+    class Total(torch.nn.Module):  # the outside round's 0-d output: was "shape () differs from the reference (1,)"
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.l(x).sum()
+
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime runs the artifact")
+    report = edgest.compile(Total(), "onnx", input_shape=(1, 8), out_dir=tmp_path / "run", latency=None)
+    assert report.status == "passed", report.error
+    assert report.check("accuracy").metrics["sqnr_db"] > 100

@@ -233,3 +233,29 @@ def test_in_process_callers_get_their_handlers_back() -> None:
         assert all(signal.getsignal(s) not in (before[s], signal.SIG_DFL) for s in interrupts.HANDLED
                    if before[s] != signal.SIG_IGN)
     assert {s: signal.getsignal(s) for s in interrupts.HANDLED} == before
+
+
+_CTRL_C_AT_EXIT = """
+import atexit, os, signal, sys, time
+from edgest import cli as c
+
+@c.cli.command("boom")
+def boom():
+    raise KeyboardInterrupt
+
+def second_ctrl_c():  # a library's atexit hook (torch's _del_library) that the user's second Ctrl-C lands in
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    print("shutdown finished", flush=True)
+
+atexit.register(second_ctrl_c)
+sys.argv = ["edgest", "boom"]
+c.main()
+"""
+
+
+def test_a_second_ctrl_c_while_shutting_down_is_no_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_AT_EXIT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "edgest: interrupted (SIGINT); nothing was written", proc.stderr
+    assert "shutdown finished" in proc.stdout
