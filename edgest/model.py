@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import inspect
 import io
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -130,22 +131,77 @@ def _as_script_import(path: Path) -> Iterator[io.StringIO]:
     parses arguments or prints at import can neither read edgest's arguments nor print what
     looks like edgest's own usage error, nor spoil ``--json`` output.
     """
-    argv, syspath, err = sys.argv, list(sys.path), io.StringIO()
+    argv, syspath, err, hard_exit = sys.argv, list(sys.path), io.StringIO(), os._exit
     sys.argv = [str(path)]
     sys.path.insert(0, str(path.resolve().parent))
+    os._exit = _refuse_hard_exit  # would end edgest without a word, staging and check worker left behind
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), _time_limit():
             yield err
     finally:
-        sys.argv, sys.path[:] = argv, syspath
+        sys.argv, sys.path[:], os._exit = argv, syspath, hard_exit
+
+
+class HardExit(SystemExit):
+    """A user's file called ``os._exit`` while edgest imported or built it."""
+
+
+class TooSlow(BaseException):
+    """A user's file did not finish importing or building in :func:`user_code_seconds` (not an Exception: a
+    broad ``except Exception`` in the user's loop must not swallow it)."""
+
+
+def _refuse_hard_exit(code: int = 0) -> None:
+    raise HardExit(code)
+
+
+def user_code_seconds() -> float:
+    """How long a user's file may take to import or build: ``EDGEST_USER_CODE_TIMEOUT_S``, else 300 s."""
+    try:
+        return max(float(os.environ.get("EDGEST_USER_CODE_TIMEOUT_S", "300")), 0.1)
+    except ValueError:
+        return 300.0
+
+
+@contextlib.contextmanager
+def _time_limit() -> Iterator[None]:
+    """Raise :class:`TooSlow` in the block after :func:`user_code_seconds` (main thread with SIGALRM only)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expired(signum: int, frame: object) -> None:
+        raise TooSlow()
+
+    before = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, user_code_seconds())
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
 
 
 def _exited(path: Path, exc: SystemExit, doing: str, stderr: str) -> BadInput:
     why = "; it parses command-line arguments at import?" if "usage:" in stderr.lower() else ""  # argparse's mark
     code = "" if exc.code is None else f" {str(exc.code)[:80]!r}" if not isinstance(exc.code, int) else f" {exc.code}"
-    fix = ('guard its script code with if __name__ == "__main__"' if doing == "being imported"
-           else "remove the sys.exit or argument parsing from its constructor")
-    return BadInput(f"model file '{path}' exited while {doing} (SystemExit{code}{why}); {fix}")
+    if isinstance(exc, HardExit):
+        return BadInput(f"model file '{path}' called os._exit({exc.code}) while {doing}, which would end edgest "
+                        f"without a word; {_fix(doing)}")
+    return BadInput(f"model file '{path}' exited while {doing} (SystemExit{code}{why}); {_fix(doing)}")
+
+
+def _too_slow(path: Path, doing: str) -> BadInput:
+    return BadInput(f"model file '{path}' did not finish {doing} in {user_code_seconds():g} s (a loop or a download "
+                    f"at import?); {_fix(doing)}, or raise EDGEST_USER_CODE_TIMEOUT_S")
+
+
+def _fix(doing: str) -> str:
+    return ('guard its script code with if __name__ == "__main__"' if doing == "being imported"
+            else "remove the sys.exit or argument parsing from its constructor")
 
 
 def check_forward(model: torch.nn.Module, where: str) -> None:
@@ -191,6 +247,8 @@ def load_user_model(ref: str) -> torch.nn.Module:
             spec.loader.exec_module(module)
         except SystemExit as exc:
             raise _exited(path, exc, "being imported", err.getvalue()) from None
+        except TooSlow:
+            raise _too_slow(path, "being imported") from None
         except Exception as exc:  # noqa: BLE001 - the user's file is broken: say so in one line
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise BadInput(f"cannot import model file '{path}': {type(exc).__name__}: {text[:200]}; fix the file and retry") from None
@@ -203,6 +261,8 @@ def load_user_model(ref: str) -> torch.nn.Module:
             model = getattr(module, attr)()
         except SystemExit as exc:
             raise _exited(path, exc, f"building '{attr}'", err.getvalue()) from None
+        except TooSlow:
+            raise _too_slow(path, f"building '{attr}'") from None
         except Exception as exc:  # noqa: BLE001
             raise BadInput(f"cannot build '{attr}' from '{path}': {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(model, torch.nn.Module):

@@ -23,7 +23,14 @@ from edgest.report.writers import read_json, write_reports
 _ACCURACY_RANGE = {"max_abs": (0, math.inf), "mean_abs": (0, math.inf), "output_scale": (0, math.inf),
                    "top1_agreement": (0, 1), "cosine": (-1 - 1e-6, 1 + 1e-6), "samples": (1, math.inf)}
 _ACCURACY_TEXT = ("status", "reason", "limits")
+#: what every accuracy check measures: a report without them judged nothing
+_ACCURACY_REQUIRED = ("sqnr_db", "max_abs")
 _LATENCY_REQUIRED = ("p50_ms", "p90_ms")
+#: an hour per inference: a larger time is a broken clock or an edited report, not a measurement
+_MAX_MS = 3.6e6
+#: the largest device report run_on_device.py writes is a few KB; a larger file is not one
+MAX_DEVICE_REPORT_BYTES = 16 * 2**20
+_MAX_TEXT = 500
 
 
 def _figure_problem(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf) -> str:
@@ -44,24 +51,54 @@ def device_problem(d: dict[str, Any]) -> str:
     for key, typ in (("model", str), ("target", str), ("precision", str), ("device", dict), ("accuracy", dict), ("latency", dict)):
         if not isinstance(d.get(key), typ):
             return f"has no valid '{key}'"
-    if not isinstance(d["device"].get("name"), str) or not d["device"]["name"]:
-        return "names no device"
+    problem = _device_problem(d["device"])
+    if problem:
+        return problem
     acc, lat = d["accuracy"], d["latency"]
     if acc.get("status") not in ("passed", "failed") or not isinstance(acc.get("limits", {}), dict):
         return "has no valid accuracy status or limits"
-    problems = [_figure_problem(f"accuracy {k}", v, *_ACCURACY_RANGE.get(k, ())) for k, v in acc.items() if k not in _ACCURACY_TEXT]
+    problems = [f"accuracy has no {k}" for k in _ACCURACY_REQUIRED if k not in acc]
+    problems += [_figure_problem(f"accuracy {k}", v, *_ACCURACY_RANGE.get(k, ())) for k, v in acc.items() if k not in _ACCURACY_TEXT]
     problems += [_figure_problem(f"accuracy limit {k}", v) for k, v in acc.get("limits", {}).items()]
     if lat.get("status") == "not_run":  # the runner may not be timed (e.g. a reference interpreter): say why
         problems += [] if isinstance(lat.get("reason"), str) else ["latency is not_run without a reason"]
         return next((p for p in problems if p), "")
     problems += [f"latency has no {k}" for k in _LATENCY_REQUIRED if k not in lat]
     problems += [f"latency {k} is a list, not a number" for k in _LATENCY_REQUIRED if isinstance(lat.get(k), list)]
-    problems += [_figure_problem(f"latency {k}", v, 0) for k, v in lat.items()]
+    problems += [_latency_problem(k, v) for k, v in lat.items()]
     return next((p for p in problems if p), "")
+
+
+def _latency_problem(key: str, value: Any) -> str:
+    """A time is above 0 and at most an hour (a spread may be 0); counts and the rest are not negative."""
+    if key.endswith("_ms") and key != "std_ms":
+        problem = _figure_problem(f"latency {key}", value, 0, _MAX_MS)
+        zero = not problem and any(v <= 0 for v in (value if isinstance(value, list) else [value]))
+        return f"latency {key} is {value}, not a positive time" if zero else problem
+    return _figure_problem(f"latency {key}", value, 0, _MAX_MS if key == "std_ms" else math.inf)
+
+
+def _device_problem(device: dict[str, Any]) -> str:
+    """The device is named, and describes itself in short text, finite numbers and booleans."""
+    name = device.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return "names no device"
+    for key, value in device.items():
+        if isinstance(value, str) and len(value) > _MAX_TEXT:
+            return f"has a device {key} of {len(value):,} characters (at most {_MAX_TEXT})"
+        if not isinstance(value, (str, bool, int, float)):
+            return f"has a device {key} that is {json.dumps(value)[:40]}, not text or a number"
+        if not isinstance(value, (str, bool)) and _figure_problem(f"device {key}", value):
+            return _figure_problem(f"device {key}", value)
+    return ""
 
 
 def _load_device(path: Path) -> dict[str, Any]:
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_DEVICE_REPORT_BYTES:
+            raise BadInput(f"'{path}' is {size / 2**20:.0f} MB, far larger than a device report (at most "
+                           f"{MAX_DEVICE_REPORT_BYTES // 2**20} MB); merge the device-report.json run_on_device.py wrote")
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError) as exc:
         raise BadInput(f"cannot read device report '{path}': {exc}") from None

@@ -108,6 +108,14 @@ BAD_FIGURES = {
     "negative sustained": ({"latency__sustained_p50_ms": [4.0, -1.0]}, "latency sustained_p50_ms is -1, negative"),
     "no p50": ({"latency": {"p90_ms": 4.0}}, "latency has no p50_ms"),
     "no device name": ({"device": {"os": "x"}}, "names no device"),
+    # the outside round's final pass: accepted before
+    "negative zero p50": ({"latency__p50_ms": -0.0}, "latency p50_ms is -0.0, not a positive time"),
+    "zero p90": ({"latency__p90_ms": 0}, "latency p90_ms is 0, not a positive time"),
+    "1e308 ms": ({"latency__p50_ms": 1e308}, "latency p50_ms is 1e+308, outside 0..3.6e+06"),
+    "1e400 in the device": ('"runtime_version": 1e400', "device runtime_version is inf, not a finite number"),
+    "huge device name": ({"device__name": "x" * 5000}, "has a device name of 5,000 characters (at most 500)"),
+    "no figures": ({"accuracy": {"status": "passed", "limits": {}, "reason": ""}}, "accuracy has no sqnr_db"),
+    "a list as the device os": ({"device__os": ["Android"]}, 'has a device os that is ["Android"], not text or a number'),
 }
 
 
@@ -117,6 +125,7 @@ def test_unusable_figures_are_refused_with_one_line(run, tmp_path, capsys, monke
     if isinstance(change, str):  # a JSON token Python's json cannot produce with allow_nan=False
         key, _, token = change.partition(": ")
         text = json.dumps(device_report(sha_of(run)), indent=1).replace(f'{key}: 4.9', change).replace(f'{key}: 110.0', change)
+        text = text.replace(f'{key}: "1.22.0"', change)
         assert token in text
         path = write(tmp_path / "device-report.json", text)
     else:
@@ -191,3 +200,12 @@ def test_damaged_reports_are_one_line_errors(run, tmp_path, capsys, monkeypatch)
     write(path, "[]")
     with pytest.raises(BadInput, match="is not an edgest device report"):
         merge_device_reports(run, [path])
+
+
+def test_a_report_far_larger_than_any_device_report_is_not_read(run, tmp_path, capsys, monkeypatch):
+    from edgest.bundle import merge
+
+    monkeypatch.setattr(merge, "MAX_DEVICE_REPORT_BYTES", 2048)  # stands for 16 MB: the outside round sent a 60 MB name
+    path = write(tmp_path / "device-report.json", device_report(sha_of(run), device__name="x" * 4000))
+    code, err = cli(["report", "merge", str(run), str(path)], capsys, monkeypatch)
+    assert code == 2 and "far larger than a device report" in err and len(err.strip().splitlines()) == 1, err

@@ -81,6 +81,26 @@ def test_exit_while_building(tmp_path: Path) -> None:
         load_user_model(_file(tmp_path, body))
 
 
+def test_os_exit_at_import_or_while_building_is_one_line_not_the_end_of_edgest(tmp_path: Path) -> None:
+    hard_exit = os._exit
+    with pytest.raises(BadInput, match=r"called os._exit\(3\) while being imported, which would end edgest"):
+        load_user_model(_file(tmp_path, "import os\nos._exit(3)\n" + NET))
+    body = "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        import os; os._exit(4)\n"
+    with pytest.raises(BadInput, match=r"called os._exit\(4\) while building 'Net'"):
+        load_user_model(_file(tmp_path, body, "built.py"))
+    assert os._exit is hard_exit  # put back for everyone else
+
+
+def test_a_file_that_never_finishes_importing_is_stopped_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    monkeypatch.setenv("EDGEST_USER_CODE_TIMEOUT_S", "0.5")
+    body = "while True:\n    try:\n        pass\n    except Exception:\n        pass\n" + NET  # a broad except cannot swallow it
+    with pytest.raises(BadInput, match=r"did not finish being imported in 0.5 s \(a loop or a download at import\?\)"):
+        load_user_model(_file(tmp_path, body))
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
 def test_sibling_module_imports_like_a_script(tmp_path: Path) -> None:
     (tmp_path / "layers_for_edgest_test.py").write_text("import torch\nBlock = torch.nn.Identity\n")
     ref = _file(tmp_path, "from layers_for_edgest_test import Block\n" + NET)
