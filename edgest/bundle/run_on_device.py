@@ -127,6 +127,10 @@ def _bundle() -> tuple[dict, list, list]:
 
 def main() -> int:
     args = _arguments()
+    try:
+        LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
+    except ValueError as exc:  # --runs -1, --seconds nan: one line, before the artifact is loaded
+        raise SystemExit(f"error: {exc}; see --help") from None
     manifest, inputs, expected = _bundle()
     artifact = HERE / manifest["artifact"]
     if artifact.is_file() and _sha256(artifact) != manifest["artifact_sha256"]:
