@@ -50,9 +50,13 @@ def _scalar(value: Any) -> str:
 
 def _value(key: str, option: click.Option, value: Any, path: Path) -> Any:
     """``value`` from the file as the option would receive it on the command line."""
+    import datetime
+
     inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     if any(isinstance(v, (list, dict)) for v in inner):
         raise BadInput(f"config '{path}': key '{key}' holds a nested array or table; give strings or numbers")
+    if any(isinstance(v, (datetime.date, datetime.time)) for v in (value, *inner)):
+        raise BadInput(f"config '{path}': key '{key}' holds a TOML date or time; give a number or a quoted string")
     if isinstance(value, dict):
         items = [f"{k}={_scalar(v)}" for k, v in value.items()]
         return items if option.multiple else ",".join(items)
@@ -62,6 +66,8 @@ def _value(key: str, option: click.Option, value: Any, path: Path) -> Any:
         return value
     if isinstance(value, list):
         return [_scalar(v) for v in value] if option.multiple else ",".join(_scalar(v) for v in value)
+    if isinstance(value, float):  # as text, so click parses it as on the command line: an int option refuses 8.5
+        value = _scalar(value)  # (given as a number, click would take int(8.5) == 8 without a word)
     return [_scalar(value)] if option.multiple else value
 
 

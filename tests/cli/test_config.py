@@ -50,6 +50,7 @@ def test_keys_map_one_to_one_onto_options(tmp_path: Path) -> None:
     ("no-cache = 1\n", ("'no-cache' is a flag", "no-cache = true")),
     ('models = "a"\nmodels = "b"\n', ("not valid TOML", "fix the file")),
     ('models = "a"\n[threads]\nx = [[1]]\n', ("nested array or table",)),
+    ('models = "a"\nsamples = 1979-05-27\n', ("key 'samples' holds a TOML date or time",)),  # the outside round: a traceback
 ])
 def test_bad_files_are_refused_with_the_fix(tmp_path: Path, text: str, words: tuple[str, ...]) -> None:
     with pytest.raises(BadInput) as err:
@@ -98,3 +99,14 @@ def test_the_ci_bench_config_gates_and_a_tightened_budget_fails(tmp_path: Path) 
     tight = _edgest(tmp_path, "bench", "--config", "ci-bench.toml", "--out", "tmp", "--min-sqnr", "1000")
     assert tight.returncode == 1, tight.stderr
     assert "edgest: over budget: squeezetime_tiny / onnx / fp32: SQNR" in tight.stderr and "< 1000 dB" in tight.stderr
+
+
+def test_a_fraction_for_a_whole_number_is_refused_not_rounded(tmp_path: Path, capsys, monkeypatch) -> None:
+    from edgest.cli import main
+
+    monkeypatch.setattr("edgest.interrupts.install", lambda: None)
+    path = _write(tmp_path, 'model = "squeezetime_tiny"\ntarget = "eager"\nsamples = 8.5\n')  # was taken as 8
+    with pytest.raises(SystemExit) as exit_:
+        main(["compile", "--config", str(path), "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2 and "'8.5' is not a valid integer" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
