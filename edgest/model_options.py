@@ -123,10 +123,12 @@ def check_builds(entry: ModelEntry, spec: ModelSpec, changed: Mapping[str, Any],
 
     try:
         with torch.device("meta"):
-            entry.build(spec.config)
-        return
+            meta = entry.build(spec.config)
     except Exception:  # noqa: BLE001 - refused, or a factory that needs real tensors (.item()): the CPU says which
         pass
+    else:
+        _check_weights_fit(entry.name, meta, changed)
+        return
     try:
         entry.build(spec.config)
     except Exception as exc:  # noqa: BLE001 - the family's own check (ValueError) or any failure to build
@@ -195,3 +197,15 @@ def compiled_stats(model: ModelEntry | torch.nn.Module, spec: ModelSpec, module:
         return {"params": count_params(module), "macs": int(count_macs(module, torch.zeros(spec.input.shape)))}
     except Exception:  # noqa: BLE001 - counting is a report figure, not a check
         return {}
+
+
+def _check_weights_fit(name: str, meta: Any, changed: Mapping[str, Any]) -> None:
+    """BadInput when the weights of ``meta`` (built on the meta device) alone exceed the memory available: the real
+    build would ask the allocator for them and die with a traceback (num_frames=1e9: terabytes of position table)."""
+    from edgest.resources import available_memory, fmt_bytes, weight_bytes
+
+    available = available_memory()
+    need = weight_bytes(meta) if hasattr(meta, "parameters") else 0
+    if available is not None and need > available:
+        raise BadInput(f"model '{name}' with {describe_options(changed)} has ~{fmt_bytes(need)} of weights, more than the "
+                       f"{fmt_bytes(available)} of memory available; give smaller values for {', '.join(changed)}")

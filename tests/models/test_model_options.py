@@ -258,3 +258,13 @@ def test_bench_puts_model_options_into_cells_and_cache_keys(tmp_path, monkeypatc
         bench.run_bench(["squeezetime_tiny"], ["eager"], ["fp32"], tmp_path / "bad", latency=lat,
                         model_options={"squeezetime_tiny": {"frames": Text("4")}})
     assert not (tmp_path / "bad").exists()
+
+
+def test_options_whose_weights_cannot_fit_are_refused_before_building(tmp_path) -> None:
+    # the outside round: num_frames=1e9 passed the checks, then the build asked the allocator for 4.8 TB (a traceback)
+    from edgest.errors import BadInput
+    from edgest.plan import plan
+
+    with pytest.raises(BadInput, match=r"num_frames=1000000000 has ~[\d.]+ GiB of weights, more than the .* of memory "
+                                       r"available; give smaller values for num_frames"):
+        plan("squeezetime_tiny", "eager", model_options={"num_frames": 1_000_000_000}, out_dir=tmp_path / "run")
