@@ -438,14 +438,41 @@ def main(argv: list[str] | None = None) -> None:
         with interrupts.handled():  # restored on the way out, for in-process callers
             _main(argv)
     except SystemExit as exc:
-        if argv is None and exc.code in interrupts.EXIT_CODES:  # the process itself (console script, python -m)
-            interrupts.ignore_until_exit()  # a second Ctrl-C during interpreter shutdown: no traceback from atexit
+        if argv is None:  # the process itself (console script, python -m): its work is done and reported
+            interrupts.ignore_until_exit()  # a Ctrl-C during interpreter shutdown: no traceback, no death by signal
+            _exit_past_stray_threads(exc.code)
         raise
+
+
+def _exit_past_stray_threads(code: Any) -> None:
+    """Exit now if a thread that a user's model file started would keep the process alive after its work is done
+    (Python waits for non-daemon threads before exiting)."""
+    import os
+    import threading
+
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    for t in stray:
+        t.join(timeout=2.0)
+    stray = [t for t in stray if t.is_alive()]
+    if stray:
+        click.echo(f"edgest: note: thread '{stray[0].name}' (started by the model's code?) is still running; "
+                   "exiting without waiting for it", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def _main(argv: list[str] | None) -> None:
     from edgest import interrupts
 
+    try:
+        import os
+
+        os.getcwd()
+    except FileNotFoundError:  # torch's own import would fail with a native-library error that says nothing of this
+        click.echo("edgest: error: the current folder no longer exists (it was deleted or moved); cd to an existing "
+                   "folder and run again", err=True)
+        sys.exit(2)
     for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal (LC_ALL=C) must not turn '→' into a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")

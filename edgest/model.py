@@ -132,6 +132,7 @@ def _as_script_import(path: Path) -> Iterator[io.StringIO]:
     looks like edgest's own usage error, nor spoil ``--json`` output.
     """
     argv, syspath, err, hard_exit = sys.argv, list(sys.path), io.StringIO(), os._exit
+    cwd = os.getcwd()  # a file that changes folder at import must not move edgest's run folder with it
     sys.argv = [str(path)]
     sys.path.insert(0, str(path.resolve().parent))
     os._exit = _refuse_hard_exit  # would end edgest without a word, staging and check worker left behind
@@ -140,6 +141,8 @@ def _as_script_import(path: Path) -> Iterator[io.StringIO]:
             yield err
     finally:
         sys.argv, sys.path[:], os._exit = argv, syspath, hard_exit
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
 
 
 class HardExit(SystemExit):

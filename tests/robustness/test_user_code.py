@@ -101,6 +101,34 @@ def test_a_file_that_never_finishes_importing_is_stopped_and_named(tmp_path: Pat
     assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
+def test_a_file_that_changes_folder_does_not_move_edgest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)  # the outside round: the run landed in ./elsewhere/run while the report said run/
+    load_user_model(_file(tmp_path, "import os\nos.chdir('elsewhere')\n" + NET))
+    assert Path.cwd() == tmp_path
+
+
+def test_a_thread_the_model_leaves_running_does_not_keep_edgest_alive(tmp_path: Path) -> None:
+    ref = _file(tmp_path, "import threading, time\nthreading.Thread(target=time.sleep, args=(10000,), name='forever')"
+                          ".start()\n" + NET)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.run([sys.executable, "-m", "edgest", "compile", "--model", ref, "--input-shape", "1x4", "--target",
+                           "eager", "--samples", "1", "-q", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "thread 'forever' (started by the model's code?) is still running; exiting without waiting" in proc.stderr
+
+
+def test_a_deleted_working_folder_is_named(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); sys.argv = ['edgest', 'list']; " \
+           "from edgest.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == ("edgest: error: the current folder no longer exists (it was "
+                                                            "deleted or moved); cd to an existing folder and run again")
+
+
 def test_sibling_module_imports_like_a_script(tmp_path: Path) -> None:
     (tmp_path / "layers_for_edgest_test.py").write_text("import torch\nBlock = torch.nn.Identity\n")
     ref = _file(tmp_path, "from layers_for_edgest_test import Block\n" + NET)
