@@ -119,8 +119,12 @@ def model_stats(entry: ModelEntry, spec: ModelSpec | None = None) -> dict[str, i
 
 
 def is_model_file(ref: str) -> bool:
-    """True for ``path/to/file.py:Name`` references to a user's own model."""
-    return ".py:" in ref or ref.endswith(".py")
+    """True for ``path/to/file.py:Name`` references to a user's own model, and for ``FILE:Name`` naming an existing
+    file that is not ``.py`` (so the load says a model file must be Python, instead of "unknown model")."""
+    if ".py:" in ref or ref.endswith(".py"):
+        return True
+    path, colon, _ = ref.rpartition(":")
+    return bool(colon and path) and os.path.isfile(path)
 
 
 @contextlib.contextmanager

@@ -109,6 +109,10 @@ def _ownership(out: Path, kind: Kind, force: bool) -> str:
     """Why edgest may not write ``kind`` to the existing, non-empty folder ``out`` (with ``force``), or ''."""
     marker = read_marker(out)
     if marker is None:
+        if (out / MARKER).exists() or (out / MARKER).is_symlink():
+            return (f"output folder '{out}' has a damaged {MARKER} marker (not valid JSON, or no kind), so edgest cannot "
+                    f"tell what made it and does not replace it; delete the folder yourself or choose another "
+                    f"{out_option(kind)}")
         if any((out / name).exists() for name in _LEGACY[kind]):
             return (f"output folder '{out}' looks like an edgest {kind} folder from an older edgest (no {MARKER} marker), "
                     f"which edgest does not replace; delete it yourself or choose another {out_option(kind)}")

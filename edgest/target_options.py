@@ -38,6 +38,12 @@ def _takes_options(target: type[Target]) -> bool:
     return bool(target.option_table) or target.__init__ is not Target.__init__
 
 
+def _tabled_hint(targets: Sequence[type[Target]]) -> str:
+    """``" (options: tvm: tune_trials, tuning_db)"``: the declared options of the targets that have a table, or ``""``."""
+    tables = [f"{t.name}: {', '.join(t.option_table)}" for t in targets if t.option_table]
+    return f" (options: {'; '.join(tables)})" if tables else ""
+
+
 def parse_target_options(items: Sequence[str], targets: Sequence[type[Target]]) -> dict[str, dict[str, Any]]:
     """``["tune_trials=64", "tvm:tvm_target=aarch64"]`` → ``{"tvm": {"tune_trials": 64, "tvm_target": "aarch64"}}``.
 
@@ -65,10 +71,11 @@ def parse_target_options(items: Sequence[str], targets: Sequence[type[Target]]) 
         else:
             chosen = [t for t in targets if key in t.option_table]
             if not chosen:
-                raise BadInput(f"no target among {', '.join(by_name)} has an option '{key}'; "
-                               "name the target: --target-option TARGET:KEY=VALUE")
+                raise BadInput(f"no target among {', '.join(by_name)} has an option '{key}'; name the target: "
+                               f"--target-option TARGET:KEY=VALUE{_tabled_hint(targets)}")
         for target in chosen:
             if not _takes_options(target):
-                raise BadInput(f"target '{target.name}' takes no options (got --target-option {item})")
+                raise BadInput(f"target '{target.name}' takes no options (got --target-option {item}); remove that "
+                               f"--target-option{_tabled_hint(targets)}")
             out[target.name][key] = typed_value(target, key, text.strip())
     return out

@@ -125,7 +125,7 @@ def merge_device_reports(folder: Path, device_reports: list[Path]) -> list[str]:
     if (folder / "bench.json").is_file():
         return _merge_bench(folder, devices)
     if not (folder / "report.json").is_file():
-        raise BadInput(f"'{folder}' holds neither report.json nor bench.json")
+        raise BadInput(_not_a_report_folder(folder))
     report = read_json(folder / "report.json")
     checks, lines = list(report.checks), []
     for raw in devices:
@@ -146,6 +146,17 @@ def merge_device_reports(folder: Path, device_reports: list[Path]) -> list[str]:
         lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: p50 {lat['p50_ms']:.2f} ms")
     write_reports(replace(report, checks=tuple(checks)), folder)
     return lines
+
+
+def _not_a_report_folder(folder: Path) -> str:
+    """Why ``folder`` takes no merge (a bundle, or a folder of neither report), naming the folder that does."""
+    from edgest.outdir import read_marker
+
+    where = ("the run folder (edgest compile --out) or bench folder (edgest bench --out) its bundle was made from: "
+             "edgest report merge RUN_OR_BENCH_DIR device-report.json")
+    if (read_marker(folder) or {}).get("kind") == "bundle" or (folder / "manifest.json").is_file():
+        return f"'{folder}' is a device bundle, which keeps no report; merge the device report into {where}"
+    return f"'{folder}' holds neither report.json nor bench.json; merge the device report into {where}"
 
 
 def _put(checks: list[CheckResult], new: CheckResult) -> None:

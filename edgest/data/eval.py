@@ -118,7 +118,7 @@ def _from_class_folders(root: Path) -> tuple[list[Path], list[str]]:
 def _from_labels_file(root: Path) -> tuple[list[Path], list[str]]:
     path = root / LABELS_FILE
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(f, skipinitialspace=True)
             header = [h.strip() for h in reader.fieldnames or []]
             rows = list(reader)

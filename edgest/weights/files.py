@@ -3,7 +3,9 @@
 What comes back is the object tree the file held, with tensors only as leaves that matter
 (pickled training objects are dropped by :mod:`edgest.weights.safe_unpickle`), the container
 kind and the file's sha256. Every failure is one :class:`~edgest.errors.BadInput` line naming
-the file: missing, truncated, corrupt, or a pickle that would run code.
+the file: missing, truncated, corrupt, a NumPy file, or a pickle that would run code. The container
+is told by content, not by name: a torch.save file named ``.safetensors`` is read as a torch file
+(and the record notes the misleading name).
 """
 
 from __future__ import annotations
@@ -29,15 +31,43 @@ class Checkpoint:
     container: str
     sha256: str
     dropped: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def _torch_head(head: bytes) -> bool:
+    """True when ``head`` starts a torch.save file: a zip, or a pickle of protocol 2 to 5 (not a safetensors header)."""
+    return head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+                                          and head[8:9] != b"{")
 
 
 def is_safetensors(path: Path) -> bool:
-    """By name, or by content: an 8-byte little-endian header length followed by a JSON object."""
-    if path.suffix == ".safetensors":
-        return True
+    """By content (an 8-byte little-endian header length followed by a JSON object), else by name unless the
+    content is a torch.save zip or pickle (a checkpoint named ``.safetensors`` is read as what it is)."""
     with open(path, "rb") as fh:
         head = fh.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and 2 <= struct.unpack("<Q", head[:8])[0] < path.stat().st_size
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= struct.unpack("<Q", head[:8])[0] < path.stat().st_size:
+        return True
+    return path.suffix == ".safetensors" and not _torch_head(head)
+
+
+def _numpy_problem(path: Path, head: bytes) -> str:
+    """Why ``path`` is a NumPy file rather than a checkpoint (``.npy`` array, ``.npz`` archive) and the fix, or ``""``."""
+    import zipfile
+
+    if head[:6] == b"\x93NUMPY":
+        return f"is a NumPy array (.npy), not a checkpoint; {_RESAVE}"
+    if head[:4] != b"PK\x03\x04":
+        return ""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    if names and all(n.endswith(".npy") and "/" not in n for n in names):
+        return ("is a NumPy archive (.npz), not a checkpoint; if its arrays are named like the model's state_dict, "
+                f"convert it: torch.save({{k: torch.from_numpy(v) for k, v in numpy.load('{path.name}').items()}}, "
+                f"'{path.stem}.pt')")
+    return ""
 
 
 def _safetensors_problem(path: Path) -> str:
@@ -80,12 +110,14 @@ def _read_torch(path: Path) -> tuple[Any, dict[str, int], str]:
     from edgest.capture import first_line
     from edgest.weights.safe_unpickle import RefusedGlobal, load_torch_file
 
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if head[:1] != b"\x80":  # every torch.save file is a zip or a pickle (protocol 2+ starts with 0x80)
-            raise BadInput(f"cannot read weights '{path}': it is not a checkpoint (neither a torch.save zip or pickle, "
-                           f"nor safetensors; it starts with bytes {head.hex(' ') or 'none'}); {_RESAVE}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    numpy = _numpy_problem(path, head)
+    if numpy:
+        raise BadInput(f"weights '{path}' {numpy}")
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # a torch.save file is a zip or a pickle (0x80: protocol 2+)
+        raise BadInput(f"cannot read weights '{path}': it is not a checkpoint (neither a torch.save zip or pickle, "
+                       f"nor safetensors; it starts with bytes {head[:8].hex(' ') or 'none'}); {_RESAVE}")
     try:
         got = load_torch_file(path)
     except RefusedGlobal as exc:
@@ -135,6 +167,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if why:
         raise BadInput(f"weights file '{path}' {why}; pass --weights (weights=) a .pt, .pth or .safetensors file")
     if is_safetensors(path):
-        return Checkpoint(path, _read_safetensors(path), "safetensors", sha256_of(path))
+        return Checkpoint(path, _read_safetensors(path), "safetensors", sha256_of(path), notes=_name_notes(path, "safetensors"))
     obj, dropped, container = _read_torch(path)
-    return Checkpoint(path, obj, container, sha256_of(path), dropped)
+    return Checkpoint(path, obj, container, sha256_of(path), dropped, _name_notes(path, container))
+
+
+def _name_notes(path: Path, container: str) -> tuple[str, ...]:
+    """A note when the file's name says one container and its content is the other (it is read by content)."""
+    named = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch"}.get(path.suffix.lower())
+    if named is None or container.startswith(named):
+        return ()
+    return (f"'{path.name}' holds a {container} file, not {named} as its name says; read by its content",)

@@ -49,8 +49,8 @@ def _adapt(choice: Any, model: torch.nn.Module, options: dict[str, str], where: 
     if len(set(targets)) != len(targets):
         twice = sorted({t for t in targets if targets.count(t) > 1})
         raise BadInput(f"{where} hold two tensors for {', '.join(twice[:3])} (e.g. with and without a prefix); keep one copy")
-    if choice.format is NATIVE:
-        return Adapted(dict(plan.state))
+    if choice.format is NATIVE:  # the model's own names, a common wrapper prefix stripped; unknown keys kept as they are
+        return Adapted({plan.renamed.get(k, k): v for k, v in plan.state.items()})
     try:
         return choice.format.adapt(plan, model, options)
     except FormatMismatch as exc:
@@ -98,5 +98,5 @@ def load_weights(model: torch.nn.Module, path: str | Path, *, family: str | None
         path=str(ckpt.path), sha256=ckpt.sha256, format=choice.format.name, container=ckpt.container, source=plan.source,
         loaded=tuple(adapted.state), renamed={k: v for k, v in plan.renamed.items() if k != v},
         resized=adapted.resized, skipped={**plan.skipped, **adapted.skipped}, left_at_init=adapted.left_at_init,
-        dropped_objects=ckpt.dropped, notes=plan.notes + adapted.notes,
+        dropped_objects=ckpt.dropped, notes=ckpt.notes + plan.notes + adapted.notes,
     ).to_dict()

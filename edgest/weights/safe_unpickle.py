@@ -167,7 +167,11 @@ def load_torch_file(path: Path) -> Unpickled:
     stand_ins = [(_placeholder(n), n) for n in names]
     with warnings.catch_warnings(), torch.serialization.safe_globals(stand_ins):
         warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": errors below say enough
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if str(path).endswith(".safetensors"):  # torch.load would hand the file to safetensors by its name
+            with open(path, "rb") as fh:
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     dropped: Counter[str] = Counter()
     obj = _strip(obj, dropped)
     return Unpickled(None if obj is _DROP else obj, dict(sorted(dropped.items())))

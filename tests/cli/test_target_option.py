@@ -83,14 +83,19 @@ def test_unknown_key_is_the_targets_own_error():
 
 def test_targets_without_a_table():
     assert parse_target_options(["a=8", "b=true", "c=fp16"], [SelfChecked]) == {"selfchecked": {"a": 8, "b": True, "c": "fp16"}}
-    with pytest.raises(BadInput, match="target 'nooptions' takes no options"):
+    with pytest.raises(BadInput, match=r"^target 'nooptions' takes no options \(got --target-option a=1\); remove that "
+                                       r"--target-option$"):
         parse_target_options(["a=1"], [NoOptions])
+    with pytest.raises(BadInput, match=r"takes no options \(got --target-option nooptions:a=1\); remove that "
+                                       r"--target-option \(options: other: trials, mode\)$"):
+        parse_target_options(["nooptions:a=1"], [NoOptions, Other])
 
 
 def test_several_targets_route_by_scope_or_by_table():
     out = parse_target_options(["trials=32", "tabled:arch=aarch64", "mode=b"], [Tabled, Other, NoOptions])
     assert out == {"tabled": {"trials": 32, "arch": "aarch64"}, "other": {"trials": 32, "mode": "b"}, "nooptions": {}}
-    with pytest.raises(BadInput, match="no target among tabled, other has an option 'nope'"):
+    with pytest.raises(BadInput, match="no target among tabled, other has an option 'nope'; .* \\(options: tabled: trials, "
+                                       "scale, fast, db, arch, bits; other: trials, mode\\)$"):
         parse_target_options(["nope=1"], [Tabled, Other])
 
 
@@ -101,7 +106,8 @@ def _edgest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("target", "item", "message"), [
-    ("eager", "threads=2", "edgest: error: target 'eager' takes no options (got --target-option threads=2)"),
+    ("eager", "threads=2", ("edgest: error: target 'eager' takes no options (got --target-option threads=2); remove "
+                            "that --target-option")),
     ("tvm", "tune_trials=lots", "edgest: error: tvm option tune_trials must be int, not 'lots'"),
     ("tvm", "no_such=1", "edgest: error: unknown tvm option 'no_such'; available: tune_trials, tuning_db, tvm_target"),
 ])

@@ -141,6 +141,14 @@ def test_labels_file_naming_missing_files_is_refused(tmp_path, capsys):
     _one_line_refusal(capsys, tmp_path, root, "labels.csv", "1 file(s)", "gone.npy")
 
 
+def test_labels_file_saved_by_excel_with_a_bom_and_crlf_is_read(tmp_path):
+    root = tmp_path / "clips"
+    root.mkdir()
+    np.save(root / "a.npy", np.zeros((3, 8, 64, 64), np.float32))
+    (root / "labels.csv").write_bytes("file,label\r\na.npy,blink\r\n".encode("utf-8-sig"))
+    assert scan(root, get_registry().model(MODEL).spec).labels == (CLASSES.index("blink"),)
+
+
 def test_labels_file_mixes_npy_clips_videos_names_and_indices(tmp_path, clips_dir):
     spec = get_registry().model(MODEL).spec
     root = tmp_path / "clips"

@@ -290,6 +290,19 @@ def test_folder_of_an_older_edgest_is_refused_with_how_to_delete_it(run, monkeyp
     assert snapshot(run) == before
 
 
+@pytest.mark.parametrize("kind, legacy", [("bench", "bench.json"), ("run", "report.json")])
+def test_a_damaged_marker_is_called_damaged_not_missing(tmp_path, kind, legacy):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / legacy).write_text("{}")
+    (out / MARKER).write_text("{bad")
+    with pytest.raises(BadInput, match=rf"^output folder '.*out' has a damaged \{MARKER} marker \(not valid JSON, or no "
+                                       r"kind\), so edgest cannot tell what made it and does not replace it; delete the "
+                                       r"folder yourself or choose another --out \(out_dir=\)$"):
+        check_output(out, kind=kind)
+    assert (out / MARKER).read_text() == "{bad"
+
+
 def test_a_folder_of_another_kind_is_never_replaced(run, tmp_path):
     before = snapshot(run)
     with pytest.raises(BadInput, match="is an edgest run folder, not a bundle folder") as info:

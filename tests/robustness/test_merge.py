@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,25 @@ def test_a_report_far_larger_than_any_device_report_is_not_read(run, tmp_path, c
     path = write(tmp_path / "device-report.json", device_report(sha_of(run), device__name="x" * 4000))
     code, err = cli(["report", "merge", str(run), str(path)], capsys, monkeypatch)
     assert code == 2 and "far larger than a device report" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_folder_without_a_report_names_the_folder_to_merge_into(run, tmp_path):
+    path = write(tmp_path / "d.json", device_report(sha_of(run)))
+    bundle, user = tmp_path / "bundle", tmp_path / "user"
+    bundle.mkdir()
+    user.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    tail = ("merge the device report into the run folder (edgest compile --out) or bench folder (edgest bench --out) "
+            "its bundle was made from")
+    with pytest.raises(BadInput, match=r"^'.*bundle' is a device bundle, which keeps no report; " + re.escape(tail)):
+        merge_device_reports(bundle, [path])
+    with pytest.raises(BadInput, match=r"^'.*user' holds neither report.json nor bench.json; " + re.escape(tail)):
+        merge_device_reports(user, [path])
+
+
+def test_a_truncated_report_names_the_fix(run, tmp_path):
+    path = write(tmp_path / "d.json", device_report(sha_of(run)))
+    (run / "report.json").write_text((run / "report.json").read_text()[:300])
+    with pytest.raises(BadInput, match=r"cannot read report '.*report.json': it is not valid JSON \(.*; truncated or "
+                                       r"edited\?\); restore report.json from a copy or compile the run again$"):
+        merge_device_reports(run, [path])

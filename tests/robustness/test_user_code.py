@@ -129,6 +129,14 @@ def test_a_deleted_working_folder_is_named(tmp_path: Path) -> None:
                                                             "deleted or moved); cd to an existing folder and run again")
 
 
+def test_a_model_file_that_is_not_python_is_named_not_taken_for_a_zoo_name(tmp_path: Path) -> None:
+    from edgest.plan import plan
+
+    ref = _file(tmp_path, "", name="m.txt")
+    with pytest.raises(BadInput, match=r"^model file '.*m.txt' cannot be imported as Python; give a .py file$"):
+        plan(ref, "eager", input_shape=(1, 3), out_dir=tmp_path / "run")
+
+
 def test_sibling_module_imports_like_a_script(tmp_path: Path) -> None:
     (tmp_path / "layers_for_edgest_test.py").write_text("import torch\nBlock = torch.nn.Identity\n")
     ref = _file(tmp_path, "from layers_for_edgest_test import Block\n" + NET)

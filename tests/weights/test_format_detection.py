@@ -129,3 +129,35 @@ def test_two_copies_of_a_tensor_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as err:
         load_weights(_squeezetime(), tmp_path / "dup.pth")
     _one_line(err, "hold two tensors for stem.0.weight")
+
+
+@pytest.mark.parametrize("wrap, prefix, origin", [
+    (lambda sd: {"module." + k: v for k, v in sd.items()}, "module.", "DataParallel"),
+    (lambda sd: {"state_dict": {"model." + k: v for k, v in sd.items()}, "epoch": 3, "optimizer_states": []}, "model.",
+     "PyTorch Lightning"),
+])
+def test_a_wrapper_prefix_on_every_key_is_stripped_and_recorded(tmp_path: Path, wrap, prefix, origin) -> None:
+    source = _squeezetime()
+    torch.save(wrap(source.state_dict()), tmp_path / "w.ckpt")
+    model = _squeezetime(5)
+    record = load_weights(model, tmp_path / "w.ckpt")
+    assert record["format"] == "edgest" and record["counts"]["loaded"] == len(source.state_dict())
+    assert record["renamed"][prefix + "fc.weight"] == "fc.weight" and torch.equal(model.fc.weight, source.fc.weight)
+    [note] = record["notes"]
+    assert note.startswith(f"stripped the prefix '{prefix}' every key carried (") and origin in note
+    partial = {k: v for k, v in wrap(source.state_dict()).items()}
+    inner = partial.get("state_dict", partial)
+    del inner[prefix + "fc.bias"]
+    torch.save(partial, tmp_path / "part.ckpt")
+    with pytest.raises(BadInput) as err:  # stripped, so the missing key is named as the model names it
+        load_weights(_squeezetime(), tmp_path / "part.ckpt")
+    _one_line(err, "do not match the model: missing: fc.bias;")
+
+
+def test_a_torch_file_named_safetensors_is_read_by_content(tmp_path: Path) -> None:
+    source = _squeezetime()
+    torch.save(source.state_dict(), tmp_path / "w.safetensors")
+    model = _squeezetime(5)
+    record = load_weights(model, tmp_path / "w.safetensors")
+    assert record["container"] == "torch zip" and torch.equal(model.fc.weight, source.fc.weight)
+    assert record["notes"] == ["'w.safetensors' holds a torch zip file, not safetensors as its name says; read by its content"]

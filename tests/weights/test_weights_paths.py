@@ -47,3 +47,15 @@ def test_a_virtual_file_system_is_not_called_full() -> None:
 
     with pytest.raises(BadInput, match="is a virtual file system that holds no files; choose another --out"):
         check_free_disk("/proc/edgest-run", 1000)
+
+
+def test_numpy_files_are_named_as_numpy_not_checkpoints(tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "w.npz", a=[1, 2])
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    with pytest.raises(BadInput, match=re.escape("is a NumPy archive (.npz), not a checkpoint; if its arrays are named "
+                                                 "like the model's state_dict, convert it: torch.save(")):
+        read_checkpoint(tmp_path / "w.npz")
+    with pytest.raises(BadInput, match=re.escape("is a NumPy array (.npy), not a checkpoint; save a state_dict")):
+        read_checkpoint(tmp_path / "w.npy")
