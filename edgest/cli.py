@@ -93,6 +93,9 @@ def cli() -> None:
               help="Your labelled clips: DIR/<class>/*.mp4|.avi|.mkv (read with the model's preprocessing) or files listed "
                    "in DIR/labels.csv (file,label; videos or .npy clips); task top-1/top-5 on them replaces the synthetic set.")
 @click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
+@click.option("--debug/--no-debug", "debug", default=None,
+              help="After the checks, compare the artifact with eager module by module and name where the error starts "
+                   "(edgest debug): always with --debug; by default when the accuracy check fails.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the random inputs (0 to 2**32-1).")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -100,8 +103,8 @@ def cli() -> None:
 def compile_cmd(model: str, target: str, weights: Path | None, weights_format: str | None, input_shape: str | None,
                 model_option: tuple[str, ...], out: Path | None, passes: tuple[str, ...], precision: str | None, calibration: Path | None, calibration_size: int | None,
                 quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int,
-                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, seed: int, force: bool, as_json: bool,
-                quiet: bool, verbose: bool) -> int:
+                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, debug: bool | None, seed: int, force: bool,
+                as_json: bool, quiet: bool, verbose: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report.
 
     Progress goes to stderr: live on a terminal, timestamped lines per stage elsewhere (CI, logs).
@@ -132,6 +135,9 @@ def compile_cmd(model: str, target: str, weights: Path | None, weights_format: s
         from edgest.report.console import print_report
 
         print_report(report, Path(report.run_dir))
+    from edgest.cli_debug import after_compile
+
+    after_compile(the_plan, report, debug)
     return 0 if report.status == "passed" else 1
 
 
@@ -415,6 +421,14 @@ def merge_cmd(folder: Path, device_reports: tuple[Path, ...]) -> int:
     for line in merge_device_reports(folder, list(device_reports)):
         click.echo(line)
     return 0
+
+
+# commands in their own modules (light at import: they load their work inside the command)
+from edgest.cli_check import check_cmd
+from edgest.cli_debug import debug_cmd
+
+cli.add_command(debug_cmd)  # edgest debug RUN_DIR
+cli.add_command(check_cmd)  # edgest check --model M
 
 
 def _register_plugin_commands() -> list[str]:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.coverage import Coverage
+    from edgest.debug.probes import Probe
     from edgest.quantization import Quantizer
 
 
@@ -139,3 +141,28 @@ class Target(ABC):
         Unsupported error naming this target and its precisions.
         """
         return None
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage | None:
+        """What this target would do with each op of ``program``, without compiling it; None: not known.
+
+        Optional (``edgest check`` asks it). Answer from the toolchain's own knowledge (a
+        partitioner, an op registry, a frontend's convert table) in seconds, as an
+        :class:`~edgest.coverage.Coverage` of verdicts native / delegated / fallback /
+        unsupported per ATen op; :func:`edgest.coverage.judged` maps the nodes of a transformed
+        program back to the captured ones. ``program`` is this call's own copy: transform it freely.
+        """
+        return None
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Sequence[Sequence[np.ndarray]],
+                      probes: Sequence[Probe]) -> dict[str, list[np.ndarray]]:
+        """The artifact's value of each probe (a PyTorch module's output) on each input set, keyed by ``probe.module``.
+
+        Optional (``edgest debug`` asks it). ``path`` is the artifact, ``program`` the captured
+        program it was lowered from (passes applied; each probe's ``node`` is one of its nodes), and
+        ``inputs`` the input sets. Expose the tensors as extra outputs of the artifact (or run it
+        op by op) and leave out probes it has no tensor for; :func:`edgest.debug.module_exits` finds
+        module outputs in a graph whose nodes carry their module paths.
+        """
+        from edgest.errors import Unsupported
+
+        raise Unsupported(f"per-layer debug not supported by target '{self.name}' (it defines no Target.intermediates)")

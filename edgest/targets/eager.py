@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.coverage import Coverage
+
 
 class EagerRunner:
     """Runs an ``ExportedProgram`` saved with ``torch.export.save``."""
@@ -59,6 +61,12 @@ class EagerTarget(Target):
 
     def load(self, path: Path, threads: int) -> EagerRunner:
         return EagerRunner(path, threads)
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """PyTorch runs every op of the program it captured: all native."""
+        from edgest.coverage import judged
+
+        return judged(self.name, program, None, lambda node: ("native", ""), "PyTorch runs the captured program as it is")
 
 
 @hookimpl

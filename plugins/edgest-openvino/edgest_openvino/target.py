@@ -33,6 +33,7 @@ from edgest_openvino.device import DEVICE, HINTS, PRECISION_KEY
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
     from edgest.quantization import Quantizer
 
 
@@ -164,6 +165,18 @@ class OpenVINOTarget(Target):
 
     def load(self, path: Path, threads: int) -> OpenVINORunner:
         return OpenVINORunner(path, threads)
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops the PyTorch frontend converts and the CPU plugin takes (:mod:`edgest_openvino.coverage`)."""
+        from edgest_openvino.coverage import coverage
+
+        return coverage(program)
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Any, probes: Any) -> dict[str, Any]:
+        """Module outputs as extra IR outputs on the CPU plugin (:mod:`edgest_openvino.intermediates`)."""
+        from edgest_openvino.intermediates import intermediates
+
+        return intermediates(path, program, inputs, probes)
 
     def quantizer(self, scheme: str) -> Quantizer | None:
         if scheme != "int8":

@@ -27,6 +27,7 @@ from edgest_coreml import device
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
     from edgest.quantization import Quantizer
     from edgest_coreml.mil_reference import MILReferenceRunner
 
@@ -163,3 +164,17 @@ class CoreMLTarget(Target):
 
             return MILReferenceRunner(path, timing_unavailable=timing_unavailable_here())
         return CoreMLRunner(path, compute_units=self.option("compute_units"))
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Any, probes: Any) -> dict[str, Any]:
+        """Module outputs from the MIL reference interpreter, op by op (:mod:`edgest_coreml.intermediates`)."""
+        self.ensure_available()
+        from edgest_coreml.intermediates import intermediates
+
+        return intermediates(path, inputs, probes)
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops coremltools' torch frontend has a converter for (:mod:`edgest_coreml.coverage`)."""
+        self.ensure_available()
+        from edgest_coreml.coverage import coverage
+
+        return coverage(program)

@@ -43,6 +43,8 @@ from edgest_cuda.device import capture_cuda_graph  # noqa: F401 - re-exported: g
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
+
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
@@ -236,3 +238,9 @@ class CudaTarget(Target):
             channels_last=meta.get(f"{_META_PREFIX}channels_last", str(self.options["channels_last"])) == "True",
             cudagraphs=meta.get(f"{_META_PREFIX}cudagraphs", str(self.options["cudagraphs"])) == "True",
         )
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops Inductor generates kernels for and those it runs as ATen fallbacks (:mod:`edgest_cuda.coverage`)."""
+        from edgest_cuda.coverage import coverage
+
+        return coverage(program)

@@ -18,6 +18,7 @@ from edgest.target import Lowered, Target
 from edgest_executorch import device
 
 if TYPE_CHECKING:
+    from edgest.coverage import Coverage
     from edgest.quantization import Quantizer
     import torch
 
@@ -88,3 +89,21 @@ class ExecuTorchTarget(Target):
     def load(self, path: Path, threads: int) -> ExecuTorchRunner:
         self.ensure_available()
         return ExecuTorchRunner(path, threads)
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Any, probes: Any) -> dict[str, Any]:
+        """Module outputs from the program lowered again with them as extra outputs (:mod:`edgest.debug.relower`):
+        a delegated ``.pte`` keeps no per-layer tensors. Not for int8: an extra output inside a quantized pattern
+        breaks XNNPACK's partition apart, and what runs then is not what the artifact computes."""
+        from edgest.debug.relower import relowered
+
+        if any("quantize_per" in str(n.target) for n in program.graph.nodes):
+            raise Unsupported("per-layer debug of int8 ExecuTorch runs is not supported: extra outputs break XNNPACK's "
+                              "quantized partitions; debug the fp32 run, or the int8 run on another target")
+        return relowered(self, program, inputs, probes)
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Which ops XNNPACK takes, which stay on portable kernels, which have no kernel (:mod:`edgest_executorch.coverage`)."""
+        self.ensure_available()
+        from edgest_executorch.coverage import coverage
+
+        return coverage(program, self.option("flavour"), self.option("decompose_conv3d"), self.option("xnnpack_rewrites"))

@@ -21,6 +21,7 @@ from edgest_litert import device
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
     from edgest.quantization import Quantizer
 
 #: option → (allowed values or type, default)
@@ -72,6 +73,13 @@ class LiteRTTarget(Target):
         if importlib.util.find_spec("ai_edge_litert") is None:
             raise TargetUnavailable(f"target 'litert' unavailable: ai_edge_litert not installed ({self.install_hint})")
         return LiteRTRunner(path, threads, xnnpack=self.option("xnnpack"))
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops litert-torch has a lowering for, after its decompositions (:mod:`edgest_litert.coverage`)."""
+        self.ensure_available()
+        from edgest_litert.coverage import coverage
+
+        return coverage(program)
 
     def quantizer(self, scheme: str) -> Quantizer | None:
         """litert-torch's PT2E quantizer on the captured program: static int8 or dynamic-range (``int8-weight``)."""

@@ -18,6 +18,7 @@ from edgest_onnx.device import OrtRunner
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
     from edgest.quantization import Quantizer
 
 
@@ -105,8 +106,20 @@ class OnnxTarget(Target):
     def load(self, path: Path, threads: int) -> OrtRunner:
         return OrtRunner(path, threads)
 
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Any, probes: Any) -> dict[str, Any]:
+        """Module outputs as extra graph outputs run by ONNX Runtime (:mod:`edgest_onnx.intermediates`)."""
+        from edgest_onnx.intermediates import intermediates
+
+        return intermediates(path, inputs, probes)
+
     def quantizer(self, scheme: str) -> Quantizer | None:
         """ONNX Runtime quantisation of the lowered file: static QDQ (``int8``) or dynamic (``int8-weight``)."""
         from edgest_onnx.quantizer import OrtQuantizer
 
         return OrtQuantizer(scheme) if scheme in ("int8", "int8-weight") else None
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops the torch.onnx exporter has an ONNX function for, after its decompositions (:mod:`edgest_onnx.coverage`)."""
+        from edgest_onnx.coverage import coverage
+
+        return coverage(program)

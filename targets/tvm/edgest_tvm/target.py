@@ -55,6 +55,7 @@ from edgest_tvm.device import TvmRunner
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
     from edgest_tvm.emulated import QemuRunner
 
 LOCAL_DB = ""  # the tuning_db default: tuning/ next to the artifact
@@ -200,3 +201,17 @@ class TvmTarget(Target):
             raise TargetUnavailable(f"target 'tvm': the {arch} library cannot run on this {host} host; run it on the device")
         Target.ensure_available(self)  # the runtime only: no cross linker needed to run
         return TvmRunner(path, threads)
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Any, probes: Any) -> dict[str, Any]:
+        """Module outputs from the program built again, untuned, with them as extra outputs (:mod:`edgest.debug.relower`):
+        a compiled library keeps no per-layer tensors, and tuning changes schedules, not numerics."""
+        from edgest.debug.relower import relowered
+
+        return relowered(type(self)(**{**self.options, "tune_trials": 0}), program, inputs, probes)
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """Ops TVM's ExportedProgram importer converts, after its core ATen decomposition (:mod:`edgest_tvm.coverage`)."""
+        self.ensure_available()
+        from edgest_tvm.coverage import coverage
+
+        return coverage(program)

@@ -1,0 +1,160 @@
+"""Planted faults for ``edgest debug`` tests: a small CNN, a pass that breaks one layer, a layer that quantises badly.
+
+* :class:`ScaleWeightPass` (``scale-weight``) scales one module's weight in the captured program,
+  so every target lowers a program whose only fault is that module's output;
+* :func:`quantises_badly` gives one convolution a weight outlier on an input channel that is
+  always zero: eager PyTorch does not notice, but int8 weights (per channel or per tensor) round
+  the layer's other weights to zero;
+* :class:`ProgramTarget` (``debug-pt2``) saves the program and exposes intermediate outputs by
+  running it node by node: the core's tests need no toolchain.
+
+Register them on a fresh plugin manager with ``pm.add(edgest.testing.faults, "faults")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from edgest.hookspecs import hookimpl
+from edgest.model import ModelEntry
+from edgest.passes.base import Pass, PassContext, PassResult
+from edgest.records import InputSpec, ModelSpec
+from edgest.target import Lowered, Target
+from edgest.targets.eager import EagerRunner
+
+
+class Block(torch.nn.Module):
+    """conv → ReLU, plus the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x)) + x
+
+
+class DebugNet(torch.nn.Module):
+    """stem → two residual blocks → pool → fc: a few named modules, fast on every target."""
+
+    def __init__(self, channels: int = 8, classes: int = 4) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = torch.nn.Sequential(Block(channels), Block(channels))
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.blocks(self.stem(x))).flatten(1))
+
+
+def debug_net() -> DebugNet:
+    """:class:`DebugNet` in eval mode, the same every call (seeded, without touching the global generator)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return DebugNet().eval()
+
+
+def quantises_badly(net: DebugNet | None = None) -> DebugNet:
+    """``net`` with ``blocks.1.conv`` made to quantise badly, its eager output unchanged.
+
+    Channel 0 of the stem and of ``blocks.0.conv`` is zeroed, so channel 0 of what ``blocks.1.conv``
+    reads is always 0; that conv's weights on channel 0 become 100. Eager is unaffected (they
+    multiply zeros), but an int8 weight scale of 100/127 rounds all its other weights to 0.
+    """
+    net = net or debug_net()
+    with torch.no_grad():
+        for conv in (net.stem, net.blocks[0].conv):
+            conv.weight[0] = 0.0
+            conv.bias[0] = 0.0
+        net.blocks[1].conv.weight[:, 0] = 100.0
+    return net
+
+
+DEBUG_NET = ModelEntry(ModelSpec(name="debug_net", family="test", input=InputSpec((1, 3, 16, 16), layout="B,C,H,W"),
+                                 num_classes=4), "edgest.testing.faults:debug_net")
+BAD_INT8_NET = ModelEntry(ModelSpec(name="debug_net_bad_int8", family="test", input=InputSpec((1, 3, 16, 16), layout="B,C,H,W"),
+                                    num_classes=4), "edgest.testing.faults:quantises_badly")
+
+
+class ScaleWeightPass(Pass):
+    """Scales the weight of module ``module`` by ``factor`` in the captured program: a fault in exactly one layer."""
+
+    name = "scale-weight"
+    description = "planted fault for edgest debug tests: scale one module's weight"
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"module": (str, "blocks.1.conv"), "factor": (float, 1.5)}
+
+    def run(self, program: torch.export.ExportedProgram, ctx: PassContext) -> PassResult:
+        import copy
+        import warnings
+
+        with warnings.catch_warnings():  # torch 2.13 warns about its own LeafSpec when copying a program
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            new = copy.deepcopy(program)
+        key = f"{self.option('module')}.weight"
+        if key not in new.state_dict:
+            raise KeyError(f"no parameter '{key}' in the program")
+        with torch.no_grad():
+            new.state_dict[key].mul_(self.option("factor"))
+        return PassResult(new, True, f"scaled {key} by {self.option('factor')}")
+
+
+def node_values(program: torch.export.ExportedProgram, inputs: Sequence[np.ndarray], names: set[str]) -> dict[str, np.ndarray]:
+    """The values of the nodes ``names`` when ``program`` runs ``inputs`` (its graph interpreted node by node)."""
+    seen: dict[str, np.ndarray] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node) -> Any:
+            out = super().run_node(n)
+            if n.name in names and isinstance(out, torch.Tensor):
+                seen[n.name] = out.detach().float().numpy().copy()
+            return out
+
+    with torch.no_grad():
+        Recorder(program.module()).run(*(torch.from_numpy(np.asarray(x)) for x in inputs))
+    return seen
+
+
+class ProgramTarget(Target):
+    """The program saved as ``.pt2`` and run by PyTorch, with intermediate outputs by interpretation."""
+
+    name = "debug-pt2"
+    artifact_format = "pt2"
+    description = "test target for edgest debug: a saved program, run node by node for intermediates"
+    requires = ("torch",)
+
+    def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
+        path = out_dir / "model.pt2"
+        torch.export.save(program, str(path))
+        return Lowered(path)
+
+    def load(self, path: Path, threads: int) -> EagerRunner:
+        return EagerRunner(path, threads)
+
+    def intermediates(self, path: Path, program: torch.export.ExportedProgram, inputs: Sequence[Sequence[np.ndarray]],
+                      probes: Sequence[Any]) -> dict[str, list[np.ndarray]]:
+        saved = torch.export.load(str(path))
+        runs = [node_values(saved, xs, {p.node for p in probes}) for xs in inputs]
+        return {p.module: [r[p.node] for r in runs] for p in probes if all(p.node in r for r in runs)}
+
+
+@hookimpl
+def register_models(register: Callable[[ModelEntry], None]) -> None:
+    register(DEBUG_NET)
+    register(BAD_INT8_NET)
+
+
+@hookimpl
+def register_passes(register: Callable[[type[Pass]], None]) -> None:
+    register(ScaleWeightPass)
+
+
+@hookimpl
+def register_targets(register: Callable[[type[Target]], None]) -> None:
+    register(ProgramTarget)

@@ -1,0 +1,87 @@
+"""``edgest check``: the op-coverage pre-flight from the command line (JSON for scripts, a table for people)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+USER_MODEL = '''
+import torch
+
+
+class ConvCumsum(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return torch.cumsum(torch.relu(self.conv(x)), 2)
+'''
+
+
+def _edgest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgest", *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          check=False)
+
+
+def _check_document(doc: dict, targets: set[str]) -> None:
+    """The JSON's shape: the captured ops, then per target a status, a note, a summary and per-op verdicts."""
+    assert set(doc) >= {"model", "input_shape", "precision", "ops", "targets", "seconds"}
+    assert doc["ops"] and all(set(o) == {"op", "count", "where"} for o in doc["ops"])
+    assert set(doc["targets"]) == targets
+    nodes = sum(o["count"] for o in doc["ops"])
+    for name, t in doc["targets"].items():
+        assert set(t) == {"target", "status", "note", "summary", "ops"} and t["target"] == name
+        assert t["status"] in ("known", "not known", "unavailable", "failed", "skipped")
+        if t["status"] == "known":
+            assert sum(t["summary"].values()) == nodes, name  # every captured node judged once
+            assert all(o["verdict"] in ("native", "delegated", "fallback", "unsupported") for o in t["ops"])
+        else:
+            assert not t["ops"] and t["note"]
+
+
+def test_check_json_on_a_user_model_file(tmp_path):
+    (tmp_path / "net.py").write_text(USER_MODEL)
+    proc = _edgest("check", "--model", "net.py:ConvCumsum", "--input-shape", "1x3x8x8", "--targets", "eager", "--json",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    _check_document(doc, {"eager"})
+    assert doc["input_shape"] == [1, 3, 8, 8]
+    cumsum = next(o for o in doc["ops"] if o["op"] == "aten.cumsum.default")
+    assert cumsum["where"] == ["net.py:11"]
+    assert doc["targets"]["eager"]["status"] == "known"
+    assert {p.name for p in tmp_path.iterdir()} <= {"net.py", "__pycache__"}, "check writes nothing"
+
+
+def test_check_table_shows_ops_by_targets_and_what_is_not_known(tmp_path):
+    (tmp_path / "net.py").write_text(USER_MODEL)
+    proc = _edgest("check", "--model", "net.py:ConvCumsum", "--input-shape", "1x3x8x8", "--targets", "eager,example-pt2",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 2}
+    assert {"conv2d", "relu", "cumsum"} <= set(rows)
+    assert "native" in rows["cumsum"]
+    assert "example-pt2: not known: target 'example-pt2' does not report op coverage" in proc.stdout
+
+
+def test_check_refuses_an_unknown_target_in_one_line():
+    proc = _edgest("check", "--model", "squeezetime_tiny", "--targets", "eager,nope")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "unknown target 'nope'" in proc.stderr
+
+
+@pytest.mark.slow  # every installed toolchain is imported: tens of seconds on 2 cores
+def test_check_all_targets_json_on_the_tiny_zoo_model():
+    proc = _edgest("check", "--model", "squeezetime_tiny", "--targets", "all", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    from edgest.plugins import get_registry
+
+    _check_document(doc, set(get_registry().targets))
+    assert doc["model"] == "squeezetime_tiny" and doc["input_shape"] == [1, 3, 8, 64, 64]
+    assert doc["targets"]["eager"]["summary"] == {"native": sum(o["count"] for o in doc["ops"])}

@@ -1,0 +1,156 @@
+"""Op coverage (``edgest check``) in the core: records, mapping back to captured ops, the orchestrator, "not known"."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import edgest
+from edgest import hookimpl
+from edgest.coverage import Coverage, judged, op_key, origins, source_line
+from edgest.errors import UnknownName
+from edgest.plugins import new_plugin_manager
+from edgest.preflight import check
+
+sys.path.insert(0, str(Path(__file__).parent))
+import throwaway_plugin
+
+
+class ConvCumsum(torch.nn.Module):
+    """Conv, then a cumulative sum: the op the fake target below cannot run natively."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        y = torch.cumsum(y, 2)
+        return self.fc(y.mean((2, 3)))
+
+
+class NoCumsumTarget(throwaway_plugin.PickleTarget):
+    """Says cumsum falls back and everything else is native, judging the core ATen form of the program."""
+
+    name = "no-cumsum"
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        decomposed = program.run_decompositions()
+
+        def judge(node: torch.fx.Node) -> tuple[str, str] | None:
+            return ("fallback", "no cumsum kernel") if "cumsum" in str(node.target) else ("native", "")
+
+        return judged(self.name, program, decomposed.graph, judge, "fake toolchain")
+
+
+class BrokenTarget(throwaway_plugin.PickleTarget):
+    name = "broken-coverage"
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        raise RuntimeError("toolchain crashed\nsecond line")
+
+
+@hookimpl
+def register_targets(register):
+    register(NoCumsumTarget)
+    register(BrokenTarget)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    pm = new_plugin_manager(entry_points=False)
+    pm.add(throwaway_plugin, "throwaway")
+    pm.add(SimpleNamespace(register_targets=register_targets), "coverage-test")
+    return pm.registry
+
+
+@pytest.fixture(scope="module")
+def program():
+    return torch.export.export(ConvCumsum().eval(), (torch.randn(1, 3, 8, 8),), strict=False)
+
+
+def test_origins_map_decomposed_nodes_back_to_the_captured_op(program):
+    decomposed = program.run_decompositions()
+    back = origins(program, decomposed.graph)
+    captured = {n.name: op_key(n) for n in program.graph.nodes if n.op == "call_function"}
+    made_from_linear = [n.name for n in decomposed.graph.nodes if back.get(n.name) and captured[back[n.name]] == "aten.linear.default"]
+    assert made_from_linear, "linear decomposes (addmm, permute) and each piece maps back to it"
+    assert {captured[v] for v in back.values()} <= set(captured.values())
+
+
+def test_judged_gives_the_worst_verdict_per_captured_op_with_counts_and_sources(program):
+    cov = NoCumsumTarget().coverage(program)
+    assert cov.verdicts("aten.cumsum") == {"fallback": 1}
+    assert cov.verdicts("aten.conv2d.default") == {"native": 1}
+    cumsum = next(o for o in cov.ops if o.op.startswith("aten.cumsum"))
+    assert cumsum.note == "no cumsum kernel"
+    assert cumsum.where and "test_coverage.py:" in cumsum.where[0], "the source line of torch.cumsum in forward"
+    assert cov.summary()["fallback"] == 1
+    assert sum(cov.summary().values()) == sum(o.count for o in cov.ops)
+
+
+def test_source_line_names_the_file_line_and_module(program):
+    conv = next(n for n in program.graph.nodes if op_key(n) == "aten.conv2d.default")
+    assert source_line(conv).startswith("test_coverage.py:") and source_line(conv).endswith("(conv)")
+
+
+def test_check_asks_each_target_once_on_one_capture(registry):
+    result = check(ConvCumsum(), ["no-cumsum", "throwaway", "broken-coverage"], input_shape=(1, 3, 8, 8), registry=registry)
+    ops = [o["op"] for o in result.ops]
+    assert "aten.cumsum.default" in ops and "aten.conv2d.default" in ops
+    assert result.coverage["no-cumsum"].verdicts("aten.cumsum") == {"fallback": 1}
+    # a third-party target without coverage: not known, and says so
+    assert result.coverage["throwaway"].status == "not known"
+    assert "does not report op coverage" in result.coverage["throwaway"].note
+    # a target whose toolchain crashes while answering: failed, with the first line, the others still answered
+    assert result.coverage["broken-coverage"].status == "failed"
+    assert "RuntimeError: toolchain crashed" in result.coverage["broken-coverage"].note
+    doc = result.to_dict()
+    assert set(doc) >= {"model", "input_shape", "precision", "ops", "targets"}
+    assert doc["targets"]["no-cumsum"]["summary"] == {"native": sum(o["count"] for o in result.ops) - 1, "fallback": 1}
+
+
+def test_check_refuses_unknown_targets_and_precisions_before_capturing(registry):
+    with pytest.raises(UnknownName, match="no-such-target"):
+        check(ConvCumsum(), ["no-such-target"], input_shape=(1, 3, 8, 8), registry=registry)
+    with pytest.raises(UnknownName, match="int3"):
+        check(ConvCumsum(), ["no-cumsum"], precision="int3", input_shape=(1, 3, 8, 8), registry=registry)
+
+
+def test_a_precision_the_target_lacks_is_skipped_not_an_error(registry):
+    result = check(ConvCumsum(), ["no-cumsum"], precision="int8", input_shape=(1, 3, 8, 8), registry=registry)
+    assert result.coverage["no-cumsum"].status == "skipped"
+    assert "int8" in result.coverage["no-cumsum"].note
+
+
+def test_the_contract_default_is_not_known():
+    assert edgest.Target.coverage(throwaway_plugin.PickleTarget(), None) is None
+
+
+def test_the_report_section_lists_the_ops_a_target_does_not_run_natively(registry):
+    from edgest.report.coverage import coverage_markdown, target_summary
+
+    result = check(ConvCumsum(), ["no-cumsum", "throwaway"], input_shape=(1, 3, 8, 8), registry=registry)
+    lines = coverage_markdown(result, only_problems=True)
+    assert lines[0] == "## Op coverage"
+    assert "| op | nodes | source | no-cumsum |" in lines
+    rows = [line for line in lines if line.startswith("| cumsum")]
+    assert len(rows) == 1 and rows[0].endswith("| fallback |")
+    assert not any(line.startswith("| conv2d") for line in lines), "only the problem rows"
+    assert "- throwaway: not known (target 'throwaway' does not report op coverage)" in lines
+    assert target_summary(result.coverage["no-cumsum"])["not_native"] == ["cumsum: fallback"]
+
+
+def test_check_in_child_processes_gives_the_same_answers(registry):
+    one = check(ConvCumsum(), ["no-cumsum", "broken-coverage", "throwaway"], input_shape=(1, 3, 8, 8), registry=registry)
+    two = check(ConvCumsum(), ["no-cumsum", "broken-coverage", "throwaway"], input_shape=(1, 3, 8, 8), registry=registry,
+                jobs=2)
+    assert two.coverage["no-cumsum"].ops == one.coverage["no-cumsum"].ops
+    assert two.coverage["broken-coverage"].status == "failed" and "toolchain crashed" in two.coverage["broken-coverage"].note
+    assert two.coverage["throwaway"].status == "not known"
+    assert list(two.coverage) == ["no-cumsum", "broken-coverage", "throwaway"]
