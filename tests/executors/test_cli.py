@@ -1,0 +1,61 @@
+"""The executor options of `edgest bench` and `edgest device serve`: one-line refusals, and the ray start line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+import pytest
+
+from edgest.cli import main
+
+
+@dataclass
+class _Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def _edgest(capsys):
+    """``edgest ARGS`` in this process (the errors come before any work: no need for a fresh interpreter)."""
+
+    def run(*args: str) -> _Done:
+        with pytest.raises(SystemExit) as end:
+            main(list(args))
+        out = capsys.readouterr()
+        return _Done(end.value.code, out.out, out.err)
+
+    return run
+
+
+def test_device_serve_prints_the_ray_start_line_with_targets_and_labels(_edgest):
+    proc = _edgest("device", "serve", "--labels", "jetson-orin,pixel-8", "--address", "head:6379", "--print")
+    assert proc.returncode == 0, proc.stderr
+    words = shlex.split(proc.stdout)
+    assert words[1:3] == ["start", "--address=head:6379"] and words[3].startswith("--resources=")
+    resources = json.loads(words[3].split("=", 1)[1])
+    assert resources["device:jetson-orin"] == resources["device:pixel-8"] == 1.0
+    assert resources["edgest-target:eager"] == 1.0  # every installed target is advertised
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "onnx=lab"], ("edgest: error: --device (onnx=lab) places cells on device hosts of a Ray cluster; "
+                                "add --executor ray, or drop --device")),
+    (["--jobs", "2"], "edgest: error: --jobs (2) sets the pool's processes; add --executor pool, or drop --jobs"),
+    (["--executor", "ray", "--device", "tvm=lab"], ("edgest: error: --device 'tvm=lab' names target 'tvm', which is not "
+                                                    "in the bench (onnx)")),
+    (["--device", "a", "--device", "b", "--executor", "ray"], "edgest: error: --device gives every target two devices"),
+])
+def test_bench_refuses_executor_options_that_do_not_fit_in_one_line(_edgest, tmp_path, args, message):
+    proc = _edgest("bench", "--models", "lmuformer_tiny", "--targets", "onnx", "--out", str(tmp_path / "b"), *args)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr
+    assert not (tmp_path / "b").exists()
+    assert "Traceback" not in proc.stderr
+
+
+def test_device_serve_refuses_a_label_ray_cannot_carry(_edgest):
+    proc = _edgest("device", "serve", "--labels", "a:b", "--print")
+    assert proc.returncode == 2 and "device label 'a:b' has a space, ':' or '='" in proc.stderr
