@@ -20,18 +20,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput, EdgestError
-from edgest.fsio import atomic_write_text
+from edgest.fsio import atomic_write_text, sha256_of
 from edgest.host import describe as describe_host
 from edgest.model_options import typed_for
 from edgest.outdir import claim_folder, read_marker
 from edgest.plugins import Registry, get_registry
 from edgest.records import Report
-from edgest.fsio import sha256_of
 from edgest.report.writers import read_run
+
+if TYPE_CHECKING:
+    from edgest.executors import Executor
 
 #: 1.1 adds each cell's ``reference`` and ``in_matrix``, and ``settings.weights``
 BENCH_SCHEMA_VERSION = "1.1"
@@ -159,6 +161,10 @@ def _cell_record(cell: Cell, key: str, report: Report | None, error: str, cached
         return rec
     acc, lat = report.check("accuracy"), report.check("latency")
     art = report.artifact
+    if report.check("streaming"):  # a --streaming cell: per-step latency, real-time factor, equivalence (no per-step lists)
+        from edgest.report.bench_cells import streaming_record
+
+        rec["streaming"] = streaming_record(report.check("streaming"))
     rec.update(
         status=report.status, error=report.error,
         accuracy={**acc.metrics, "status": acc.status, "limits": acc.limits} if acc else None,
@@ -187,7 +193,11 @@ def preflight(models: Sequence[str], weights: dict[str, Path], registry: Registr
     """
     from edgest import progress
     from edgest.model_options import resolve
-    from edgest.responsive import fix_hint, unresponsive_reason, write_responsive_weights
+    from edgest.responsive import (
+        fix_hint,
+        unresponsive_reason,
+        write_responsive_weights,
+    )
 
     refused: dict[str, str] = {}
     stand_ins: dict[str, Path] = {}
@@ -224,6 +234,7 @@ def run_bench(
     model_options: dict[str, dict[str, Any]] | None = None,
     stand_in_weights: bool = False, on_stage: Callable[[str, str, float], None] | None = None,
     config: dict[str, str] | None = None, eval_dir: Path | None = None,
+    executor: Executor | None = None, devices: dict[str, str] | None = None, streaming: bool = False,
 ) -> dict[str, Any]:
     """Run the matrix, write ``bench.json`` (+ Markdown and HTML) into ``out_dir``, return the document.
 
@@ -237,41 +248,54 @@ def run_bench(
     file's path and sha256) is recorded in the settings. ``eval_dir`` (the user's labelled clips,
     :mod:`edgest.data.eval`) is checked against every model before any cell, replaces the synthetic
     task set of each cell (not of stand-in models: untrained) and is part of the cache key.
+    ``executor`` (:mod:`edgest.executors`; default local) decides where cells run; records, keys and reports
+    are the same whichever runs them, and each record's ``ran_on`` says where it ran. ``devices`` maps a target
+    (or ``*``: every target) to the device label its cells time on (Ray placement: resource ``device:<label>``).
+    ``streaming`` compiles each model's step module (:mod:`edgest.streaming`): cells then carry ``streaming``
+    (per-step p50/p90, real-time factor at the model's hop, the streaming check's figures).
     """
+    from edgest.bench_jobs import check_devices, run_cells, warm
+    from edgest.plan_args import check_bench
     from edgest.report.bench_writers import write_bench_reports
-    from edgest.report.weights import weights_record
 
-    m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
-                 model_options or {}, eval_dir, stand_in_weights, on_stage)
-    cells = matrix(models, targets, precisions, passes)
-    in_matrix = len(cells)
-    cells += reference_cells(models, targets, precisions)
-    run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency)},
-                   use_cache, on_stage)
-    records = []
-    for i, cell in enumerate(cells):
-        if on_cell and not m.refused:
-            on_cell(cell, "running", i, len(cells))
-        rec, cached = run.cell(cell)
+    check_bench(models, targets, precisions, out_dir, weights, threads, samples)
+    check_devices(executor, devices or {}, targets)
+    with warm(executor):  # a pool's workers start up during the pre-flight, not after it
+        m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
+                     model_options or {}, eval_dir, stand_in_weights, on_stage)
+        cells = matrix(models, targets, precisions, passes)
+        in_matrix = len(cells)
+        cells += reference_cells(models, targets, precisions)
+        run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency),
+                                                 **({"streaming": True} if streaming else {})}, use_cache, on_stage)
+        records = run_cells(run, cells, executor, devices or {}, on_cell)
+    for i, rec in enumerate(records):
         rec["in_matrix"] = i < in_matrix
         rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
-        records.append(rec)
-        if on_cell:
-            on_cell(cell, "cached" if cached else rec["status"], i + 1, len(cells))
     add_speedups(records)
-    doc = {
+    settings = {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
+                "passes": list(passes), "budget": asdict(budget)}
+    doc = _document(m, settings, records, eval_dir, config, target_options or {})
+    write_bench_reports(doc, m.out_dir)
+    return doc
+
+
+def _document(m: _Matrix, settings: dict[str, Any], records: list[dict[str, Any]], eval_dir: Path | None,
+              config: dict[str, str] | None, target_options: dict[str, Any]) -> dict[str, Any]:
+    """bench.json's document: the host, the settings (weights, eval set, config file, options) and the cells."""
+    from edgest.report.weights import weights_record
+
+    models = settings["models"]
+    return {
         "schema_version": BENCH_SCHEMA_VERSION, "kind": "edgest-bench",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": describe_host(),
-        "settings": {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
-                     "passes": list(passes), "budget": asdict(budget),
+        "settings": {**settings,
                      "weights": {n: weights_record(m.weights.get(n), "stand-in" if n in m.stand_ins else None) for n in models},
                      **({"eval": {"path": str(eval_dir), "key": m.eval_key}} if eval_dir else {}),
                      **({"config": dict(config)} if config else {}),
-                     "target_options": dict(target_options or {}), "model_options": m.model_options},
+                     "target_options": dict(target_options), "model_options": m.model_options},
         "cells": records, "device_results": [],
     }
-    write_bench_reports(doc, m.out_dir)
-    return doc
 
 
 @dataclass(frozen=True)
@@ -323,38 +347,65 @@ class _CellRun:
     use_cache: bool
     on_stage: Callable[[str, str, float], None] | None
 
-    def cell(self, cell: Cell) -> tuple[dict[str, Any], bool]:
-        """The cell's record and whether it came from the cache."""
+    def key(self, cell: Cell) -> str:
+        """The cell's cache key (:func:`cell_key` over this bench's settings)."""
         m = self.m
         topts = self.target_options.get(cell.target, {})
         extra = {k: v for k, v in (("target_options", topts), ("model_options", m.model_options.get(cell.model))) if v}
-        task_key, task_args = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
-        key = cell_key(cell, m.registry, m.weights.get(cell.model), {**self.settings, **extra, **task_key})
-        run_dir = m.out_dir / "cells" / cell.folder
+        task_key, _ = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
+        return cell_key(cell, m.registry, m.weights.get(cell.model), {**self.settings, **extra, **task_key})
+
+    def run_dir(self, cell: Cell) -> Path:
+        """The cell's run folder in this bench's folder."""
+        return self.m.out_dir / "cells" / cell.folder
+
+    def stopped(self, cell: Cell) -> str:
+        """Why the cell is not compiled at all (a pre-flight refusal), or ''."""
+        return self.m.refused.get(cell.model) or _stopped_reason(self.m.refused)
+
+    def cell(self, cell: Cell) -> tuple[dict[str, Any], bool]:
+        """The cell's record and whether it came from the cache."""
+        m = self.m
+        key, run_dir, stopped = self.key(cell), self.run_dir(cell), self.stopped(cell)
         t0 = time.perf_counter()
-        stopped = m.refused.get(cell.model) or _stopped_reason(m.refused)
         report = _cached_report(run_dir, key) if self.use_cache and not stopped else None
         cached, error = report is not None, stopped
         if not cached and not error:
-            _reclaim_cell(run_dir)
-            check = {k: self.settings[k] for k in ("threads", "samples")}
-            report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), topts, m.registry,
-                                          latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
+            error = _reclaim_cell(run_dir)
+        if not cached and not error:
+            check = {k: self.settings[k] for k in ("threads", "samples", "streaming") if k in self.settings}
+            _, task_args = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
+            report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), self.target_options.get(cell.target, {}),
+                                          m.registry, latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
                                           model_options=m.model_options.get(cell.model), **check, **task_args)
-        rec = _cell_record(cell, key, report, error, cached, time.perf_counter() - t0, str(run_dir.relative_to(m.out_dir)))
-        if stopped:
+        return self.record(cell, key, report, error, cached, time.perf_counter() - t0), cached
+
+    def record(self, cell: Cell, key: str, report: Report | None, error: str, cached: bool, seconds: float) -> dict[str, Any]:
+        """The cell's bench record from its report (or ``error``); ``not_run`` when the pre-flight stopped it."""
+        rec = _cell_record(cell, key, report, error, cached, seconds, str(self.run_dir(cell).relative_to(self.m.out_dir)))
+        if self.stopped(cell):
             rec["status"] = "not_run"
-        return rec, cached
+        return rec
+
+    def from_cache(self, cell: Cell, key: str) -> tuple[Report | None, str]:
+        """The cell's cached report when its entry under ``key`` is whole; else None and why."""
+        report = _cached_report(self.run_dir(cell), key)
+        return report, "" if report is not None else "its cache entry changed while the bench ran; run the bench again"
 
 
-def _reclaim_cell(run_dir: Path) -> None:
+def _reclaim_cell(run_dir: Path) -> str:
     """A cell folder of this (marked) bench that lost its marker but holds a cell's files (cell.key, report.json)
-    is recompiled, not an error: the bench's cells/ is the bench's own. Anything else is left for check_output."""
+    is recompiled, not an error: the bench's cells/ is the bench's own. One holding other files is kept: the
+    error says so. '' when the cell may compile."""
     from edgest.outdir import read_marker
 
     if run_dir.is_dir() and not run_dir.is_symlink() and read_marker(run_dir) is None:
         if (run_dir / "cell.key").is_file() or (run_dir / "report.json").is_file():
             shutil.rmtree(run_dir)
+        elif any(run_dir.iterdir()):
+            return (f"cell folder '{run_dir}' holds files edgest did not write; move them out of it (or delete it) and "
+                    "run the bench again")
+    return ""
 
 
 def _stopped_reason(refused: dict[str, str]) -> str:

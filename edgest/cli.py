@@ -93,6 +93,9 @@ def cli() -> None:
               help="Your labelled clips: DIR/<class>/*.mp4|.avi|.mkv (read with the model's preprocessing) or files listed "
                    "in DIR/labels.csv (file,label; videos or .npy clips); task top-1/top-5 on them replaces the synthetic set.")
 @click.option("--quant-sensitivity", is_flag=True, help="int8: SQNR per quantised layer, worst first, in the report (one quantisation per layer).")
+@click.option("--streaming", is_flag=True,
+              help="Compile the model's step (streaming) module: inputs (x_t, *state), outputs (out_t, *state); checked over "
+                   "whole sequences against the parallel model; writes streaming.json (models whose spec names a step module).")
 @click.option("--debug/--no-debug", "debug", default=None,
               help="After the checks, compare the artifact with eager module by module and name where the error starts "
                    "(edgest debug): always with --debug; by default when the accuracy check fails.")
@@ -103,8 +106,8 @@ def cli() -> None:
 def compile_cmd(model: str, target: str, weights: Path | None, weights_format: str | None, input_shape: str | None,
                 model_option: tuple[str, ...], out: Path | None, passes: tuple[str, ...], precision: str | None, calibration: Path | None, calibration_size: int | None,
                 quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int,
-                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, debug: bool | None, seed: int, force: bool,
-                as_json: bool, quiet: bool, verbose: bool) -> int:
+                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, streaming: bool, debug: bool | None,
+                seed: int, force: bool, as_json: bool, quiet: bool, verbose: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report.
 
     Progress goes to stderr: live on a terminal, timestamped lines per stage elsewhere (CI, logs).
@@ -127,7 +130,7 @@ def compile_cmd(model: str, target: str, weights: Path | None, weights_format: s
                             precision=precision, threads=threads, samples=samples, seed=seed, force=force,
                             target_options=target_options, task_samples=task_samples,
                             model_options=_model_options(model_option, [model]).get(model), weights_format=weights_format,
-                            eval_dir=eval_dir)
+                            eval_dir=eval_dir, streaming=streaming)
         report = run(the_plan, on_stage=shown.stage)
     if as_json:
         click.echo(dumps_json(report.to_dict()), nl=False)
@@ -304,12 +307,22 @@ def doctor_cmd(as_json: bool) -> int:
 @click.option("--min-sqnr", type=FiniteFloat(), help="Budget: minimum SQNR (dB) for every cell.")
 @click.option("--max-accuracy-drop", type=FiniteFloat(0, 100), help="Budget: maximum top-1 agreement lost vs eager (points, 0 to 100).")
 @click.option("--max-latency-ms", help="Budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "pool", "ray"]),
+              help="Where cells run: here one by one, a pool of processes here (--jobs), or Ray tasks on a cluster "
+                   "(--address); results are the same (docs/executors.md).")
+@click.option("--jobs", type=click.IntRange(1, 1024), help="--executor pool: processes compiling cells at once [default: the CPUs].")
+@click.option("--address", help="--executor ray: the cluster (host:6379 or ray://host:10001) [default: auto, this machine's "
+                                "cluster or a new one-machine one].")
+@click.option("--device", "device", multiple=True, metavar="[TARGET=]LABEL",
+              help="--executor ray: time the cells (of TARGET) on the device host advertising LABEL "
+                   "(`edgest device serve --labels LABEL`), repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bench document as JSON.")
 @_verbosity_options
 def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...], out: Path, weights: tuple[str, ...],
               target_option: tuple[str, ...], model_option: tuple[str, ...],
               no_cache: bool, threads: int, samples: int, eval_dir: Path | None, stand_in_weights: bool, min_sqnr: float | None,
-              max_accuracy_drop: float | None, max_latency_ms: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
+              max_accuracy_drop: float | None, max_latency_ms: str | None, executor: str, jobs: int | None,
+              address: str | None, device: tuple[str, ...], as_json: bool, quiet: bool, verbose: bool) -> int:
     """Run a model x target x precision matrix; write bench.json, report.md and report.html.
 
     Each model first runs once in eager: one that ignores its input (untrained EMOv2, spiking LMUFormer)
@@ -317,7 +330,13 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
     current cell and its stage, an ETA from the cells' past timings.
     """
     from edgest import progress
-    from edgest.bench import Budget, matrix, over_budget, parse_latency_budget, reference_cells, run_bench
+    from edgest.bench import (
+        Budget,
+        matrix,
+        parse_latency_budget,
+        reference_cells,
+        run_bench,
+    )
     from edgest.plugins import get_registry
     from edgest.validate import check_passes, check_precisions, name_list, weights_map
 
@@ -331,7 +350,12 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
     wmap = weights_map(weights, model_list)
     budget = Budget(min_sqnr, max_accuracy_drop, parse_latency_budget(max_latency_ms, target_list))
     target_options, model_options = _target_options(target_option, target_list), _model_options(model_option, model_list)
+    from edgest.bench_jobs import parse_devices
+    from edgest.executors import get_executor
     from edgest.outdir import check_output
+
+    devices = parse_devices(device, target_list)
+    runner = get_executor(executor, jobs=jobs, address=address)  # Ray missing: one line, before any work
 
     check_output(out, kind="bench")  # a folder bench may write into (new, empty or a bench's), before the progress
     level = _verbosity(quiet, verbose)
@@ -343,22 +367,59 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
         doc = run_bench(model_list, target_list, precision_list, out, passes=passes, weights=wmap, use_cache=not no_cache,
                         budget=budget, threads=threads, samples=samples, on_cell=watch.on_cell, on_stage=watch.stage,
                         target_options=target_options, model_options=model_options, stand_in_weights=stand_in_weights,
-                        config=click.get_current_context().meta.get(CONFIG_META), eval_dir=eval_dir)
+                        config=click.get_current_context().meta.get(CONFIG_META), eval_dir=eval_dir,
+                        executor=runner, devices=devices)
+    return _bench_outcome(doc, out, as_json, ran_on=executor == "ray")
+
+
+def _bench_outcome(doc: dict[str, Any], out: Path, as_json: bool, ran_on: bool) -> int:
+    """Print the bench (table or JSON), then one stderr line per cell over budget, per pre-flight refusal and per
+    cell that failed or errored (its reason, which the table has no room for); the exit code (1 unless all passed)."""
+    from edgest.bench import over_budget
+
     if as_json:
         click.echo(dumps_json(doc), nl=False)
     else:
-        rows = [[c["model"], c["target"], c["precision"], c["status"] + (" (cached)" if c["cached"] else ""),
-                 f"{c['latency']['p50_ms']:.2f}" if (c.get("latency") or {}).get("p50_ms") else "-",
-                 f"{c['accuracy']['sqnr_db']:.1f}" if (c.get("accuracy") or {}).get("sqnr_db") is not None else "-",
-                 f"{c['seconds']:.1f}"] for c in doc["cells"]]
-        _table(f"edgest bench → {out}/report.md, report.html", ["model", "target", "precision", "status", "p50 ms", "SQNR dB", "seconds"], rows)
+        _bench_table(doc, out, ran_on=ran_on)
     over = over_budget(doc)
     for line in over:
         click.echo(f"edgest: over budget: {line}", err=True)
     for why in sorted({c["error"] for c in doc["cells"] if c["status"] == "not_run" and "ignores its input" in c["error"]}):
         click.echo(f"edgest: error: {why}", err=True)  # the pre-flight's refusal, after the table as well as before
+    for c in doc["cells"]:
+        if c["status"] in ("error", "failed", "incomplete"):  # not_run: the pre-flight printed its own line
+            click.echo(f"edgest: cell {c['model']}/{c['target']}/{c['precision']}: {_cell_reason(c, out)}", err=True)
     failed = [c for c in doc["cells"] if c["status"] != "passed"]
     return 1 if over or failed else 0
+
+
+def _cell_reason(cell: dict[str, Any], out: Path) -> str:
+    """Why a cell did not pass, on one short line: its error, else the checks that failed (see its report.md)."""
+    text = (cell.get("error") or "").strip()
+    if text:
+        line = text.splitlines()[0]
+        return line if len(line) <= 300 else line[:297] + "..."
+    checks = [k for k in ("accuracy", "latency") if (cell.get(k) or {}).get("status") not in (None, "passed")]
+    what = ", ".join(f"{k} check {cell[k]['status']}" for k in checks) or f"status {cell['status']}"
+    return f"{what}; see {out / cell['run_dir'] / 'report.md' if cell.get('run_dir') else 'its report.md'}"
+
+
+def _bench_table(doc: dict[str, Any], out: Path, ran_on: bool) -> None:
+    """The bench's cells as a table: status, p50, SQNR, seconds (and where each ran, for a Ray bench)."""
+    rows = [[c["model"], c["target"], c["precision"], c["status"] + (" (cached)" if c["cached"] else ""),
+             f"{c['latency']['p50_ms']:.2f}" if (c.get("latency") or {}).get("p50_ms") else "-",
+             f"{c['accuracy']['sqnr_db']:.1f}" if (c.get("accuracy") or {}).get("sqnr_db") is not None else "-",
+             f"{c['seconds']:.1f}"] + ([_ran_on(c)] if ran_on else []) for c in doc["cells"]]
+    columns = ["model", "target", "precision", "status", "p50 ms", "SQNR dB", "seconds"] + (["ran on"] if ran_on else [])
+    _table(f"edgest bench → {out}/report.md, report.html", columns, rows)
+
+
+def _ran_on(cell: dict[str, Any]) -> str:
+    """Where a Ray cell ran: host, node id, and its attempts when it was retried."""
+    where = cell.get("ran_on") or {}
+    node = f" ({str(where['node'])[:8]})" if where.get("node") else ""
+    tries = f", {where['attempts']} attempts" if where.get("attempts", 1) > 1 else ""
+    return f"{where.get('host', '-')}{node}{tries}"
 
 
 @cli.command("bundle")
@@ -426,9 +487,11 @@ def merge_cmd(folder: Path, device_reports: tuple[Path, ...]) -> int:
 # commands in their own modules (light at import: they load their work inside the command)
 from edgest.cli_check import check_cmd
 from edgest.cli_debug import debug_cmd
+from edgest.cli_device import device_group
 
 cli.add_command(debug_cmd)  # edgest debug RUN_DIR
 cli.add_command(check_cmd)  # edgest check --model M
+cli.add_command(device_group)  # edgest device serve
 
 
 def _register_plugin_commands() -> list[str]:

@@ -79,9 +79,14 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
                 artifact=artifact, passes=records, checks=checks, error="; ".join(c.reason for c in checks if c.reason),
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(plan.out_dir),
                 stage_seconds=dict(stage.seconds), weights=built.weights or weights_record(plan.weights),
-                model_stats=compiled_stats(plan.model, plan.spec, built.module),
+                model_stats=compiled_stats(plan.model, plan.spec, None if built.streaming else built.module),
+                streaming=built.streaming.interface if built.streaming else {},
             )
             write_reports(report, folder)
+            if built.streaming:  # the step interface an app developer reads (edgest.streaming.spec)
+                from edgest.streaming.spec import write_interface
+
+                write_interface(folder, report)
             # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)
             np.savez(folder / "reference.npz", **{f"s{i}": r for i, r in enumerate(built.reference)})
     return report

@@ -70,6 +70,8 @@ class Plan:
     force: bool = False
     #: the checked ``--weights-format`` (``"timm-vit:inflate=average"``); None: detected from the file's structure
     weights_format: str | None = None
+    #: compile the model's step (streaming) module instead of the whole-input model (:mod:`edgest.streaming`)
+    streaming: bool = False
 
     @property
     def trained(self) -> bool:
@@ -114,6 +116,7 @@ def plan(
     model_options: dict[str, Any] | None = None,
     weights_format: str | None = None,
     eval_dir: str | Path | None = None,
+    streaming: bool = False,
 ) -> Plan:
     """Resolve and validate a compile request; raise an :class:`~edgest.errors.EdgestError` naming the first problem.
 
@@ -124,7 +127,7 @@ def plan(
     ``weights_format`` forces the checkpoint format of ``weights`` (:mod:`edgest.weights.formats`;
     None detects it from the file's structure). ``eval_dir`` is a folder of the user's labelled clips
     (:mod:`edgest.data.eval`), checked against the model here (its files are listed, not decoded);
-    its clips replace the synthetic task set.
+    its clips replace the synthetic task set. ``streaming`` compiles ``ModelSpec.step`` (:mod:`edgest.streaming`).
     """
     from edgest.plan_args import check_all
     from edgest.plugins import get_registry
@@ -143,15 +146,15 @@ def plan(
     checks = _check_settings(samples, task_samples, weights, seed, threads, latency, check_timeout_s)
     weights_format = _weights_format(weights_format, weights)
     tgt = _target(target_cls, precision, options)
-    out = Path(out_dir) if out_dir else Path("edgest-out") / f"{_folder_name(model)}-{target}"
+    out = Path(out_dir) if out_dir else Path("edgest-out") / f"{_folder_name(model)}-{'streaming-' if streaming else ''}{target}"
     check_output(out, force)
-    spec, source = _model(model, reg, shape, model_options)
+    spec, source = _model(model, reg, shape, model_options, streaming)
     if eval_dir is not None:
         from edgest.data.eval import scan
 
         checks = replace(checks, eval_set=scan(eval_dir, spec))
     return Plan(spec, source, tgt, precision, tuple(pass_objs), out, checks, Path(weights) if weights is not None else None, force,
-                weights_format)
+                weights_format, streaming)
 
 
 def _folder_name(model: str | torch.nn.Module) -> str:
@@ -226,11 +229,18 @@ def _check_settings(samples: int, task_samples: int | None, weights: str | Path 
 
 
 def _model(model: str | torch.nn.Module, registry: Registry, input_shape: tuple[int, ...] | None,
-           model_options: dict[str, Any] | None = None) -> tuple[ModelSpec, Any]:
-    """The model's spec (at ``input_shape`` when given, with ``model_options`` resolved) and what builds it."""
+           model_options: dict[str, Any] | None = None, streaming: bool = False) -> tuple[ModelSpec, Any]:
+    """The model's spec (at ``input_shape`` when given, with ``model_options`` resolved) and what builds it;
+    BadInput for ``streaming`` when the model has no step module (``ModelSpec.step``)."""
     import torch
 
     from edgest.model_options import resolve
+
+    entry = registry.models.get(model) if isinstance(model, str) else None
+    if streaming and (entry is None or not entry.spec.step):
+        from edgest.streaming.spec import no_step_module
+
+        raise no_step_module(_folder_name(model), sorted(n for n, e in registry.models.items() if e.spec.step))
 
     if model_options and not (isinstance(model, str) and not is_model_file(model)):
         raise BadInput(f"model options ({', '.join(model_options)}) apply to registered models; "

@@ -119,3 +119,24 @@ def check_all(model: Any, target: Any, passes: Any, input_shape: Any, out_dir: A
     check_paths(out_dir=out_dir, weights=weights, eval_dir=eval_dir)
     check_numbers(seed, threads, samples, check_timeout_s)
     check_target_options(target_options)
+
+
+def check_bench(models: Any, targets: Any, precisions: Any, out_dir: Any, weights: Any, threads: Any, samples: Any) -> None:
+    """:func:`edgest.bench.run_bench`'s arguments: non-empty lists of names, a folder, weights as model → path,
+    whole counts of at least 1 (the CLI refuses the same with its own option names)."""
+    for name, names in (("models", models), ("targets", targets), ("precisions", precisions)):
+        if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not names:
+            raise BadInput(f"{name}= must be a non-empty list of names; got {names!r:.60}")
+        if not all(isinstance(n, str) and n.strip() for n in names):
+            raise BadInput(f"{name}= holds {next(n for n in names if not (isinstance(n, str) and n.strip()))!r:.40}, "
+                           "not a name")
+    check_paths(out_dir=out_dir)
+    if out_dir is None:
+        raise BadInput("out_dir= is needed: the bench's folder")
+    if weights is not None and not isinstance(weights, Mapping):
+        raise BadInput(f"weights= must be a dict of model name → checkpoint path; got {_kind(weights)}")
+    for model, path in (weights or {}).items():
+        check_paths(**{f"weights[{model!r}]": path})
+    for name, value in (("threads", threads), ("samples", samples)):
+        if not _is_int(value) or value < 1:
+            raise BadInput(f"{name}= must be a whole number of at least 1; got {value!r:.40}")

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 #: 1.1 adds ``Report.run_dir``, ``Report.stage_seconds``, ``Report.weights``, ``Report.model_stats`` and
-#: ``ModelSpec.preprocessing`` (1.0 reports read with them empty)
-SCHEMA_VERSION = "1.1"
+#: ``ModelSpec.preprocessing`` (1.0 reports read with them empty); 1.2 adds ``ModelSpec.step``,
+#: ``Report.streaming`` and checks of kind ``streaming`` (older reports read with them empty)
+SCHEMA_VERSION = "1.2"
 
-CheckKind = Literal["accuracy", "latency"]
+CheckKind = Literal["accuracy", "latency", "streaming"]
 CheckStatus = Literal["passed", "failed", "not_run", "run_failed"]
 ReportStatus = Literal["passed", "failed", "incomplete", "error"]
 
@@ -73,6 +74,9 @@ class ModelSpec:
     #: how a video becomes this model's input (None: not declared; clips then get
     #: :func:`edgest.data.preprocessing.default`)
     preprocessing: Preprocessing | None = None
+    #: the method of the built model that returns its step (streaming) module, e.g. ``"step_module"``
+    #: (empty: no streaming form); the protocol is :mod:`edgest.streaming.spec`
+    step: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,9 @@ class Report:
     weights: dict[str, Any] = field(default_factory=dict)
     #: ``{"params", "macs"}`` of the configuration compiled (``model.config`` at ``model.input``; empty: not counted)
     model_stats: dict[str, int] = field(default_factory=dict)
+    #: a ``--streaming`` compile's step interface (:func:`edgest.streaming.spec.interface`; also
+    #: ``streaming.json`` beside the artifact); empty for whole-input compiles
+    streaming: dict[str, Any] = field(default_factory=dict)
 
     def check(self, kind: CheckKind) -> CheckResult | None:
         """The check of ``kind``, or None if it is not in the report."""
@@ -171,4 +178,7 @@ class Report:
         if not isinstance(d.get("weights") or {}, dict):
             raise TypeError(f"weights is {type(d['weights']).__name__}, not an object")
         d["weights"] = dict(d.get("weights") or {})  # absent before 1.1, null when not recorded
+        if not isinstance(d.get("streaming") or {}, dict):
+            raise TypeError(f"streaming is {type(d['streaming']).__name__}, not an object")
+        d["streaming"] = dict(d.get("streaming") or {})  # absent before 1.2
         return cls(**d)

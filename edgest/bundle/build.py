@@ -126,6 +126,9 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False, registry: Regist
     if real_out == real_run or real_out in real_run.parents:
         raise BadInput(f"bundle folder '{out}' would replace the run '{run_dir}' it is built from; pass --out (out=) a folder outside the run")
     report = read_run(run_dir)  # a sound report.json and the very artifact it describes (sha256)
+    if report.streaming:  # its inputs are steps with states, not seeded whole inputs: the bundle would check nonsense
+        raise Unsupported(f"run '{run_dir}' is a --streaming compile, which device bundles do not carry yet; "
+                          "bundle a whole-input compile of the model (without --streaming)")
     artifact = run_dir / report.artifact.path
     if not (run_dir / "reference.npz").is_file():
         raise BadInput(f"run '{run_dir}' lacks its reference.npz; recompile with this edgest version")

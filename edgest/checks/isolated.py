@@ -48,6 +48,9 @@ class ChildOutcome:
     failure: str = ""
     label: str = ""
     timing_unavailable: str = ""
+    #: a streaming run's figures (:mod:`edgest.streaming.worker`) and first outputs per sequence (steps first)
+    streaming: dict[str, Any] | None = None
+    stream_outputs: list[np.ndarray] | None = None
 
 
 def class_path(cls: type) -> str:
@@ -82,10 +85,13 @@ def run_in_child(
     threads: int = 1,
     latency: LatencyConfig | None = LatencyConfig(),
     timeout_s: float = 600.0,
+    streams: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
 ) -> ChildOutcome:
     """Load ``artifact`` with ``target`` in a child, run ``inputs``, time it; never raises for the child's faults.
 
-    BadInput, before anything is written, when the temp folder's disk cannot hold the inputs.
+    ``streams`` (step inputs per sequence, initial states) also streams whole sequences with the
+    state fed back (:mod:`edgest.streaming.worker`). BadInput, before anything is written, when the
+    temp folder's disk cannot hold the inputs.
     """
     need = sum(np.asarray(x).nbytes for xs in inputs for x in xs)
     check_free_disk(tempfile.gettempdir(), need, "the check's inputs", "free some space or point TMPDIR to a disk with room")
@@ -101,6 +107,12 @@ def run_in_child(
             "threads": threads,
             "latency": asdict(latency) if latency else None,
         }
+        if streams is not None:
+            from edgest.streaming.worker import INPUTS
+
+            np.savez(work / INPUTS, **{f"q{i}": q for i, q in enumerate(streams[0])},
+                     **{f"init{j}": a for j, a in enumerate(streams[1])})
+            request["streaming"] = {"sequences": len(streams[0]), "states": len(streams[1])}
         (work / "request.json").write_text(json.dumps(request))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -160,7 +172,16 @@ def _collect(work: Path, samples: int, failure: str) -> ChildOutcome:
         failure=failure or result.get("error", ""),
         label=result.get("label", ""),
         timing_unavailable=result.get("timing_unavailable", ""),
+        streaming=result.get("streaming"),
+        stream_outputs=_stream_outputs(work),
     )
+
+
+def _stream_outputs(work: Path) -> list[np.ndarray] | None:
+    if not (work / "stream_outputs.npz").exists():
+        return None
+    with np.load(work / "stream_outputs.npz") as data:
+        return [data[f"q{i}"] for i in range(len(data.files))]
 
 
 def _out_index(key: str) -> int:

@@ -29,21 +29,29 @@ if TYPE_CHECKING:
 
 
 def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassRecord, ...]) -> tuple[CheckResult, ...]:
-    """Accuracy (and latency, unless the plan turns it off) of the artifact at ``artifact``."""
+    """Accuracy (and latency, unless the plan turns it off) of the artifact at ``artifact``; streaming for step modules."""
     settings = plan.checks
+    stream = built.streaming
     # the labelled samples ride along as extra inputs; the outputs are split again by count
-    outcome = run_in_child(plan.target, artifact, built.judged_inputs, settings.threads, settings.latency, settings.timeout_s)
+    outcome = run_in_child(plan.target, artifact, built.judged_inputs, settings.threads, settings.latency, settings.timeout_s,
+                           (stream.sequences, stream.init) if stream is not None else None)
     task = built.task
     judged = task_judged(plan)
     limits = {**accuracy.LIMITS[plan.precision],
               **(accuracy.TASK_LIMITS.get(plan.precision, {}) if task and judged else {})}
     note = task_note(plan.precision, judged, limits)
-    acc = accuracy_check(built.reference, outcome, limits, settings.seed, task, built.task_reference, note, built.reference_sets)
+    # a step module is judged on out_t; its state outputs matter through later steps, which the streaming check judges
+    ref_sets = built.reference_sets if stream is None else None
+    acc = accuracy_check(built.reference, outcome, limits, settings.seed, task, built.task_reference, note, ref_sets)
     acc = attribution.half_precision(acc, built.module, built.judged_inputs, built.judged_reference, plan.precision)
     acc = attribution.quantisation(acc, records)
-    if settings.latency is None:
-        return (acc,)
-    return acc, latency_check(outcome, settings.latency)
+    checks = (acc,) if settings.latency is None else (acc, latency_check(outcome, settings.latency))
+    if stream is None:
+        return checks
+    from edgest.streaming.check import state_outputs, streaming_check
+
+    checks = (state_outputs(acc, built.reference_sets, outcome), *checks[1:])
+    return (*checks, streaming_check(stream, outcome, accuracy.LIMITS[plan.precision], settings.seed))
 
 
 def roll_up(checks: tuple[CheckResult, ...]) -> ReportStatus:

@@ -31,10 +31,18 @@ def _write(work: Path, result: dict[str, Any]) -> None:
     tmp.replace(work / "result.json")
 
 
+def _stream(work: Path, req: dict[str, Any], runner: Any, result: dict[str, Any], no_timing: bool) -> None:
+    from edgest.streaming.worker import run as run_stream
+
+    result["streaming"] = run_stream(runner, work, {**req["streaming"], "latency": None if no_timing else req["latency"]})
+    _write(work, result)
+
+
 def main(work: Path) -> int:
     import numpy as np
 
     from edgest.checks.latency import LatencyConfig, measure
+    from edgest.executors.timing import timing_turn
 
     req = json.loads((work / "request.json").read_text())
     from edgest.checks.isolated import load_class
@@ -71,8 +79,11 @@ def main(work: Path) -> int:
         _write(work, result)
         if req["latency"] and not no_timing:
             x = sample(0)
-            result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]))
+            with timing_turn():  # timings on this host take turns (edgest.executors.timing)
+                result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]))
             _write(work, result)
+        if req.get("streaming"):  # whole sequences step by step, state fed back (edgest.streaming.worker)
+            _stream(work, req, runner, result, bool(no_timing))
     except TargetUnavailable as exc:
         result["unavailable"] = str(exc)
         _write(work, result)

@@ -73,7 +73,9 @@ def quantize_program(options: dict[str, Any], program: torch.export.ExportedProg
     if spec is None:  # a PassContext built by hand: only the example's shape is known
         shape = tuple(ctx.example_inputs[0].shape)
         spec = InputSpec(shape, layout="B,C,T,H,W" if len(shape) == 5 and shape[1] == 3 else "")
-    calib = calibration_inputs(spec, options["calibration_size"], options["calibration"], ctx.options.get("seed", 0))
+    # a streaming compile hands over its own set: the calibration inputs streamed, steps with the states they reach
+    calib = ctx.options.get("calibration_set") or calibration_inputs(spec, options["calibration_size"], options["calibration"],
+                                                                    ctx.options.get("seed", 0))
     skip = tuple(options["skip"])
     details = {"scheme": scheme, "stage": quantizer.stage, "quantizer": type(quantizer).__name__,
                "calibration": calib.source, "calibration_size": len(calib), "skip": list(skip)}

@@ -116,3 +116,39 @@ def protocol(doc: dict[str, Any]) -> str:
     return (f"Latency: {how}, {threads} thread(s), on the host above. \"passed\" means measured: there is no latency "
             f"limit unless a budget is given (latency budget: {budget}). Speed-up vs eager: the p50 of the model's "
             "eager PyTorch cell (timed once per model, the reference) divided by the cell's p50.")
+
+
+#: the streaming figures a bench cell keeps (the per-step lists stay in the cell's report.json)
+STREAMING_KEYS = ("sqnr_db", "top1_agreement", "drift_db", "last_step_sqnr_db", "step_p50_ms", "step_p90_ms",
+                  "cold_load_ms", "hop_ms", "real_time_factor", "real_time_factor_p90", "steps")
+
+
+def streaming_record(check: Any) -> dict[str, Any]:
+    """A ``--streaming`` cell's ``streaming`` entry from its streaming check."""
+    return {"status": check.status, **{k: check.metrics[k] for k in STREAMING_KEYS if k in check.metrics}}
+
+
+STREAMING_HEAD = ("model", "target", "precision", "status", "worst-step SQNR dB", "step p50 ms", "step p90 ms", "hop ms",
+                  "real-time factor")
+STREAMING_NOTE = "Real-time factor: step p50 / hop; below 1 the artifact keeps up with the live stream on this host."
+
+
+def streaming_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """One row (:data:`STREAMING_HEAD`) per ``--streaming`` cell: per-step latency and real-time factor."""
+    rows = []
+    for c in ordered(doc["cells"]):
+        s = c.get("streaming")
+        if s:
+            rows.append([c["model"], c["target"], c["precision"], s["status"], num(s.get("sqnr_db"), ".1f"),
+                         num(s.get("step_p50_ms"), ".3f"), num(s.get("step_p90_ms"), ".3f"), num(s.get("hop_ms"), "g"),
+                         num(s.get("real_time_factor"), ".4f")])
+    return rows
+
+
+def streaming_lines(doc: dict[str, Any]) -> list[str]:
+    """``## Streaming`` for the bench Markdown (none streamed: [])."""
+    rows = streaming_rows(doc)
+    if not rows:
+        return []
+    return ["", "## Streaming (step module, state carried)", "", "| " + " | ".join(STREAMING_HEAD) + " |",
+            "|" + "---|" * len(STREAMING_HEAD), *("| " + " | ".join(r) + " |" for r in rows), "", STREAMING_NOTE]

@@ -7,7 +7,7 @@ from typing import Any
 
 from edgest.fsio import atomic_write_files, dumps_json, finite_json
 from edgest.report.bench_cells import (agreement, device_figures, device_lines, device_names, num, ordered, protocol,
-                                       speedup, status_label, weights_by_model)
+                                       speedup, status_label, streaming_lines, weights_by_model)
 from edgest.report.html import render_html
 
 __all__ = ["render_bench_markdown", "write_bench_reports"]
@@ -45,6 +45,7 @@ def render_bench_markdown(doc: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(_row(doc, c, devices, task)) + " |" for c in ordered(doc["cells"])]
     weights = weights_by_model(doc)
     lines += ["", "Weights: " + "; ".join(f"{m}: {w}" for m, w in weights.items()) + ".", "", protocol(doc)]
+    lines += streaming_lines(doc)
     lines += ["", *(f"- {line}" for line in device_lines(doc))] if devices else []
     errors = [c for c in doc["cells"] if c.get("error")]
     if errors:

@@ -60,6 +60,11 @@ def _figures(c: CheckResult) -> str:
     if c.kind == "latency" and m:
         return (f"p50 {m['p50_ms']:.2f} ms, p90 {m['p90_ms']:.2f} ms, cold load {m['cold_load_ms']:.0f} ms, "
                 f"{m['threads']} thread(s), {m['runs']} runs")
+    if c.kind == "streaming" and "sqnr_db" in m:
+        rtf = (f"; step p50 {m['step_p50_ms']:.3f} ms, real-time factor {m['real_time_factor']:.4f} at {m['hop_ms']:g} ms"
+               if m.get("real_time_factor") is not None else "")
+        return (f"worst step SQNR {m['sqnr_db']:.1f} dB, top-1 agree {m['top1_agreement']:.0%} over {m['steps']} steps x "
+                f"{m['sequences']} sequences{rtf}" + (f"; {c.reason}" if c.reason else ""))
     return c.reason
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgest.report.bench_cells import (agreement, device_figures, device_lines, device_names, num, ordered, protocol,
-                                       reason, speedup, status_label, weights_by_model)
+                                       reason, speedup, status_label, streaming_rows, weights_by_model)
 from edgest.report.charts import latency_bars, scatter_latency_accuracy, unplotted
 from edgest.report.svg_marks import SQNR_CAP, esc
 
@@ -51,6 +51,19 @@ def _cells_table(doc: dict[str, Any]) -> str:
     ths = "".join(f'<th class="text">{esc(h)}</th>' if i < 5 else f"<th>{esc(h)}</th>" for i, h in enumerate(head))
     return (f'<table id="cells"><thead><tr>{ths}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _streaming_table(doc: dict[str, Any]) -> str:
+    """``--streaming`` cells: per-step latency and real-time factor ('' when none streamed)."""
+    from edgest.report.bench_cells import STREAMING_HEAD, STREAMING_NOTE
+
+    rows = streaming_rows(doc)
+    if not rows:
+        return ""
+    ths = "".join(f'<th class="text">{esc(h)}</th>' if i < 4 else f"<th>{esc(h)}</th>" for i, h in enumerate(STREAMING_HEAD))
+    trs = "".join("<tr>" + "".join(_td(v, "text" if i < 4 else "") for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return (f'<h2>Streaming (step module, state carried)</h2><table id="streaming"><thead><tr>{ths}</tr></thead>'
+            f'<tbody>{trs}</tbody></table><p class="muted">{esc(STREAMING_NOTE)}</p>')
 
 
 def _notes(doc: dict[str, Any]) -> str:
@@ -94,5 +107,6 @@ def render_html(doc: dict[str, Any]) -> str:
 <figure><figcaption>p50 latency per cell{where}</figcaption>{latency_bars(cells, per_cell_device)}</figure>
 {_left_out(cells)}
 <h2>All cells</h2>{_cells_table(doc)}
+{_streaming_table(doc)}
 </body></html>
 """

@@ -223,5 +223,8 @@ def render_markdown(report: Report) -> str:
             lines += ["", *sensitivity_table(p.details["sensitivity"])]
     for kind, (host, devices) in split_checks(report.checks).items():
         lines += check_section(kind, host, devices)
+    from edgest.streaming.report import markdown_section
+
+    lines += markdown_section(report)
     lines += ["", f"_schema {report.schema_version}, created {report.created}_", ""]
     return "\n".join(lines)

@@ -33,8 +33,12 @@ def read_json(path: Path) -> Report:
     """Read a ``report.json``; BadInput (one line) if it is not one or its schema is newer than ours."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise BadInput(f"cannot read report '{path}': {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read report '{path}': {exc.strerror or exc}; restore report.json or compile the run "
+                       "again") from None
+    except (ValueError, RecursionError) as exc:  # truncated, edited, or not text
+        raise BadInput(f"cannot read report '{path}': it is not valid JSON ({exc}; truncated or edited?); restore "
+                       "report.json from a copy or compile the run again") from None
     if not isinstance(data, dict):
         raise BadInput(f"'{path}' is not an edgest report (not a JSON object); pass the report.json edgest compile wrote")
     major = str(data.get("schema_version", "")).split(".")[0]
@@ -66,7 +70,7 @@ def _shape_problem(report: Report) -> str:
     if not all(_number(p.seconds) and isinstance(p.details, dict) and isinstance(p.accuracy_delta, (dict, type(None)))
                for p in report.passes):
         return "pass records"
-    if not all(c.kind in ("accuracy", "latency") and isinstance(c.metrics, dict) and isinstance(c.limits, dict)
+    if not all(c.kind in ("accuracy", "latency", "streaming") and isinstance(c.metrics, dict) and isinstance(c.limits, dict)
                and isinstance(c.host, dict) for c in report.checks):
         return "checks"
     return ""

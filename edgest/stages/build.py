@@ -34,6 +34,9 @@ class Built:
     reference_sets: list[list[np.ndarray]] | None = None
     #: what the weights file gave the model (:mod:`edgest.weights.provenance`); empty without one
     weights: dict[str, Any] = field(default_factory=dict)
+    #: a ``--streaming`` compile's sequences and reference (:class:`edgest.streaming.build.StreamData`);
+    #: ``module`` is then the step module and ``inputs`` are step inputs with realistic states
+    streaming: Any = None
 
     @property
     def judged_inputs(self) -> list[list[np.ndarray]]:
@@ -74,6 +77,8 @@ def build(plan: Plan) -> Built:
         module, plan.weights, family=plan.spec.family, weights_format=plan.weights_format, model_name=plan.spec.name)
     spec, settings = plan.spec, plan.checks
     _check_memory(plan, module)
+    if plan.streaming:
+        return _build_streaming(plan, module, weights)
     inputs = accuracy.seeded_inputs([spec.input.shape], settings.samples, settings.seed)
     where = f"model '{spec.name}'"
     try:
@@ -91,3 +96,15 @@ def build(plan: Plan) -> Built:
         if task.kind == "eval":
             check_label_range(task, task_ref, where)
     return Built(module, inputs, [s[0] for s in sets], task, task_ref, sets, weights)
+
+
+def _build_streaming(plan: Plan, module: Any, weights: dict[str, Any]) -> Built:
+    """The step module, step inputs with realistic states and eager's outputs on them, and the whole sequences."""
+    from edgest.streaming.build import stream_data
+    from edgest.streaming.spec import step_module
+
+    step = step_module(plan.spec, module)
+    data, inputs = stream_data(plan, step, _labelled(plan))
+    sets = eager_output_sets(step, inputs, f"the step module of '{plan.spec.name}'")
+    accuracy.check_finite(sets, f"eager outputs of the step module of '{plan.spec.name}'")
+    return Built(step, inputs, [s[0] for s in sets], None, None, sets, weights, data)

@@ -76,7 +76,9 @@ def _run_one(p: Pass, program: torch.export.ExportedProgram, ctx: PassContext) -
 
 def run_passes(plan: Plan, program: torch.export.ExportedProgram, example: tuple[Any, ...], built: Built) -> Transformed:
     """Run the plan's passes in order; each record carries the pass's accuracy delta vs the previous program."""
-    ctx = PassContext(plan.target, example, {"spec": plan.spec, "seed": plan.checks.seed})
+    calib = built.streaming.calibration if built.streaming is not None else None  # streamed steps (edgest.streaming.build)
+    ctx = PassContext(plan.target, example, {"spec": plan.spec, "seed": plan.checks.seed,
+                                             **({"calibration_set": calib} if calib is not None else {})})
     done = Transformed(program, example)
     before = built.reference
     for p in plan.passes:

@@ -409,9 +409,44 @@ class LMUFormerStep(nn.Module):
     the per-step logits so far.
     """
 
+    #: seconds of signal one step covers (edgest's streaming latency states its real-time factor at this
+    #: hop): 10 ms, the usual speech-feature hop, for the sequence models; 40 ms (25 fps) for video
+    step_seconds: float
+
     def __init__(self, model: LMUFormer) -> None:
         super().__init__()
         self.model = model
+        video = isinstance(model, LMUFormerVideo)
+        self.step_seconds = 0.04 if video else 0.01
+        self.step_input = ("one RGB frame (B, 3, H, W), preprocessed as the whole-clip model's input" if video else
+                           "one embedded step model.embed(x)[:, :, t] (B, dim): the paper's Conv1d embedding looks "
+                           "5 steps ahead, so it runs before the stream")
+        self.output = "logits_t: the mean of the per-step logits over steps 0..t (the official all_seq mode)"
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """One stable name per state tensor, in ``init_state`` order (module paths, dots as underscores)."""
+        return (*(k.replace(".", "_") for k in self.model.state_keys), "logit_sum", "step_count")
+
+    @property
+    def state_descriptions(self) -> tuple[str, ...]:
+        """What each state tensor holds, in ``state_names`` order."""
+        what = {CausalRPE: "the causal RPE conv's last k-1 inputs (B, dim, k-1)", LMUMemory: "LMU memory m_t (B, d)",
+                LIF: "LIF membrane potential after reset (B, C)"}
+        mods = (self.model.get_submodule(k) for k in self.model.state_keys)
+        return (*(what[type(m)] for m in mods), "running sum of the per-step logits (B, K)", "steps seen so far (1,)")
+
+    def steps(self, x: Tensor) -> Tensor:
+        """A whole input -> the step inputs it streams as, step axis first: (L, B, dim) or (T, B, 3, H, W)."""
+        if isinstance(self.model, LMUFormerVideo):
+            return x.permute(2, 0, 1, 3, 4)
+        return self.model.embed(x).permute(2, 0, 1)
+
+    def reference(self, x: Tensor) -> Tensor:
+        """What logits_t equals, from the parallel model: per-step cumulative mean logits (B, L, num_classes)."""
+        per_step = self.model.forward_steps(self.model.embed(x))
+        count = torch.arange(1, per_step.shape[1] + 1, dtype=per_step.dtype).view(1, -1, 1)
+        return per_step.cumsum(1) / count
 
     def init_state(self, batch: int = 1) -> tuple[Tensor, ...]:
         zeros = [self.model.get_submodule(n).init_state(batch) for n in self.model.state_keys]

@@ -29,6 +29,9 @@ PAPERS = {
              "Training: Time and Memory Reduction for Action Recognition (SFA-ViViT, vivit_fa_*), arXiv:2306.04822",
 }
 
+#: families whose built model has a step (streaming) module, and the method that returns it (ModelSpec.step)
+STEP_MODULES = {"lmuformer": "step_module"}
+
 LAYOUTS = {5: "B,C,T,H,W", 4: "B,C,H,W", 3: "B,L,C"}
 #: which config keys an input shape sets, by layout (ModelEntry.shape_options)
 SHAPE_OPTIONS = {
@@ -82,7 +85,7 @@ def _entry(name: str, family: str, kind: str) -> ModelEntry:
     layout = LAYOUTS[len(shape)]
     spec = ModelSpec(name=name, family=family, input=InputSpec(shape, "float32", layout),
                      num_classes=config["num_classes"], config=config, paper=PAPERS[family],
-                     preprocessing=_preprocessing(name, family, shape))
+                     preprocessing=_preprocessing(name, family, shape), step=STEP_MODULES.get(family, ""))
     return ModelEntry(spec, f"edgest_models.{family}:{name}", dict(SHAPE_OPTIONS[layout]))
 
 

@@ -51,3 +51,20 @@ def test_a_latency_protocol_that_cannot_be_run_is_refused(kwargs: dict) -> None:
 def test_the_defaults_and_a_quick_protocol_still_construct() -> None:
     assert LatencyConfig().min_runs == 30
     assert LatencyConfig(warmup=0, min_runs=1, min_seconds=0.0).warmup == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(models=[]), "models= must be a non-empty list"),
+    (dict(targets="eager"), "targets= must be a non-empty list"),
+    (dict(samples=0), "samples= must be a whole number of at least 1"),
+    (dict(weights={"squeezetime_tiny": 5}), "weights['squeezetime_tiny']= must be a path"),
+    (dict(out_dir=b"out"), "out_dir= must be a path"),
+])
+def test_run_bench_refuses_what_the_cli_refuses_before_writing(kwargs: dict, message: str, tmp_path: Path) -> None:
+    from edgest.bench import run_bench
+
+    args = dict(models=["squeezetime_tiny"], targets=["eager"], precisions=["fp32"], out_dir=tmp_path / "b")
+    args.update(kwargs)
+    with pytest.raises(BadInput, match=re.escape(message)):
+        run_bench(args.pop("models"), args.pop("targets"), args.pop("precisions"), args.pop("out_dir"), **args)
+    assert not (tmp_path / "b").exists()  # the outside round: an empty folder with a marker was left

@@ -37,7 +37,7 @@ def test_a_foreign_folder_where_a_cell_goes_is_kept(tmp_path: Path) -> None:
         f.unlink()
     (cell / "notes.txt").write_text("mine")  # not a cell's files: never removed
     doc = _bench(out)
-    assert doc["cells"][0]["status"] == "error" and "edgest did not create it" in doc["cells"][0]["error"]
+    assert doc["cells"][0]["status"] == "error" and "holds files edgest did not write; move them out" in doc["cells"][0]["error"]
     assert (cell / "notes.txt").read_text() == "mine"
 
 
@@ -51,3 +51,22 @@ def test_a_file_where_the_cells_go_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="is a file, where the bench keeps its cells"):
         _bench(out)
     assert (out / "cells").read_text() == "not a folder"
+
+
+def _cell(status: str, error: str = "", **extra: object) -> dict:
+    return {"model": "m", "target": "eager", "precision": "fp32", "passes": [], "status": status, "cached": False,
+            "error": error, "latency": None, "accuracy": None, "seconds": 1.0, "budget_violations": [],
+            "run_dir": "cells/m__eager__fp32", **extra}
+
+
+def test_each_failed_cell_prints_its_reason_after_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgest.cli import _bench_outcome
+
+    doc = {"cells": [_cell("passed"), _cell("error", "output folder 'x' holds files edgest did not write (mine.txt)\nmore"),
+                     _cell("failed", accuracy={"status": "failed", "sqnr_db": 3.0}, precision="int8"),
+                     _cell("not_run", "m ignores its input; pass --weights")]}
+    assert _bench_outcome(doc, tmp_path / "b", as_json=True, ran_on=False) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["edgest: error: m ignores its input; pass --weights",
+                   "edgest: cell m/eager/fp32: output folder 'x' holds files edgest did not write (mine.txt)",
+                   f"edgest: cell m/eager/int8: accuracy check failed; see {tmp_path / 'b/cells/m__eager__fp32/report.md'}"]

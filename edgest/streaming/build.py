@@ -1,0 +1,124 @@
+"""The build stage of a ``--streaming`` compile: the step module and what every later stage runs it on.
+
+The whole model is built (with the plan's weights) and its step module taken from it
+(:func:`edgest.streaming.spec.step_module`). Seeded whole inputs (and the labelled ones, when the
+plan has a task set) become sequences of step inputs; the parallel model gives each its per-step
+reference. Streaming them through the eager step module gives step inputs with the states a live
+stream reaches: the capture example, the accuracy check's inputs (spread over the sequence) and
+the int8 calibration set (:data:`CALIBRATION_STEPS` of them) come from there, not from zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgest.checks import accuracy
+from edgest.checks.eager import eager_output_sets
+from edgest.streaming import spec as stream_spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgest.data.calibration import CalibrationSet
+    from edgest.data.tasks import TaskSet
+    from edgest.plan import Plan
+
+#: random whole sequences the streaming check runs (labelled ones come on top)
+SEQUENCES = 4
+#: at most this many of the labelled samples (with weights, or --eval) are streamed too: step by step
+#: they cost a runtime call per step, and a video's steps are whole frames
+LABELLED = 64
+
+
+@dataclass(frozen=True)
+class StreamData:
+    """Whole sequences as step inputs, the parallel model's per-step reference, and the step interface."""
+
+    interface: dict[str, Any]
+    #: per sequence: its step inputs, step axis first
+    sequences: list[np.ndarray]
+    #: per sequence: the parallel model's per-step outputs, step axis first
+    reference: list[np.ndarray]
+    init: list[np.ndarray]
+    #: labels of the last ``len(labels)`` sequences (the labelled ones)
+    labels: list[np.ndarray] = field(default_factory=list)
+    #: the eager step module streamed against the parallel model (how exact the step form is before lowering)
+    eager: dict[str, float] = field(default_factory=dict)
+    calibration: CalibrationSet | None = None
+    task_source: str = ""
+
+
+def _stream_eager(step: torch.nn.Module, xs: np.ndarray, init: list[np.ndarray]) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """Run ``step`` over step inputs ``xs`` from ``init``; its per-step first outputs and every step's inputs."""
+    import torch
+
+    state, outs, seen = [torch.from_numpy(a) for a in init], [], []
+    with torch.no_grad():
+        for x in xs:
+            seen.append([np.ascontiguousarray(x), *(s.numpy().copy() for s in state)])
+            y = step(torch.from_numpy(np.ascontiguousarray(x)), *state)
+            outs.append(y[0].numpy())
+            state = list(y[1:])
+    return np.stack(outs), seen
+
+
+def _spread(pool: list[list[list[np.ndarray]]], count: int) -> list[list[np.ndarray]]:
+    """``count`` step inputs taken round-robin over the sequences, at positions spread from first to last step."""
+    flat = [(i, t) for t in range(max(len(p) for p in pool)) for i in range(len(pool)) if t < len(pool[i])]
+    idx = np.linspace(0, len(flat) - 1, num=min(count, len(flat))).round().astype(int)
+    picks = [flat[k] for k in idx]
+    return [pool[i][t] for i, t in picks]
+
+
+def stream_data(plan: Plan, step: torch.nn.Module, task: TaskSet | None) -> tuple[StreamData, list[list[np.ndarray]]]:
+    """The sequences, their reference, the interface and calibration set; and the accuracy check's step inputs."""
+    import torch
+
+    spec, settings = plan.spec, plan.checks
+    whole = [x[0] for x in accuracy.seeded_inputs([spec.input.shape], SEQUENCES, settings.seed)]
+    labelled = min(len(task.inputs), LABELLED) if task is not None else 0
+    whole += [task.inputs[i][0] for i in range(labelled)] if task is not None else []
+    init = [t.numpy() for t in step.init_state(spec.input.shape[0])]
+    seqs, refs, eager, pool = [], [], [], []
+    with torch.no_grad():
+        for x in whole:
+            xt = torch.from_numpy(np.asarray(x))
+            seqs.append(step.steps(xt).contiguous().numpy())
+            refs.append(np.moveaxis(step.reference(xt).numpy(), 1, 0))
+            out, seen = _stream_eager(step, seqs[-1], init)
+            eager.append(out)
+            pool.append(seen)
+    accuracy.check_finite(refs, f"the parallel reference of model '{spec.name}'")
+    m = accuracy.compare(refs, eager)
+    checked = _spread(pool, settings.samples)
+    first = eager_output_sets(step, [checked[0]], f"the step module of '{spec.name}'")[0]
+    iface = stream_spec.interface(step, checked[0][0], init, first, len(seqs[0]))
+    data = StreamData(iface, seqs, refs, init, list(task.labels[:labelled]) if task is not None else [],
+                      {"sqnr_db": m["sqnr_db"], "max_abs": m["max_abs"], "top1_agreement": m["top1_agreement"]},
+                      _calibration(plan, step, init), f"the first {labelled} of {task.source}" if task is not None else "")
+    return data, checked
+
+
+def _calibration(plan: Plan, step: torch.nn.Module, init: list[np.ndarray]) -> CalibrationSet | None:
+    """For int8: the quantize pass's calibration inputs (synthetic or the user's, whole inputs) streamed through
+    the eager step module; ``calibration_size`` step inputs spread over them, each with the state it had."""
+    import torch
+
+    from edgest.data.calibration import DEFAULT_SIZE, CalibrationSet, calibration_inputs
+
+    opts = next((dict(p.options) for p in plan.passes if p.name == "quantize"), None)
+    if opts is None:
+        return None
+    size = int(opts.get("calibration_size") or DEFAULT_SIZE)
+    length = plan.spec.input.shape[1] if plan.spec.input.layout == "B,L,C" else plan.spec.input.shape[2]
+    count = max(2, min(8, -(-size // max(int(length), 1))))
+    whole = calibration_inputs(plan.spec, count, opts.get("calibration"), plan.checks.seed)
+    with torch.no_grad():
+        pool = [_stream_eager(step, step.steps(torch.from_numpy(np.asarray(x[0]))).contiguous().numpy(), init)[1]
+                for x in whole.inputs]
+    picks = _spread(pool, size)
+    return CalibrationSet([tuple(c) for c in picks], f"{len(picks)} streamed steps (with the states they reach) of "
+                          f"{len(pool)} whole inputs: {whole.source}")
