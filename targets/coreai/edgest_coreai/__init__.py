@@ -1,0 +1,1 @@
+"""edgest target ``coreai``: Apple Core AI ``.aimodel`` assets, checked on Apple's bundled runtime."""

@@ -1,0 +1,85 @@
+"""int8 for the Core AI target: coreai-opt's ``Quantizer`` (prepare → calibrate → finalize) on the captured program.
+
+coreai-opt's graph mode is torchao's PT2E with Apple's annotations: ``prepare`` exports the model
+and inserts fake-quantize modules (its default config: int8 weights and activations), edgest's
+calibration clips run under ``calibration_mode()``, and ``finalize()`` (backend Core AI) leaves
+``coreai.quantize`` / ``coreai.dequantize`` and ``coreai.constexpr_blockwise_shift_scale`` custom
+ops, which coreai-torch lowers to Core AI's own quantised ops. ``--quant-skip`` maps onto
+coreai-opt's ``module_name_configs`` (a module name → ``None`` keeps it float).
+
+Everything heavy is imported inside :meth:`CoreAIOptQuantizer.quantize_program`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from edgest.errors import BadInput
+from edgest.quantization import ProgramQuantizer, Quantized
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgest.data.calibration import CalibrationSet
+
+
+def module_names(graph: Any) -> set[str]:
+    """Every module path (``layer1.0.conv1``) that a node of ``graph`` was traced in."""
+    return {fqn for node in graph.nodes for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() if fqn}
+
+
+def check_skip(graph: Any, skip: Sequence[str]) -> None:
+    """Refuse a ``--quant-skip`` name that is no module of the model (one line, with examples)."""
+    known = module_names(graph)
+    for name in skip:
+        if not any(k == name or k.startswith(name + ".") for k in known):
+            examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
+            raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
+
+
+def _custom_ops(program: Any) -> dict[str, int]:
+    """coreai custom ops in ``program`` (quantize, dequantize, constexpr_*), counted."""
+    ops = Counter(str(n.target).split(".")[1] for n in program.graph.nodes
+                  if n.op == "call_function" and str(n.target).startswith("coreai."))
+    return dict(sorted(ops.items()))
+
+
+class CoreAIOptQuantizer(ProgramQuantizer):
+    """Static W8A8 with coreai-opt (graph mode, default int8 config); calibration clips give the activation ranges."""
+
+    def quantize_program(
+        self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
+        calibration: CalibrationSet, skip: Sequence[str],
+    ) -> Quantized:
+        import torch
+
+        from edgest_coreai.convert import quiet
+
+        check_skip(program.graph, skip)
+        caught: list[str] = []
+        with quiet(caught):
+            from coreai_opt.quantization import Quantizer, QuantizerConfig
+
+            # keys are regular expressions over module names: the module itself and everything inside it
+            config = QuantizerConfig(module_name_configs={rf"{re.escape(s)}(\..*)?": None for s in skip})
+            quantizer = Quantizer(program.module(), config)
+            prepared = quantizer.prepare(tuple(example_inputs))
+            prepared.eval()  # batch norm in inference form (coreai-opt rewrites the graph; returns None)
+            with torch.no_grad(), quantizer.calibration_mode():
+                for xs in calibration.inputs:
+                    prepared(*(torch.from_numpy(x) for x in xs))
+            finalized = quantizer.finalize()
+            finalized.eval()
+            new = torch.export.export(finalized, tuple(example_inputs), strict=False)
+        ops = _custom_ops(new)
+        details = {"quantizer": "coreai-opt Quantizer (graph mode, torchao PT2E), finalized for Core AI",
+                   "config": "QuantizerConfig() default: int8 weights and activations",
+                   "kept_float": list(skip), "coreai_ops": ops, "calibration_inputs": len(calibration.inputs),
+                   "warnings": caught}
+        summary = f"coreai-opt int8 (W8A8): {ops.get('quantize', 0)} quantize ops"
+        if skip:
+            summary += f"; kept float: {', '.join(skip)}"
+        return Quantized(summary, details, new)

@@ -1,0 +1,317 @@
+"""Core AI target (targets/coreai): conversion with coreai-torch, checks on Apple's bundled runtime.
+
+``coreai-core`` ships an x86-64 build of the Core AI runtime, so off Apple hardware the accuracy
+check runs the saved ``.aimodel`` on Apple's own runtime, labelled "Core AI runtime (host build,
+not Apple hardware)"; latency is *not run* there (status "incomplete"), except on macOS 27. These
+tests hold that runtime to eager PyTorch for the tiny zoo at fp32 and fp16 (bf16 and int8 on
+small nets, int8 with trained weights in the slow set), prove the check honest (a corrupted weight
+in the asset fails it), run a device bundle, and check the missing-package message.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgest
+from edgest.checks import accuracy
+from edgest.checks.isolated import run_in_child
+from edgest.errors import BadInput, TargetUnavailable, Unsupported
+from edgest.plugins import new_plugin_manager
+from edgest.testing import TargetConformance, tiny_convnet
+
+ca_plugin = pytest.importorskip("edgest_coreai.plugin", reason="edgest-coreai not installed (pip install -e targets/coreai)")
+zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
+
+from edgest_coreai import device  # noqa: E402
+from edgest_coreai.target import INSTALL, CoreAITarget  # noqa: E402
+
+FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
+ON_APPLE = device.on_apple_runtime()
+LABEL = "Core AI runtime (host build, not Apple hardware)"
+toolchain = pytest.mark.skipif(CoreAITarget.unavailable_reason() is not None,
+                               reason=f"Core AI packages not installed ({INSTALL})")
+off_apple = pytest.mark.skipif(ON_APPLE, reason="checks the behaviour off macOS 27 (host build of the runtime)")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """Only the zoo and this target: other plugins cannot break these tests."""
+    pm = new_plugin_manager(entry_points=False)
+    pm.add(zoo_plugin, "models")
+    pm.add(ca_plugin, "coreai")
+    return pm.registry
+
+
+def _assert_checked_on_host_runtime(report: edgest.Report, run_dir: Path) -> None:
+    """Off macOS 27: asset written and described, accuracy passed on the host runtime, latency not run."""
+    assert report.status == "incomplete", report.error
+    asset = run_dir / report.artifact.path
+    assert report.artifact.path == "model.aimodel" and (asset / "main.mlirb").is_file() and (asset / "metadata.json").is_file()
+    assert report.artifact.format == "aimodel" and report.artifact.sha256 == report.artifact.details["sha256_tree"]
+    acc, lat = report.check("accuracy"), report.check("latency")
+    assert acc.status == "passed" and acc.host["runtime"] == LABEL
+    assert acc.limits == accuracy.LIMITS[report.precision]
+    assert lat.status == "not_run" and lat.reason == device.timing_unavailable_here() and not lat.metrics
+    assert "meaningful only on Apple hardware with macOS 27" in lat.reason
+    assert f"runtime: {LABEL}" in (run_dir / "report.md").read_text()
+
+
+class TestCoreAIConformance(TargetConformance):
+    target_name = "coreai"
+    plugin = "edgest_coreai.plugin"
+
+    def test_lower_run_and_accuracy(self, runnable, registry, tmp_path) -> None:
+        if ON_APPLE:
+            super().test_lower_run_and_accuracy(runnable, registry, tmp_path)
+            return
+        report = edgest.compile(tiny_convnet(), self.target_name, input_shape=self.input_shape, out_dir=tmp_path / "run",
+                                registry=registry, latency=FAST, samples=8, threads=2)
+        _assert_checked_on_host_runtime(report, tmp_path / "run")
+        assert report.precision == "fp32" and report.check("accuracy").metrics["sqnr_db"] >= 40.0
+
+
+def _layer_scales_at_one(registry, name: str, path: Path) -> Path:
+    """EMOv2's init weights with its layer scales at 1, as in a trained model (as tests/targets/test_coreml.py does).
+
+    At the paper's init (1e-6) the logits do not depend on the input, so no accuracy can be judged.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    model = registry.model(name).build()
+    state = {k: torch.ones_like(v) if k.endswith("gamma") else v for k, v in model.state_dict().items()}
+    torch.save(state, path)
+    return path
+
+
+ZOO_TINY = ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny", "lmuformer_video_tiny"]
+
+
+@toolchain
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n == "squeezetime_tiny" else pytest.mark.slow) for n in ZOO_TINY])
+def test_tiny_zoo_passes_its_accuracy_check_on_the_runtime(registry, name, precision, tmp_path) -> None:
+    """`edgest compile --model M --target coreai [--precision fp16]`: accuracy passed on Apple's runtime."""
+    weights = _layer_scales_at_one(registry, name, tmp_path / "w.pt") if name.startswith("emov2") else None
+    report = edgest.compile(name, "coreai", precision=precision, weights=weights, out_dir=tmp_path / "run",
+                            registry=registry, latency=None, samples=2, task_samples=0)
+    acc = report.check("accuracy")
+    assert acc.status == "passed", (acc.reason, acc.metrics)
+    d = report.artifact.details
+    assert d["precision"] == precision and d["functions"] == ["main"] and d["ops"]["non_constant"] > 0
+    weights = {"fp32": "Float32", "fp16": "Float16"}[precision]
+    assert max(d["storage_types"], key=d["storage_types"].get) == weights  # the weights are stored at that precision
+    assert weights in d["compute_types"]
+    (inp,) = d["interface"]["main"]["inputs"].values()
+    assert inp.startswith(f"NDArray ({weights}, ")
+    json.dumps(d)
+    if not ON_APPLE:
+        assert acc.host["runtime"] == LABEL
+
+
+@toolchain
+def test_bf16_is_stored_and_run_in_bfloat16(registry, tmp_path) -> None:
+    """bf16: weights, inputs and compute in bfloat16 (a batch norm included), within the bf16 limits."""
+    report = edgest.compile(tiny_convnet(), "coreai", input_shape=(1, 3, 16, 16), precision="bf16", out_dir=tmp_path / "run",
+                            registry=registry, latency=None, samples=4)
+    acc = report.check("accuracy")
+    assert acc.status == "passed" and acc.limits == accuracy.LIMITS["bf16"], (acc.reason, acc.metrics)
+    d = report.artifact.details
+    assert max(d["storage_types"], key=d["storage_types"].get) == "BFloat16" and "BFloat16" in d["compute_types"]
+    assert 20.0 < acc.metrics["sqnr_db"] < 80.0  # bf16 rounding is there
+
+
+@pytest.fixture(scope="module")
+def convnet_run(registry, tmp_path_factory) -> Path:
+    """tiny_convnet through `edgest compile` at fp32 (default), no latency."""
+    if CoreAITarget.unavailable_reason():
+        pytest.skip(f"Core AI packages not installed ({INSTALL})")
+    run = tmp_path_factory.mktemp("ca") / "run"
+    report = edgest.compile(tiny_convnet(), "coreai", input_shape=(1, 3, 16, 16), out_dir=run, registry=registry,
+                            latency=None, samples=4)
+    assert report.check("accuracy").status == "passed", report.error
+    return run
+
+
+@off_apple
+def test_runner_on_the_host_build(convnet_run, tmp_path) -> None:
+    runner = CoreAITarget().load(convnet_run / "model.aimodel", threads=3)
+    assert runner.label == LABEL and runner.threads == 0 and runner.timing_unavailable == device.timing_unavailable_here()
+    (y,) = runner.run([np.zeros((1, 3, 16, 16), np.float64)])  # cast to the asset's input dtype
+    assert y.dtype == np.float32 and y.shape == (1, 5)
+    with pytest.raises(BadInput, match="takes 1 input"):
+        runner.run([])
+    runner.close()
+    with pytest.raises(Unsupported, match="no Core AI asset at"):
+        CoreAITarget().load(tmp_path / "model.aimodel", threads=1)
+
+
+def _negate_weight(asset: Path, weight: np.ndarray) -> None:
+    """Negate one weight tensor where its fp32 bytes sit in the asset's bytecode (as a bad copy or bit-rot would)."""
+    path = asset / "main.mlirb"
+    data = bytearray(path.read_bytes())
+    raw = np.ascontiguousarray(weight, np.float32).tobytes()
+    at = data.find(raw)
+    assert at >= 0 and data.find(raw, at + 1) < 0, "the weight's bytes should be in the bytecode once"
+    data[at:at + len(raw)] = (-np.frombuffer(raw, np.float32)).tobytes()
+    path.write_bytes(bytes(data))
+
+
+@toolchain
+def test_a_corrupted_weight_in_the_asset_fails_the_accuracy_check(registry, tmp_path) -> None:
+    """The runtime runs the saved asset, not the converter's memory: negate the depthwise conv's weights, the check fails."""
+    model = tiny_convnet()
+    run = tmp_path / "run"
+    report = edgest.compile(model, "coreai", input_shape=(1, 3, 16, 16), out_dir=run, registry=registry, latency=None, samples=4)
+    assert report.check("accuracy").status == "passed", report.error
+    _negate_weight(run / "model.aimodel", model[3].weight.detach().numpy())  # the first conv's is folded with its BN
+
+    inputs = accuracy.seeded_inputs([(1, 3, 16, 16)], 4, 0)  # what compile used (seed 0)
+    with np.load(run / "reference.npz") as ref:
+        reference = [ref[f"s{i}"] for i in range(4)]
+    outcome = run_in_child(CoreAITarget(), run / "model.aimodel", inputs, latency=None, timeout_s=300)
+    assert outcome.outputs is not None, outcome.failure
+    m = accuracy.compare(reference, [o[0] for o in outcome.outputs])
+    assert accuracy.within(m, accuracy.LIMITS["fp32"]) and m["sqnr_db"] < 20.0, m  # within() lists the broken limits
+
+
+@toolchain
+def test_int8_through_coreai_opt_with_quant_skip(registry, tmp_path) -> None:
+    """int8: coreai-opt's quantizer on edgest's calibration clips; --quant-skip keeps a module float; a bad name is refused."""
+    def quantize(**options):
+        return [("quantize", {"scheme": "int8", "calibration_size": 4, **options})]
+
+    report = edgest.compile(tiny_convnet(), "coreai", quantize(), input_shape=(1, 3, 16, 16), precision="int8",
+                            out_dir=tmp_path / "q", registry=registry, latency=None, samples=4)
+    acc = report.check("accuracy")
+    assert acc.status == "passed" and acc.limits == accuracy.LIMITS["int8"], (acc.reason, acc.metrics)
+    (q,) = [p for p in report.passes if p.name == "quantize"]
+    assert q.summary.startswith("coreai-opt int8 (W8A8): ") and "calibrated on 4 inputs" in q.summary
+    assert "Int8" in report.artifact.details["storage_types"]
+    int8_all = report.artifact.details["storage_types"]["Int8"]
+    skipped = edgest.compile(tiny_convnet(), "coreai", quantize(skip=["7"]), input_shape=(1, 3, 16, 16), precision="int8",
+                             out_dir=tmp_path / "s", registry=registry, latency=None, samples=2)  # 7: the Linear head
+    assert "kept float: 7" in [p for p in skipped.passes if p.name == "quantize"][0].summary
+    assert skipped.artifact.details["storage_types"].get("Int8", 0) < int8_all  # the head's weights stayed float
+    with pytest.raises(BadInput, match="--quant-skip 'nope' is not a module of the model"):
+        edgest.compile(tiny_convnet(), "coreai", quantize(skip=["nope"]), input_shape=(1, 3, 16, 16), precision="int8",
+                       out_dir=tmp_path / "n", registry=registry, latency=None)
+
+
+@toolchain
+def test_attention_to_conv_runs_before_core_ai(registry, tmp_path) -> None:
+    """The attention-to-conv pass (as for Core ML) on a ViViT: rewritten, converted, passed on the runtime."""
+    report = edgest.compile("vivit_fe_tiny", "coreai", passes=["attention-to-conv"], out_dir=tmp_path / "run",
+                            registry=registry, latency=None, samples=2)
+    (a2c,) = [p for p in report.passes if p.name == "attention-to-conv"]
+    assert a2c.modified and report.check("accuracy").status == "passed", report.error
+
+
+@toolchain
+def test_an_op_the_converter_lacks_is_named_with_its_line(tmp_path) -> None:
+    import torch
+    from torch import nn
+
+    from edgest.capture import capture
+    from edgest_coreai.coverage import supported_ops, unsupported_ops
+
+    class CumMax(nn.Module):
+        def forward(self, x):
+            return torch.cummax(x, dim=1)[0].mean(-1)
+
+    x = torch.randn(1, 4, 8)
+    program = capture(CumMax(), (x,))
+    assert unsupported_ops(program) == {"aten.cummax.default": 1}
+    ops = supported_ops()
+    assert len(ops) > 150 and {"aten.convolution.default", "aten.scaled_dot_product_attention.default"} <= set(ops)
+    with pytest.raises(Unsupported, match=r"cannot lower op aten\.cummax\.default \(from test_coreai\.py:\d+\): "
+                                          r"coreai-torch has no lowering for it"):
+        CoreAITarget().lower(program, (x,), tmp_path / "a")
+
+
+def test_missing_packages_are_named_with_the_pinned_install_line(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("coreai") else real(name, *a))
+    with pytest.raises(TargetUnavailable) as err:
+        CoreAITarget().ensure_available()
+    assert str(err.value) == ("target 'coreai' unavailable: coreai, coreai_torch, coreai_opt not installed "
+                              "(pip install --pre coreai-core==1.0.0b3 coreai-torch==0.4.3 coreai-opt==0.4.0)")
+    with pytest.raises(BadInput, match="precision='int4' is not one of fp32, fp16, bf16"):
+        CoreAITarget(precision="int4")
+
+
+@toolchain
+@off_apple
+def test_device_bundle_runs_the_asset_with_only_the_runtime(convnet_run, tmp_path) -> None:
+    """`edgest bundle`: the runner is this package's device.py; the bundle runs here (host build), untimed."""
+    from edgest.bundle import build_bundle
+
+    bundle = build_bundle(convnet_run, tmp_path / "bundle")
+    assert (bundle / "model.aimodel" / "main.mlirb").is_file()
+    assert (bundle / "edgest_device_runner.py").read_text() == Path(device.__file__).read_text()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    version = importlib.metadata.version("coreai-core")
+    assert manifest["runtime_install"] == [["numpy", f"coreai-core=={version}"]]
+    source = (bundle / "edgest_device_runner.py").read_text()
+    assert "import torch" not in source and "edgest." not in source.replace("edgest.checks", "")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "run_on_device.py", "--runs", "3", "--seconds", "0"], cwd=bundle,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads((bundle / "device-report.json").read_text())
+    text = json.dumps(report)
+    assert LABEL in text and "meaningful only on Apple hardware" in text, text[:2000]
+    assert re.search(r'"accuracy".{0,400}"passed"', text, re.S), text[:2000]
+
+
+@pytest.fixture(scope="session")
+def trained_squeezetime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """squeezetime_tiny trained with its default ``edgest train`` recipe (a few minutes of one core), cached.
+
+    The same cache folder and key as tests/models/test_trained_int8.py: one checkpoint serves both.
+    """
+    import hashlib
+    import shutil
+
+    import edgest_models
+    from edgest_models.train import train
+
+    from edgest.data import sequences, synthetic
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
+        digest.update(path.read_bytes())
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
+    path = folder / f"squeezetime_tiny-{digest.hexdigest()[:12]}.pt"
+    if not path.exists():
+        scratch = tmp_path_factory.mktemp("train") / "w.pt"
+        train("squeezetime_tiny", scratch)
+        shutil.move(scratch, path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="coreai-torch 0.4.3 / coreai-core 1.0.0b3: the quantized program reads 36.7 dB in "
+                   "PyTorch but 8.3 dB on the runtime (the loss is in lowering or running the quantize ops), so int8 "
+                   "with trained weights fails its check; strict: this test says when a release fixes it")
+@toolchain
+def test_int8_with_trained_weights_meets_the_task_limits(registry, trained_squeezetime, tmp_path) -> None:
+    """`edgest compile --model squeezetime_tiny --target coreai --precision int8 --weights W`: passed on the runtime."""
+    report = edgest.compile("squeezetime_tiny", "coreai", out_dir=tmp_path / "run", precision="int8",
+                            weights=trained_squeezetime, registry=registry, latency=None)
+    m = report.check("accuracy").metrics
+    assert m["task_judged"] and m["task_samples"] == 256
+    assert report.check("accuracy").status == "passed", (report.error, {k: m.get(k) for k in (
+        "sqnr_db", "top1_agreement", "task_top1_eager", "task_top1", "task_top1_drop_pts")})
+    assert m["top1_agreement"] >= 0.95 and m["task_top1_drop_pts"] <= 1.0
