@@ -164,7 +164,9 @@ def _answers(targets: list[Target], program: torch.export.ExportedProgram, preci
     torch.export.save(program, blob)
     out = {}
     deadline = time.monotonic() + TIMEOUT_S
-    pool = ProcessPoolExecutor(min(jobs, len(targets)), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(min(jobs, len(targets)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_child_dies_with_parent)
+    answered = False
     try:
         futures = {t.name: pool.submit(_ask_in_child, class_path(type(t)), t.options, blob.getvalue(), precision)
                    for t in targets}
@@ -176,12 +178,20 @@ def _answers(targets: list[Target], program: torch.export.ExportedProgram, preci
             except Exception as exc:  # noqa: BLE001 - the child died (a toolchain crashed it) or never answered
                 why = f"no answer within {TIMEOUT_S:.0f} s" if isinstance(exc, TimeoutError) else first_line(exc)[:160]
                 out[name] = (not_known(name, f"coverage failed: the process asking it died or hung ({why})", "failed"), 0.0)
+        answered = all(out[n][0].status != "failed" for n in futures)
     finally:
-        for proc in list(getattr(pool, "_processes", {}).values()):  # a hung or crashed child must not keep check waiting
-            if proc.is_alive():
-                proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not answered:  # a hung or crashed child must not keep check waiting
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                if proc.is_alive():
+                    proc.kill()
+        pool.shutdown(wait=answered, cancel_futures=True)  # all answered: let the children end cleanly (no leaks)
     return out
+
+
+def _child_dies_with_parent() -> None:
+    from edgest.checks.lifeline import die_with_parent
+
+    die_with_parent()
 
 
 def _ask_in_child(path: str, options: dict[str, Any], blob: bytes, precision: str | None) -> tuple[Coverage, float]:

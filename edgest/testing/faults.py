@@ -13,6 +13,7 @@ Register them on a fresh plugin manager with ``pm.add(edgest.testing.faults, "fa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -158,3 +159,42 @@ def register_passes(register: Callable[[type[Pass]], None]) -> None:
 @hookimpl
 def register_targets(register: Callable[[type[Target]], None]) -> None:
     register(ProgramTarget)
+
+
+def registry_with(plugin: Any, name: str) -> Any:
+    """A registry of the built-ins, ``plugin`` (a target's plugin module) and the planted faults only."""
+    from edgest.plugins import new_plugin_manager
+
+    pm = new_plugin_manager(entry_points=False)
+    pm.add(plugin, name)
+    pm.add(sys.modules[__name__], "faults")
+    return pm.registry
+
+
+def debug_scaled_conv(target: str, registry: Any, out: Path) -> Any:
+    """Kit check for a target's :meth:`~edgest.target.Target.intermediates`: one conv's weight scaled in the captured
+    program; ``edgest debug`` must name ``blocks.1.conv`` and find eager agreement before it. The DebugResult."""
+    import edgest
+    from edgest.debug import debug_run
+
+    edgest.compile("debug_net", target, passes=[("scale-weight", {"module": "blocks.1.conv", "factor": 1.5})],
+                   out_dir=out, samples=2, latency=None, registry=registry)
+    result = debug_run(out, registry=registry)
+    assert result.culprit == "blocks.1.conv", result.verdict
+    assert result.module("blocks.0").sqnr_db > 100  # the float artifact agrees with eager before the fault
+    return result
+
+
+def debug_bad_int8_layer(target: str, registry: Any, out: Path) -> Any:
+    """Kit check: at int8, the layer made to quantise badly (:func:`quantises_badly`) fails the compile and
+    ``edgest debug`` names it. The DebugResult."""
+    import edgest
+    from edgest.debug import debug_run
+
+    report = edgest.compile("debug_net_bad_int8", target, precision="int8", out_dir=out, samples=2, latency=None,
+                            registry=registry, passes=[("quantize", {"calibration_size": 4})])
+    assert report.status == "failed"
+    result = debug_run(out, registry=registry)
+    assert result.culprit == "blocks.1.conv", result.verdict
+    assert result.module("blocks.0").sqnr_db > 25 and result.module("blocks.1.conv").sqnr_db < 5
+    return result

@@ -1,4 +1,4 @@
-"""``edgest debug`` on ONNX artifacts: planted faults (edgest.testing.faults) are named by their PyTorch module."""
+"""``edgest debug`` on ONNX Runtime: the planted faults of :mod:`edgest.testing.faults` named through real runtimes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import importlib.util
 
 import pytest
 
-import edgest
-from edgest.debug import debug_run
-from edgest.plugins import new_plugin_manager
 from edgest.testing import faults
 
 onnx_plugin = pytest.importorskip("edgest_onnx.plugin", reason="edgest-onnx not installed (pip install -e targets/onnx)")
@@ -17,26 +14,14 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
 
 @pytest.fixture(scope="module")
 def registry():
-    pm = new_plugin_manager(entry_points=False)
-    pm.add(onnx_plugin, "onnx")
-    pm.add(faults, "faults")
-    return pm.registry
+    return faults.registry_with(onnx_plugin, "onnx")
 
 
 def test_a_scaled_conv_is_named(registry, tmp_path) -> None:
-    edgest.compile("debug_net", "onnx", passes=[("scale-weight", {"module": "blocks.1.conv", "factor": 1.5})],
-                   out_dir=tmp_path / "run", samples=2, latency=None, registry=registry)
-    result = debug_run(tmp_path / "run", registry=registry)
-    assert result.culprit == "blocks.1.conv", result.verdict
-    assert result.module("blocks.0").sqnr_db > 100  # float ONNX agrees with eager before the fault
+    result = faults.debug_scaled_conv("onnx", registry, tmp_path / "run")
     # the exporter renamed adaptive_avg_pool2d (ReduceMean 'mean'): found by the module recorded on the node
     assert result.module("pool") is not None and not result.not_exposed
 
 
 def test_an_int8_layer_that_quantises_badly_is_named(registry, tmp_path) -> None:
-    report = edgest.compile("debug_net_bad_int8", "onnx", precision="int8", out_dir=tmp_path / "run", samples=2,
-                            latency=None, registry=registry, passes=[("quantize", {"calibration_size": 4})])
-    assert report.status == "failed"
-    result = debug_run(tmp_path / "run", registry=registry)
-    assert result.culprit == "blocks.1.conv", result.verdict
-    assert result.module("blocks.0").sqnr_db > 25 and result.module("blocks.1.conv").sqnr_db < 5
+    faults.debug_bad_int8_layer("onnx", registry, tmp_path / "run")

@@ -62,7 +62,7 @@ def _predict_and_lower(name: str, op: str, tmp_path):
         return coverage, exc
 
 
-@pytest.mark.parametrize("name", ["onnx", "tvm", "coreml", "openvino", "litert"])
+@pytest.mark.parametrize("name", ["onnx", "tvm", "coreml", "openvino", "litert", "coreai"])
 def test_an_op_the_target_lacks_is_predicted_unsupported_and_the_compile_refuses_it(name, tmp_path):
     coverage, lowered = _predict_and_lower(name, "cummax", tmp_path)
     assert coverage.verdicts("aten.cummax") == {"unsupported": 1}
@@ -91,3 +91,4 @@ def test_executorch_predicts_an_op_with_no_kernel_outside_core_aten_as_unsupport
     assert coverage.verdicts("aten.conv2d") == {"delegated": 1}
     # the lowering agrees: the edge dialect's verifier refuses cummax (its own error type, naming the op)
     assert isinstance(lowered, Exception) and "cummax" in str(lowered)
+

@@ -44,3 +44,28 @@ def unsupported_ops(program: Any) -> dict[str, int]:
 def _plumbing(op: str) -> bool:
     """Assertion ops the converter strips before converting, and symbolic-size queries (static shapes here)."""
     return op.startswith(("aten._assert", "aten.sym_constrain_range", "aten.sym_size", "aten.sym_numel", "aten.sym_stride"))
+
+
+def coverage(program: Any) -> Any:
+    """``Target.coverage`` for ``edgest check``: the program decomposed as the converter takes it, each piece judged
+    by the converter's own table (native) or not in it (unsupported), reported per op of the captured program."""
+    import importlib.metadata
+
+    from edgest.coverage import is_work, judged
+
+    known = set(supported_ops())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # coreai-torch warns at import that it "has only been validated with torch<=2.13.0"
+        from coreai_torch import get_decomp_table
+
+        decomposed = program.run_decompositions(get_decomp_table())
+
+    def judge(node: Any) -> tuple[str, str] | None:
+        op = str(node.target)
+        if not is_work(node) or not op.startswith("aten.") or _plumbing(op):
+            return None
+        return ("native", "") if op in known else ("unsupported", f"coreai-torch has no lowering for {op}")
+
+    return judged("coreai", program, decomposed.graph, judge,
+                  f"coreai-torch {importlib.metadata.version('coreai-torch')} ATen lowering table; compute-unit "
+                  "placement is decided on the device")

@@ -100,6 +100,13 @@ class CoreAITarget(Target):
         self.ensure_available()
         return CoreAIRunner(path)
 
+    def coverage(self, program: torch.export.ExportedProgram) -> Any:
+        """Ops the converter lowers, from its own table (:func:`edgest_coreai.coverage.coverage`)."""
+        self.ensure_available()
+        from edgest_coreai.coverage import coverage
+
+        return coverage(program)
+
     def quantizer(self, scheme: str) -> Quantizer | None:
         """Static int8 (weights and activations) with coreai-opt's ``Quantizer``, calibrated on edgest's clips."""
         if scheme != "int8":
