@@ -30,7 +30,7 @@ HANDLED: tuple[int, ...] = tuple(
 #: the exit codes of an interrupted command (128 + each handled signal)
 EXIT_CODES: frozenset[int] = frozenset(128 + s for s in HANDLED)
 
-_state = {"pid": 0, "count": 0}
+_state: dict = {"pid": 0, "count": 0, "wrote": "", "active": False}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -66,8 +66,17 @@ def exit_code(exc: BaseException) -> int:
 
 
 def message(exc: BaseException) -> str:
-    """The one line the CLI prints for an interrupt."""
-    return f"edgest: interrupted ({signal_name(signal_of(exc))}); nothing was written"
+    """The one line the CLI prints for an interrupt: nothing was written, or the last folder written in full."""
+    done = _state.get("wrote")
+    tail = f"'{done}' was written in full before it" if done else "nothing was written"
+    return f"edgest: interrupted ({signal_name(signal_of(exc))}); {tail}"
+
+
+def wrote(folder: object) -> None:
+    """Record that ``folder`` is in place, complete: an interrupt after this says so instead of "nothing was written"
+    (inside :func:`handled`, the CLI's command; in-process API calls record nothing)."""
+    if _state.get("active"):
+        _state["wrote"] = str(folder)
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -102,6 +111,7 @@ def handled() -> Iterator[None]:
     try:
         yield
     finally:
+        _state.update(active=False, wrote="")
         if threading.current_thread() is threading.main_thread():
             for signum, handler in before.items():
                 if handler is not None:
@@ -115,7 +125,7 @@ def install() -> None:
     """
     if threading.current_thread() is not threading.main_thread():  # signal.signal would raise; leave Python's default
         return
-    _state.update(pid=os.getpid(), count=0)
+    _state.update(pid=os.getpid(), count=0, wrote="", active=True)
     for signum in HANDLED:
         current = signal.getsignal(signum)
         if current == signal.SIG_IGN or current is None:  # ignored by whoever started us, or set outside Python

@@ -23,7 +23,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,7 +65,7 @@ def write_marker(folder: Path, kind: Kind, files: list[str] | None = None) -> No
     """Mark ``folder`` as an edgest folder of ``kind``; ``files``: the top-level entries edgest wrote."""
     from importlib.metadata import version
 
-    marker = {"kind": kind, "edgest": version("edgest"), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    marker = {"kind": kind, "edgest": version("edgest"), "created": datetime.now(UTC).isoformat(timespec="seconds"),
               **_owner(), **({"files": files} if files is not None else {})}
     atomic_write_text(Path(folder) / MARKER, dumps_json(marker))
 
@@ -210,6 +210,9 @@ def staged_output(out: Path, force: bool = False, kind: Kind = "run") -> Iterato
         yield staging
         write_marker(staging, kind, files=sorted(n for n in os.listdir(staging) if n != MARKER))
         _move_into_place(staging, out, force, kind)
+        from edgest import interrupts
+
+        interrupts.wrote(out)  # an interrupt from here on no longer means "nothing was written"
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if created is not None:

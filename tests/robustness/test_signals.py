@@ -259,3 +259,19 @@ def test_a_second_ctrl_c_while_shutting_down_is_no_traceback() -> None:
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip() == "edgest: interrupted (SIGINT); nothing was written", proc.stderr
     assert "shutdown finished" in proc.stdout
+
+
+def test_an_interrupt_after_the_run_folder_is_in_place_says_it_was_written(tmp_path, capsys, monkeypatch) -> None:
+    from edgest.cli import main
+
+    def ctrl_c_while_printing(*args, **kwargs):  # the outside round's s06: Ctrl-C just after the report was written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edgest.report.console.print_report", ctrl_c_while_printing)
+    with pytest.raises(SystemExit) as exit_:
+        main(["compile", "--model", "squeezetime_tiny", "--target", "eager", "--samples", "1", "-q",
+              "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 130
+    assert err == f"edgest: interrupted (SIGINT); '{tmp_path / 'run'}' was written in full before it", err
+    assert (tmp_path / "run" / "report.json").is_file()
