@@ -109,6 +109,9 @@ class _StatsCache:
         from edgest.errors import BadInput
         from edgest.fsio import atomic_write_text
 
+        home = Path.home()
+        if self.path.is_relative_to(home) and not home.is_dir():
+            return  # HOME names a folder that does not exist: never create someone's home for a cache
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True))

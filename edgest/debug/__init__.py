@@ -7,8 +7,8 @@ probes in its own graph with :func:`module_exits` when its nodes carry module pa
 """
 
 from edgest.debug.localize import DebugResult, ModuleDiff
-from edgest.debug.probes import GraphNode, Probe, inside, module_exits
+from edgest.debug.probes import GraphNode, Probe, fx_nodes, inside, module_exits
 from edgest.debug.run import debug_plan, debug_run, supports_intermediates
 
-__all__ = ["DebugResult", "GraphNode", "ModuleDiff", "Probe", "debug_plan", "debug_run", "inside", "module_exits",
-           "supports_intermediates"]
+__all__ = ["DebugResult", "GraphNode", "ModuleDiff", "Probe", "debug_plan", "debug_run", "fx_nodes", "inside",
+           "module_exits", "supports_intermediates"]

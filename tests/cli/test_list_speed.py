@@ -70,3 +70,15 @@ def test_the_cache_key_follows_the_spec_and_the_source() -> None:
     assert stats_key(entry, wider) != key
     other = get_registry().model("vivit_fe_tiny")  # another factory module
     assert stats_key(replace(entry, factory=other.factory), entry.spec) != key
+
+
+def test_a_home_that_does_not_exist_is_not_created_for_the_cache(tmp_path, monkeypatch) -> None:
+    from edgest import inventory
+
+    home = tmp_path / "no-such-home"  # the outside round's x04: /nonexistent/home/.cache/edgest appeared
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    cache = inventory._StatsCache()
+    cache.entries, cache.dirty = {"k": {"params": 1, "macs": 1}}, True
+    cache.save()
+    assert not home.exists()

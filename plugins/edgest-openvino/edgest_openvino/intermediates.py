@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgest.debug import Probe, module_exits
-from edgest.debug.probes import fx_nodes
+from edgest.debug import Probe, fx_nodes, module_exits
 
 if TYPE_CHECKING:
     import numpy as np
