@@ -84,8 +84,8 @@ def _registry(target: str):
     return pm.registry
 
 
-TARGETS = ["onnx", pytest.param("executorch", marks=pytest.mark.skipif(
-    importlib.util.find_spec("executorch") is None, reason="executorch not installed"))]
+TARGETS = ["onnx", pytest.param("executorch", marks=[pytest.mark.slow, pytest.mark.skipif(  # slow: suite time, ONNX by default
+    importlib.util.find_spec("executorch") is None, reason="executorch not installed")])]
 
 
 @pytest.mark.parametrize("target", TARGETS)

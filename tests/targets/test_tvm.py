@@ -54,7 +54,8 @@ def test_bad_options_are_bad_input(registry, key, value):
 
 
 @toolchain
-@pytest.mark.parametrize("model", ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny"])
+@pytest.mark.parametrize("model", ["squeezetime_tiny", *(pytest.param(m, marks=pytest.mark.slow)  # suite time: one model by default
+                                                        for m in ("emov2_tiny_video", "vivit_fa_tiny"))])
 def test_zoo_model_untuned_passes_accuracy(registry, tmp_path, model):
     weights = write_responsive_weights(registry.model(model), tmp_path / "w.pt") if "emov2" in model else None
     report = edgest.compile(model, "tvm", out_dir=tmp_path / "r", registry=registry, latency=FAST, samples=4,
