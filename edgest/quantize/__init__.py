@@ -7,8 +7,9 @@ from edgest.quantize.contract import (
     PASS_NAME, PRECISION, SCHEMES, ArtifactQuantizer, ArtifactStep, ProgramQuantizer, Quantized, Quantizer, Stage,
 )
 from edgest.quantize.sensitivity import SENSITIVITY_INPUTS, quantizable_layers, sensitivity
+from edgest.quantize.skip import check_skip, in_modules, module_names
 
 __all__ = [
     "PASS_NAME", "PRECISION", "SCHEMES", "SENSITIVITY_INPUTS", "ArtifactQuantizer", "ArtifactStep", "ProgramQuantizer",
-    "Quantized", "Quantizer", "Stage", "quantizable_layers", "sensitivity",
+    "Quantized", "Quantizer", "Stage", "check_skip", "in_modules", "module_names", "quantizable_layers", "sensitivity",
 ]

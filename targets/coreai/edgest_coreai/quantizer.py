@@ -17,27 +17,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.errors import BadInput
-from edgest.quantization import ProgramQuantizer, Quantized
+from edgest.quantization import ProgramQuantizer, Quantized, check_skip
 
 if TYPE_CHECKING:
     import torch
 
     from edgest.data.calibration import CalibrationSet
-
-
-def module_names(graph: Any) -> set[str]:
-    """Every module path (``layer1.0.conv1``) that a node of ``graph`` was traced in."""
-    return {fqn for node in graph.nodes for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() if fqn}
-
-
-def check_skip(graph: Any, skip: Sequence[str]) -> None:
-    """Refuse a ``--quant-skip`` name that is no module of the model (one line, with examples)."""
-    known = module_names(graph)
-    for name in skip:
-        if not any(k == name or k.startswith(name + ".") for k in known):
-            examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
-            raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
 
 
 def _custom_ops(program: Any) -> dict[str, int]:

@@ -35,8 +35,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.errors import BadInput, Unsupported
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer
+from edgest.errors import Unsupported
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules
 from edgest_executorch.float_ops import aten_name as _op
 from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
@@ -100,23 +100,6 @@ def _quiet() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-def _module_names(graph: Any) -> set[str]:
-    """Every module path (``layer1.0.conv1``) that a node of ``graph`` was traced in."""
-    names: set[str] = set()
-    for node in graph.nodes:
-        for fqn, _ in (node.meta.get("nn_module_stack") or {}).values():
-            if fqn:
-                names.add(fqn)
-    return names
-
-
-def _in_modules(node: Any, skip: Sequence[str]) -> bool:
-    for fqn, _ in (node.meta.get("nn_module_stack") or {}).values():
-        if any(fqn == s or fqn.startswith(s + ".") for s in skip):
-            return True
-    return False
 
 
 def _by_kind(graph: Any, names: set[str]) -> dict[str, int]:
@@ -210,18 +193,14 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             dynamic = self.scheme == "int8-weight"
             quantizer = _xnnpack_quantizer(_config(dynamic))
             if skip:
-                known = _module_names(program.graph)
-                for name in skip:
-                    if not any(k == name or k.startswith(name + ".") for k in known):
-                        examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
-                        raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
+                check_skip(program.graph, skip)
                 # XNNPACKQuantizer.set_module_name(name, None) is "not supported yet" in executorch 1.5:
                 # a filter keeps the named modules' nodes out of every pattern instead
             module = program.module()
             folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module)
             last = output_layers(module.graph)
             tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
-            skipped = {n.name for n in module.graph.nodes if skip and _in_modules(n, skip)}
+            skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
             islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped)  # never names those
             kept = last | tokens | skipped | islands
             quantizer.set_filter_function(lambda node: node.name not in kept)

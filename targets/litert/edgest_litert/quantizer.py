@@ -28,8 +28,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.errors import BadInput
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules
 
 if TYPE_CHECKING:
     import torch
@@ -43,26 +42,6 @@ _ANNOTATION = "quantization_annotation"
 def quantizer_for(scheme: str) -> Quantizer | None:
     """The quantizer for ``scheme``; None for schemes LiteRT's PT2E flow does not offer."""
     return LiteRTPT2EQuantizer(scheme) if scheme in SCHEMES else None
-
-
-def module_names(graph: Any) -> set[str]:
-    """Every module path (``layer1.0.conv1``) a node of ``graph`` was traced in."""
-    return {fqn for node in graph.nodes for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() if fqn}
-
-
-def in_modules(node: Any, skip: Sequence[str]) -> bool:
-    """Whether ``node`` was traced inside one of the modules ``skip`` names (or one of their children)."""
-    return any(fqn == s or fqn.startswith(s + ".")
-               for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() for s in skip)
-
-
-def check_skip(graph: Any, skip: Sequence[str]) -> None:
-    """BadInput naming a ``--quant-skip`` module that is not in the model, with a few that are."""
-    known = module_names(graph)
-    for name in skip:
-        if not any(k == name or k.startswith(name + ".") for k in known):
-            examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
-            raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
 
 
 def _pt2e_quantizer(dynamic: bool, skip: Sequence[str]) -> Any:

@@ -1,0 +1,32 @@
+"""``--quant-skip`` for program quantizers: which modules a graph's nodes were traced in, and the check of the names.
+
+Every PT2E-style quantizer (ExecuTorch, LiteRT, Core AI, a third party's) reads the same node metadata
+(``nn_module_stack``), so the lookup and its one-line error live here, in the contract's package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from edgest.errors import BadInput
+
+
+def module_names(graph: Any) -> set[str]:
+    """Every module path (``layer1.0.conv1``) that a node of ``graph`` was traced in."""
+    return {fqn for node in graph.nodes for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() if fqn}
+
+
+def in_modules(node: Any, skip: Sequence[str]) -> bool:
+    """Whether ``node`` was traced inside one of the modules ``skip`` names (or one of their children)."""
+    return any(fqn == s or fqn.startswith(s + ".")
+               for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() for s in skip)
+
+
+def check_skip(graph: Any, skip: Sequence[str]) -> None:
+    """BadInput naming a ``--quant-skip`` module that is not in the model, with a few that are."""
+    known = module_names(graph)
+    for name in skip:
+        if not any(k == name or k.startswith(name + ".") for k in known):
+            examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
+            raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
