@@ -57,7 +57,7 @@ def after_compile(plan: Any, report: Any, wanted: bool | None) -> None:
 
     accuracy = next((c for c in report.checks if c.kind == "accuracy"), None)
     failed = accuracy is not None and accuracy.status == "failed"
-    if wanted is False or (wanted is None and not failed) or report.artifact is None or getattr(plan, "streaming", False):
+    if wanted is False or (wanted is None and not failed) or report.artifact is None or plan.streaming:
         return
     if not supports_intermediates(type(plan.target)):
         if wanted:
@@ -70,6 +70,5 @@ def after_compile(plan: Any, report: Any, wanted: bool | None) -> None:
     except EdgestError as exc:
         click.echo(f"edgest: note: per-layer debug could not run: {exc}", err=True)
         return
-    lead = "debug: error starts at" if result.culprit else "debug:"
-    click.echo(f"{lead} {result.culprit or ''} ({result.verdict}); see {run_dir / result.files['markdown']}".replace("  ", " "),
-               err=True)
+    lead = f"debug: error starts at {result.culprit}" if result.culprit else "debug:"
+    click.echo(f"{lead} ({result.verdict}); see {run_dir / result.files['markdown']}", err=True)
