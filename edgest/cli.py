@@ -492,9 +492,11 @@ from edgest.cli_device import device_group
 cli.add_command(debug_cmd)  # edgest debug RUN_DIR
 cli.add_command(check_cmd)  # edgest check --model M
 cli.add_command(device_group)  # edgest device serve
+from edgest.cli_optimize import optimize_cmd
 
 
 def _register_plugin_commands() -> list[str]:
+cli.add_command(optimize_cmd)  # edgest optimize --model M
     from edgest.plugins import get_plugin_manager
 
     pm = get_plugin_manager()

@@ -1,0 +1,107 @@
+"""``edgest optimize``: the fastest faithful artifact for this host (a thin layer over :func:`edgest.optimize.optimize`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgest.cli_usage import FiniteFloat
+
+
+def _print(doc: dict[str, Any], out: Path) -> None:
+    """The frontier as a table, with the summary lines (host, budget, winner, skipped) under it."""
+    from edgest.cli import _console, _table
+    from edgest.optimize.writers import _HEAD, _cells, summary_lines
+
+    _table(f"edgest optimize → {out}/optimize.md, optimize.html", _HEAD, _cells(doc["cells"]))
+    console = _console()
+    for line in summary_lines(doc):
+        console.print(line, soft_wrap=True, markup=False)
+
+
+@click.command("optimize")
+@click.option("--model", "model", required=True, help="Model name (see `edgest list models`).")
+@click.option("--targets", help="Comma-separated targets to search [default: every target available on this host].")
+@click.option("--precisions", help="Comma-separated precisions [default: fp32,int8, plus bf16/fp16 where this CPU has "
+                                   "them]; each target is searched at those it supports.")
+@click.option("--pass", "passes", multiple=True, help="Pass applied to every cell, repeatable.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="The model's weights file.")
+@click.option("--min-sqnr", type=FiniteFloat(), help="Accuracy budget: minimum SQNR vs eager (dB).")
+@click.option("--max-accuracy-drop", type=FiniteFloat(0, 100), help="Accuracy budget: maximum top-1 agreement lost vs eager (points).")
+@click.option("--max-latency-ms", help="Latency budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads, bench and re-time.")
+@click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for each cell's accuracy check.")
+@click.option("--finalists", default=3, show_default=True, type=click.IntRange(1, 32),
+              help="Fastest qualifying cells timed again in turns in one process; the fastest there wins.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 100), help="Rounds of turns for the finalists.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("edgest-optimize"), show_default=True)
+@click.option("--no-cache", is_flag=True, help="Recompile every cell.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "pool", "ray"]),
+              help="Where cells run, as for bench (docs/executors.md).")
+@click.option("--jobs", type=click.IntRange(1, 1024), help="--executor pool: processes compiling cells at once [default: the CPUs].")
+@click.option("--address", help="--executor ray: the cluster [default: auto].")
+@click.option("--json", "as_json", is_flag=True, help="Print the optimize document as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Show no progress, only warnings and the result.")
+@click.option("--verbose", "-v", is_flag=True, help="Show more progress: each pass and sub-step.")
+def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes: tuple[str, ...], weights: Path | None,
+                 min_sqnr: float | None, max_accuracy_drop: float | None, max_latency_ms: str | None, threads: int,
+                 samples: int, finalists: int, rounds: int, out: Path, no_cache: bool, executor: str, jobs: int | None,
+                 address: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
+    """Search targets x precisions for MODEL on this host through the bench (cached); write the fastest
+    artifact within the accuracy budget to OUT/winner and the whole frontier to OUT/optimize.{json,md,html}.
+
+    Without a budget, a cell qualifies when its own precision's accuracy check passed. The fastest
+    qualifying cells are timed again in turns in one process; the fastest there wins.
+    """
+    from edgest import progress
+    from edgest.bench import Budget, parse_latency_budget
+    from edgest.cli import _verbosity
+    from edgest.executors import get_executor
+    from edgest.fsio import dumps_json
+    from edgest.optimize import build_space, check_budget, optimize
+    from edgest.optimize.search import Settings
+    from edgest.plugins import get_registry
+    from edgest.validate import check_passes, name_list
+
+    registry = get_registry()
+    registry.model(model)
+    target_list = name_list("--targets", targets, "eager,onnx") if targets is not None else None
+    precision_list = name_list("--precisions", precisions, "fp32,int8") if precisions is not None else None
+    space = build_space(registry, target_list, precision_list)  # unknown names, nothing available: one line
+    check_passes(passes, registry)
+    if weights is not None:
+        from edgest.errors import BadInput
+        from edgest.weights.files import why_not_a_file
+
+        why = why_not_a_file(str(weights))
+        if why:
+            raise BadInput(f"weights file '{weights}' {why}; pass --weights a .pt, .pth or .safetensors file")
+    budget = Budget(min_sqnr, max_accuracy_drop, parse_latency_budget(max_latency_ms, space.targets))
+    check_budget(budget)
+    runner = get_executor(executor, jobs=jobs, address=address)
+    from edgest.outdir import check_output
+
+    check_output(out, kind="bench")
+    settings = Settings(threads=threads, samples=samples, passes=passes, weights=weights, use_cache=not no_cache)
+    shown = progress.display(f"optimize {model}: {space.size} cells into {out}", _verbosity(quiet, verbose), hold="pre-flight")
+    with progress.showing(shown):
+        doc = optimize(model, out, targets=target_list, precisions=precision_list, budget=budget, settings=settings,
+                       finalists=finalists, rounds=rounds, executor=runner, registry=registry,
+                       listen=lambda group: _listeners(shown, model, group, passes, out, not no_cache))
+    if as_json:
+        click.echo(dumps_json(doc), nl=False)
+    else:
+        _print(doc, out)
+    return 0
+
+
+def _listeners(shown: Any, model: str, group: Any, passes: tuple[str, ...], out: Path, cached: bool) -> tuple[Any, Any]:
+    """A bench progress line per group (its cells, ETA from their past timings)."""
+    from edgest import progress
+    from edgest.bench import matrix, reference_cells
+
+    cells = matrix([model], group.targets, group.precisions, passes) + reference_cells([model], group.targets, group.precisions)
+    watch = progress.BenchProgress(shown, [progress.cell_estimate(out / "cells" / c.folder, cached) for c in cells])
+    return watch.on_cell, watch.stage

@@ -1,0 +1,70 @@
+"""The search itself: one :func:`edgest.bench.run_bench` per group of the search space, into one bench folder.
+
+Every cell is an ordinary bench cell (cached by its key, run by the chosen executor), so a second
+optimize over the same folder reuses every cell it can. The groups' documents are merged into one
+bench document (the optimize folder's ``bench.json``, ``report.md`` and ``report.html``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgest.bench import Budget, add_speedups, run_bench
+from edgest.checks.latency import LatencyConfig
+from edgest.optimize.space import Group, SearchSpace
+
+if TYPE_CHECKING:
+    from edgest.executors import Executor
+    from edgest.plugins import Registry
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every cell of the search compiles and is checked (the bench's own settings)."""
+
+    threads: int = 1
+    samples: int = 8
+    passes: tuple[str, ...] = ()
+    weights: Path | None = None
+    use_cache: bool = True
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+
+
+def run_search(model: str, space: SearchSpace, out_dir: Path, settings: Settings, budget: Budget, *,
+               executor: Executor | None = None, registry: Registry | None = None,
+               listen: Callable[[Group], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    """Bench every group into ``out_dir``; the merged bench document (also written there as bench.json).
+
+    ``listen(group)`` gives the ``on_cell`` and ``on_stage`` listeners of that group's bench (progress).
+    """
+    from edgest.report.bench_writers import write_bench_reports
+
+    docs = []
+    for group in space.groups:
+        on_cell, on_stage = listen(group) if listen else (None, None)
+        docs.append(run_bench([model], group.targets, group.precisions, out_dir, passes=settings.passes,
+                              weights={model: settings.weights} if settings.weights else None,
+                              use_cache=settings.use_cache, budget=budget, threads=settings.threads,
+                              samples=settings.samples, latency=settings.latency, registry=registry,
+                              on_cell=on_cell, on_stage=on_stage, executor=executor))
+    doc = merge(docs, space)
+    write_bench_reports(doc, out_dir)
+    return doc
+
+
+def merge(docs: list[dict[str, Any]], space: SearchSpace) -> dict[str, Any]:
+    """One bench document from the groups': every searched cell once, the eager reference once, speed-ups redone."""
+    cells: list[dict[str, Any]] = [c for d in docs for c in d["cells"] if c["in_matrix"]]
+    searched = {c["run_dir"] for c in cells}
+    for d in docs:  # a group without an eager fp32 cell got the reference added; keep it once, unless searched
+        for c in d["cells"]:
+            if not c["in_matrix"] and c["run_dir"] not in searched:
+                searched.add(c["run_dir"])
+                cells.append(c)
+    add_speedups(cells)
+    base = docs[-1]
+    settings = {**base["settings"], "targets": space.targets, "precisions": space.precisions}
+    return {**base, "settings": settings, "cells": cells}

@@ -1,0 +1,88 @@
+"""The optimize folder's own reports: ``optimize.json`` (versioned), ``optimize.md`` and a self-contained ``optimize.html``.
+
+The HTML reuses the bench report's style and latency-vs-accuracy chart (:mod:`edgest.report.charts`,
+inline SVG: it opens offline); the tables list every searched cell, the winner first in bold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgest.fsio import atomic_write_files, dumps_json, finite_json
+from edgest.report.bench_cells import num
+from edgest.report.svg_marks import SQNR_CAP, esc
+
+#: 1.0: the first optimize document
+OPTIMIZE_SCHEMA_VERSION = "1.0"
+_HEAD = ["target", "precision", "status", "SQNR dB", "top-1 agree", "bench p50 ms", "in turns p50 ms", "vs winner",
+         "within budget", "Pareto", "why not"]
+
+
+def _cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Table rows, the winner first, then finalists, then by bench p50 (untimed last)."""
+    order = sorted(rows, key=lambda r: (not r["winner"], not r["finalist"], r["p50_ms"] is None, r["p50_ms"] or 0.0))
+    out = []
+    for r in order:
+        label = f"{r['precision']}" + (f" +{'+'.join(r['passes'])}" if r["passes"] else "")
+        out.append([r["target"] + (" (winner)" if r["winner"] else ""), label,
+                    r["status"] + (" (cached)" if r["cached"] else ""), "exact" if r["exact"] else num(r["sqnr_db"], ".1f"),
+                    num(r["top1_agreement"], ".2f"), num(r["p50_ms"], ".3f"), num(r["retime_p50_ms"], ".3f"),
+                    f"{r['retime_ratio']:.2f}x" if r["retime_ratio"] is not None else "–",
+                    "yes" if r["within_budget"] else "no", "yes" if r["pareto"] else "",
+                    "; ".join(r["reasons"]) or ("finalist" if r["finalist"] and not r["winner"] else "")])
+    return out
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """Host, budget, winner (or why none), what was skipped: the lines above the table, for Markdown and the console."""
+    s, w = doc["settings"], doc["winner"]
+    lines = [(f"Host: {doc['host']['cpu']}, {doc['host']['cpu_count']} cores; ISA: {doc['isa_summary']}; "
+              f"{s['threads']} thread(s)."), f"Accuracy budget: {s['budget_text']}."]
+    if w:
+        lines.append(f"Winner: {w['target']} {w['precision']} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
+                     f"(in turns; bench {num(w['p50_ms'], '.3f')} ms), SQNR {'exact' if w['exact'] else num(w['sqnr_db'], '.1f') + ' dB'}, "
+                     f"{num(w['speedup_vs_eager'], '.2f')}x eager → {w['run_dir']}/")
+    else:
+        lines.append(f"No winner: {doc['no_winner']}")
+    if doc["retime"]["note"]:
+        lines.append(f"Note: {doc['retime']['note']}")
+    lines += [f"Skipped: {x}" for x in s["skipped"]]
+    return lines
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """optimize.md: the summary lines and the frontier table."""
+    lines = [f"# edgest optimize: {doc['settings']['model']}", ""] + [f"- {x}" for x in summary_lines(doc)]
+    lines += ["", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _cells(doc["cells"])]
+    lines += ["", ("Bench p50: each cell timed alone in its own process; in turns: the finalists timed again in one "
+                   f"process, {doc['retime']['rounds']} rounds in turns (the winner is the fastest there). "
+                   "Every cell's run folder, bench.json and report.html are in this folder.")]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(doc: dict[str, Any], bench_cells: list[dict[str, Any]]) -> str:
+    """optimize.html: summary, the bench's latency-vs-accuracy chart of the searched cells, the frontier table."""
+    from edgest.report.charts import scatter_latency_accuracy
+    from edgest.report.html import CSS
+
+    head = "".join(f'<th class="text">{esc(h)}</th>' for h in _HEAD)
+    body = "".join("<tr>" + "".join(f'<td class="text">{esc(c)}</td>' for c in row) + "</tr>" for row in _cells(doc["cells"]))
+    body = body.replace("<tr>", '<tr style="font-weight:600">', 1) if doc["winner"] else body
+    items = "".join(f"<li>{esc(x)}</li>" for x in summary_lines(doc))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgest optimize</title><style>{CSS}</style></head>
+<body><h1>edgest optimize: {esc(doc['settings']['model'])}</h1><ul class="notes">{items}</ul>
+<figure><figcaption>Latency vs accuracy of the searched cells (bench p50; SQNR drawn at most {SQNR_CAP:g} dB)</figcaption>
+{scatter_latency_accuracy([c for c in bench_cells if c.get('in_matrix', True)])}</figure>
+<h2>Frontier</h2><table id="frontier"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+</body></html>
+"""
+
+
+def write_optimize_reports(doc: dict[str, Any], bench_cells: list[dict[str, Any]], out_dir: Path) -> None:
+    """The three files, atomically (all or none); non-finite figures written as null."""
+    doc = finite_json(doc)
+    out_dir = Path(out_dir)
+    atomic_write_files({out_dir / "optimize.json": dumps_json(doc), out_dir / "optimize.md": render_markdown(doc),
+                        out_dir / "optimize.html": render_html(doc, bench_cells)})
