@@ -1,8 +1,8 @@
 """`edgest bench` wall time: --executor local vs --executor pool --jobs N on one 4-cell tiny matrix, in turns.
 
-Runs the CLI (fresh folder, --no-cache) alternately with each executor for ``--rounds`` rounds, and prints each
-run's wall seconds, its cells' p50 latencies, and the host's load average before the run (other work on a shared
-host slows both executors; in turns, it slows them alike). ``--timing-lock`` sets the pool's timing policy
+Runs the CLI (fresh folder, --no-cache) with each executor for ``--rounds`` rounds, alternating which goes first,
+and prints each run's wall seconds, its cells' p50 latencies and the host's load average before the run, and each
+round's pool / local ratio (other work on a shared host slows both executors; in turns, it slows them alike). ``--timing-lock`` sets the pool's timing policy
 (``EDGEST_TIMING_LOCK``, :mod:`edgest.executors.timing`). Run:
 ``python bench/executors_local_vs_pool.py [--jobs 2] [--rounds 2] [--timing-lock turns|alone] [--json figures.json]``.
 """
@@ -48,17 +48,23 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="edgest-exec-bench-"))
     print(f"host: {cpu_model()}, {os.cpu_count()} CPUs; matrix: {' '.join(MATRIX)}; timing lock: {args.timing_lock}",
           flush=True)
-    runs = []
+    runs, ratios = [], []
     for r in range(args.rounds):
-        for name, flags in (("local", ["--executor", "local"]), ("pool", ["--executor", "pool", "--jobs", str(args.jobs)])):
+        order = [("local", ["--executor", "local"]), ("pool", ["--executor", "pool", "--jobs", str(args.jobs)])]
+        for name, flags in order[:: 1 if r % 2 == 0 else -1]:  # alternate who goes first: drifting load hits both
             fig = one_run(flags, root / f"{name}-{r}", args.timing_lock)
-            runs.append(fig)
+            runs.append({**fig, "round": r + 1})
             p50 = ", ".join(f"{k} {v[1]:.2f} ms" if v[1] else f"{k} {v[0]}" for k, v in fig["cells"].items())
             print(f"round {r + 1} {fig['executor']:<22} {fig['wall_s']:7.1f} s  (load {fig['load_before']:.1f})  p50: {p50}",
                   flush=True)
+        local, pool = (next(f["wall_s"] for f in runs if f["round"] == r + 1 and f["executor"].split()[1] == n)
+                       for n in ("local", "pool"))
+        ratios.append(pool / local)
+        print(f"round {r + 1}: pool / local = {pool / local:.2f}", flush=True)
     for name in ("local", "pool"):
         walls = [f["wall_s"] for f in runs if f["executor"].split()[1] == name]
         print(f"{name}: wall seconds {walls}, mean {sum(walls) / len(walls):.1f}")
+    print(f"pool / local per round: {[round(x, 2) for x in ratios]}, mean {sum(ratios) / len(ratios):.2f}")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
 

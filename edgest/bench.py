@@ -260,7 +260,7 @@ def run_bench(
 
     check_bench(models, targets, precisions, out_dir, weights, threads, samples)
     check_devices(executor, devices or {}, targets)
-    with warm(executor):  # a pool's workers start up during the pre-flight, not after it
+    with warm(executor, models, targets):  # a pool's workers start up during the pre-flight, not after it
         m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
                      model_options or {}, eval_dir, stand_in_weights, on_stage)
         cells = matrix(models, targets, precisions, passes)

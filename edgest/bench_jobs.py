@@ -99,11 +99,31 @@ def run_on_node(ctx: CellContext, job: tuple[Cell, str]) -> dict[str, Any]:
 
 
 @contextmanager
-def warm(executor: Executor | None) -> Iterator[None]:
-    """The executor's workers started for the block when it can start them ahead (a pool), else nothing."""
+def warm(executor: Executor | None, models: Sequence[str] = (), targets: Sequence[str] = ()) -> Iterator[None]:
+    """The executor's workers started for the block when it can start them ahead (a pool), else nothing; they
+    import the code of ``models`` and ``targets`` and the targets' toolchains once, ahead of the cells."""
     start = getattr(executor, "warm", None)
-    with start() if start is not None else nullcontext():
+    with start(*warm_modules(models, targets)) if start is not None else nullcontext():
         yield
+
+
+def warm_modules(models: Sequence[str], targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What the cells of ``models`` × ``targets`` import: edgest's code (each model's factory module, each target's
+    module: toolchains are imported lazily there) and the toolchains and runtimes the targets require. Unknown
+    names are left out (the bench's own checks name them)."""
+    reg = _installed()
+    code: list[str] = []
+    toolchains: list[str] = []
+    for name in models:
+        factory = getattr(reg.models.get(name), "factory", None)
+        if isinstance(factory, str):
+            code.append(factory.partition(":")[0])
+    for name in targets:
+        cls = reg.targets.get(name)
+        if cls is not None:
+            code.append(cls.__module__)
+            toolchains += getattr(cls, "requires", ())
+    return list(dict.fromkeys(code)), list(dict.fromkeys(toolchains))
 
 
 def check_devices(executor: Executor | None, devices: dict[str, str], targets: Sequence[str]) -> None:

@@ -12,8 +12,9 @@ wherever it runs, so results, cache keys and reports are the same whichever exec
 * ``ray``: one Ray task per job, placed by resources (:mod:`edgest.executors.cluster`); Ray is
   optional and imported only when this executor is used.
 
-Latency figures stay honest on a shared host: the job functions take this host's timing lock
-(:mod:`edgest.executors.timing`), so no two timings overlap and no compile runs while one times.
+Latency figures stay honest on a shared host: timings take this host's timing lock
+(:mod:`edgest.executors.timing`), so no two overlap (and, with ``EDGEST_TIMING_LOCK=alone``, no compile runs
+while one times).
 """
 
 from __future__ import annotations
