@@ -35,8 +35,9 @@ from edgest.report.writers import read_run
 if TYPE_CHECKING:
     from edgest.executors import Executor
 
-#: 1.1 adds each cell's ``reference`` and ``in_matrix``, and ``settings.weights``
-BENCH_SCHEMA_VERSION = "1.1"
+#: 1.1 adds each cell's ``reference`` and ``in_matrix``, and ``settings.weights``; 1.2 adds ``settings.streaming``
+#: and each ``--streaming`` cell's ``streaming`` (1.x documents read with neither: nothing streamed)
+BENCH_SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,10 @@ def run_bench(
     from edgest.report.bench_writers import write_bench_reports
 
     check_bench(models, targets, precisions, out_dir, weights, threads, samples)
+    if streaming:  # every model must have a step module: refused before any cell, not once per cell
+        from edgest.streaming.spec import check_models
+
+        check_models(list(models), registry or get_registry())
     check_devices(executor, devices or {}, targets)
     with warm(executor, models, targets):  # a pool's workers start up during the pre-flight, not after it
         m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},

@@ -316,13 +316,17 @@ def doctor_cmd(as_json: bool) -> int:
 @click.option("--device", "device", multiple=True, metavar="[TARGET=]LABEL",
               help="--executor ray: time the cells (of TARGET) on the device host advertising LABEL "
                    "(`edgest device serve --labels LABEL`), repeatable.")
+@click.option("--streaming", is_flag=True,
+              help="Bench each model's step (streaming) module, as compile --streaming: cells add per-step p50/p90 and "
+                   "the real-time factor at the model's hop (models whose spec names a step module).")
 @click.option("--json", "as_json", is_flag=True, help="Print the bench document as JSON.")
 @_verbosity_options
 def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...], out: Path, weights: tuple[str, ...],
               target_option: tuple[str, ...], model_option: tuple[str, ...],
               no_cache: bool, threads: int, samples: int, eval_dir: Path | None, stand_in_weights: bool, min_sqnr: float | None,
               max_accuracy_drop: float | None, max_latency_ms: str | None, executor: str, jobs: int | None,
-              address: str | None, device: tuple[str, ...], as_json: bool, quiet: bool, verbose: bool) -> int:
+              address: str | None, device: tuple[str, ...], streaming: bool, as_json: bool, quiet: bool,
+              verbose: bool) -> int:
     """Run a model x target x precision matrix; write bench.json, report.md and report.html.
 
     Each model first runs once in eager: one that ignores its input (untrained EMOv2, spiking LMUFormer)
@@ -368,7 +372,7 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
                         budget=budget, threads=threads, samples=samples, on_cell=watch.on_cell, on_stage=watch.stage,
                         target_options=target_options, model_options=model_options, stand_in_weights=stand_in_weights,
                         config=click.get_current_context().meta.get(CONFIG_META), eval_dir=eval_dir,
-                        executor=runner, devices=devices)
+                        executor=runner, devices=devices, streaming=streaming)
     return _bench_outcome(doc, out, as_json, ran_on=executor == "ray")
 
 
@@ -488,15 +492,15 @@ def merge_cmd(folder: Path, device_reports: tuple[Path, ...]) -> int:
 from edgest.cli_check import check_cmd
 from edgest.cli_debug import debug_cmd
 from edgest.cli_device import device_group
+from edgest.cli_optimize import optimize_cmd
 
 cli.add_command(debug_cmd)  # edgest debug RUN_DIR
 cli.add_command(check_cmd)  # edgest check --model M
+cli.add_command(optimize_cmd)  # edgest optimize --model M
 cli.add_command(device_group)  # edgest device serve
-from edgest.cli_optimize import optimize_cmd
 
 
 def _register_plugin_commands() -> list[str]:
-cli.add_command(optimize_cmd)  # edgest optimize --model M
     from edgest.plugins import get_plugin_manager
 
     pm = get_plugin_manager()

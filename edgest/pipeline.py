@@ -86,7 +86,7 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
             if built.streaming:  # the step interface an app developer reads (edgest.streaming.spec)
                 from edgest.streaming.spec import write_interface
 
-                write_interface(folder, report)
+                write_interface(folder, report, built.streaming)
             # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)
             np.savez(folder / "reference.npz", **{f"s{i}": r for i, r in enumerate(built.reference)})
     return report

@@ -1,5 +1,9 @@
 """``edgest bundle RUN_DIR``: copy the artifact, seeded inputs, expected outputs and a runner script.
 
+A ``--streaming`` run's bundle holds its seeded sequences as step inputs, the parallel model's
+per-step outputs on them and the initial states; the script streams them through the step
+artifact with the state fed back (:mod:`edgest.streaming.stepping`, copied in too).
+
 The bundle's ``run_on_device.py`` needs only NumPy and the target's runtime (no torch, no
 edgest): it imports edgest's NumPy-only accuracy and latency modules, which are copied next
 to it, so device and host figures come from the same code. Everything runtime-specific comes
@@ -24,6 +28,8 @@ from edgest.errors import BadInput, TargetUnavailable, UnknownName, Unsupported
 from edgest.fsio import dumps_json
 from edgest.outdir import staged_output
 from edgest.report.writers import read_run
+from edgest.streaming import spec as stream_spec
+from edgest.streaming import stepping
 
 if TYPE_CHECKING:
     from edgest.plugins import Registry
@@ -88,48 +94,42 @@ def artifact_files(artifact: Path, details: dict[str, Any]) -> list[Path]:
     return [artifact, *(artifact.parent / n for n in names if (artifact.parent / n).is_file())]
 
 
-def _write_manifest(stage: Path, report: Any, target: Any, artifact: Path, samples: int, seed: int) -> None:
+def _write_manifest(stage: Path, report: Any, target: Any, artifact: Path, data: dict[str, Any]) -> None:
     """The bundle's manifest.json (what run_on_device.py reads) and README.txt (what a person reads)."""
-    acc = report.check("accuracy")
+    stream = report.check("streaming") if report.streaming else None
+    judged = stream or report.check("accuracy")
     install = runtime_install(target.runtime_requirements, report.artifact.toolchain)
     runtime = runtime_name(target.runtime_requirements, target.toolchain) or report.target
+    lat = (report.check("latency").metrics or {}) if report.check("latency") else {}
+    host = {"p50_ms": lat.get("p50_ms"), "toolchain": report.artifact.toolchain}
+    if stream is not None:
+        host.update({k: (stream.metrics or {}).get(k) for k in ("step_p50_ms", "real_time_factor")})
     manifest = {
         "bundle_version": 1, "model": report.model.name, "target": report.target, "precision": report.precision,
         "format": report.artifact.format, "artifact": artifact.name, "artifact_sha256": report.artifact.sha256,
-        "runtime": runtime, "runner": RUNNER_FILE, "runtime_install": install,
-        "input_shape": list(report.model.input.shape), "samples": samples, "seed": seed,
-        "limits": acc.limits if acc else accuracy.LIMITS[report.precision],
-        "host": {"p50_ms": (report.check("latency").metrics or {}).get("p50_ms") if report.check("latency") else None,
-                 "toolchain": report.artifact.toolchain},
+        "runtime": runtime, "runner": RUNNER_FILE, "runtime_install": install, **data,
+        "limits": judged.limits if judged else accuracy.LIMITS[report.precision], "host": host,
     }
+    what = ("It streams whole sequences through the step artifact, feeding its state back, checks\n"
+            "every step against the expected outputs, measures per-step latency and the real-time\n"
+            "factor, and writes" if stream is not None or report.streaming else
+            "It checks accuracy against the expected outputs, measures latency, and writes")
     (stage / "manifest.json").write_text(dumps_json(manifest))  # the whole bundle appears at once (staged)
     (stage / "README.txt").write_text(
-        f"edgest device bundle: {report.model.name} for {report.target} ({report.precision}).\n"
+        f"edgest device bundle: {report.model.name} for {report.target} ({report.precision})"
+        + (" as a step (streaming) module; its interface is in streaming.json" if report.streaming else "") + ".\n"
         "Install only the runtime and NumPy on the device:\n"
         + "".join(f"    python -m pip install {' '.join(args)}\n" for args in install)
         + "then:\n"
         "    python run_on_device.py [--threads N] [--sustained ROUNDS --cooldown S]\n"
-        "It checks accuracy against the expected outputs, measures latency, and writes\n"
+        f"{what}\n"
         "device-report.json; bring that file back and run\n"
         "    edgest report merge RUN_DIR device-report.json\n"
     )
 
 
-def build_bundle(run_dir: Path, out: Path, force: bool = False, registry: Registry | None = None) -> Path:
-    """Write a device bundle for the compile run in ``run_dir`` to ``out``; returns ``out``.
-
-    The run's target (looked up in ``registry``, by default the installed plugins') provides the
-    device runner and the runtime's install lines.
-    """
-    run_dir = Path(run_dir)
-    real_run, real_out = run_dir.resolve(), Path(out).resolve()
-    if real_out == real_run or real_out in real_run.parents:
-        raise BadInput(f"bundle folder '{out}' would replace the run '{run_dir}' it is built from; pass --out (out=) a folder outside the run")
-    report = read_run(run_dir)  # a sound report.json and the very artifact it describes (sha256)
-    if report.streaming:  # its inputs are steps with states, not seeded whole inputs: the bundle would check nonsense
-        raise Unsupported(f"run '{run_dir}' is a --streaming compile, which device bundles do not carry yet; "
-                          "bundle a whole-input compile of the model (without --streaming)")
-    artifact = run_dir / report.artifact.path
+def _whole_input_data(run_dir: Path, report: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A whole-input compile's ``data/`` arrays (seeded inputs, eager's outputs) and its manifest entries."""
     if not (run_dir / "reference.npz").is_file():
         raise BadInput(f"run '{run_dir}' lacks its reference.npz; recompile with this edgest version")
     acc = report.check("accuracy")
@@ -139,25 +139,71 @@ def build_bundle(run_dir: Path, out: Path, force: bool = False, registry: Regist
             expected = [ref[f"s{i}"] for i in range(len(ref.files))]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a truncated or foreign file
         raise BadInput(f"run '{run_dir}' has a damaged reference.npz ({type(exc).__name__}); compile the run again") from None
-    target, runner_source = device_runner(report.target, registry)
     inputs = accuracy.seeded_inputs([report.model.input.shape], len(expected), seed)
+    files = {f"{kind}_{i:02d}": a for i, (xs, y) in enumerate(zip(inputs, expected))
+             for kind, a in (("input", xs[0]), ("expected", y))}
+    return files, {"input_shape": list(report.model.input.shape), "samples": len(expected), "seed": seed}
+
+
+def _streaming_data(run_dir: Path, report: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A ``--streaming`` compile's ``data/`` arrays (per sequence its step inputs and the parallel model's per-step
+    outputs; the initial states) and its manifest entries (what run_on_device.py streams)."""
+    path = run_dir / stream_spec.SEQUENCES_FILE
+    if not path.is_file():
+        raise BadInput(f"run '{run_dir}' is a --streaming compile without its {stream_spec.SEQUENCES_FILE}; "
+                       "compile it again with this edgest version to bundle it")
+    try:
+        seqs, refs, init = stream_spec.read_sequences(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise BadInput(f"run '{run_dir}' has a damaged {path.name} ({type(exc).__name__}); compile the run again") from None
+    iface = report.streaming
+    files = {f"{kind}_{i:02d}": a for i, (q, r) in enumerate(zip(seqs, refs)) for kind, a in (("steps", q), ("expected", r))}
+    files.update({f"state_{j:02d}": a for j, a in enumerate(init)})
+    stream = {"sequences": len(seqs), "steps": len(seqs[0]), "states": len(init),
+              "state_names": [t["name"] for t in iface.get("inputs", [])[1:]],
+              "step_seconds": float(iface.get("step_seconds", 0.0)), "interface": stream_spec.FILE_NAME}
+    return files, {"input_shape": list(seqs[0].shape[1:]), "samples": len(seqs), "streaming": stream}
+
+
+def build_bundle(run_dir: Path, out: Path, force: bool = False, registry: Registry | None = None) -> Path:
+    """Write a device bundle for the compile run in ``run_dir`` to ``out``; returns ``out``.
+
+    The run's target (looked up in ``registry``, by default the installed plugins') provides the
+    device runner and the runtime's install lines. A ``--streaming`` run's bundle streams its seeded
+    sequences through the step artifact with the state fed back (:mod:`edgest.streaming.stepping`).
+    """
+    run_dir = Path(run_dir)
+    real_run, real_out = run_dir.resolve(), Path(out).resolve()
+    if real_out == real_run or real_out in real_run.parents:
+        raise BadInput(f"bundle folder '{out}' would replace the run '{run_dir}' it is built from; pass --out (out=) a folder outside the run")
+    report = read_run(run_dir)  # a sound report.json and the very artifact it describes (sha256)
+    artifact = run_dir / report.artifact.path
+    files, entries = (_streaming_data if report.streaming else _whole_input_data)(run_dir, report)
+    target, runner_source = device_runner(report.target, registry)
     with staged_output(out, force=force, kind="bundle") as stage:
         for part in artifact_files(artifact, report.artifact.details):
             if part.is_dir():
                 shutil.copytree(part, stage / part.name)
             else:
                 shutil.copy2(part, stage / part.name)
-        data = stage / "data"
-        data.mkdir()
-        for i, (xs, y) in enumerate(zip(inputs, expected)):
-            np.save(data / f"input_{i:02d}.npy", xs[0])
-            np.save(data / f"expected_{i:02d}.npy", y)
-        checks = stage / "edgest_check"
-        checks.mkdir()
-        shutil.copy2(Path(accuracy.__file__), checks / "accuracy.py")
-        shutil.copy2(Path(latency.__file__), checks / "latency.py")
-        (checks / "__init__.py").write_text('"""NumPy-only copies of edgest.checks.accuracy and edgest.checks.latency."""\n')
+        (stage / "data").mkdir()
+        for name, arr in files.items():
+            np.save(stage / "data" / f"{name}.npy", arr)
+        _copy_checks(stage / "edgest_check", streaming=bool(report.streaming))
+        if report.streaming and (run_dir / stream_spec.FILE_NAME).is_file():  # the interface, for the app developer
+            shutil.copy2(run_dir / stream_spec.FILE_NAME, stage / stream_spec.FILE_NAME)
         shutil.copy2(_HERE / "run_on_device.py", stage / "run_on_device.py")
         shutil.copy2(runner_source, stage / RUNNER_FILE)
-        _write_manifest(stage, report, target, artifact, len(expected), seed)
+        _write_manifest(stage, report, target, artifact, entries)
     return Path(out)
+
+
+def _copy_checks(folder: Path, streaming: bool) -> None:
+    """edgest's NumPy-only check modules, copied as the package ``edgest_check`` (plus the stepping for streaming)."""
+    folder.mkdir()
+    shutil.copy2(Path(accuracy.__file__), folder / "accuracy.py")
+    shutil.copy2(Path(latency.__file__), folder / "latency.py")
+    if streaming:
+        shutil.copy2(Path(stepping.__file__), folder / "stepping.py")
+    (folder / "__init__.py").write_text('"""NumPy-only copies of edgest.checks.accuracy and edgest.checks.latency'
+                                        + (' and edgest.streaming.stepping' if streaming else '') + '."""\n')

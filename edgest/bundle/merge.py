@@ -51,7 +51,7 @@ def device_problem(d: dict[str, Any]) -> str:
     for key, typ in (("model", str), ("target", str), ("precision", str), ("device", dict), ("accuracy", dict), ("latency", dict)):
         if not isinstance(d.get(key), typ):
             return f"has no valid '{key}'"
-    problem = _device_problem(d["device"])
+    problem = _device_problem(d["device"]) or _streaming_problem(d.get("streaming", {}))
     if problem:
         return problem
     acc, lat = d["accuracy"], d["latency"]
@@ -67,6 +67,13 @@ def device_problem(d: dict[str, Any]) -> str:
     problems += [f"latency {k} is a list, not a number" for k in _LATENCY_REQUIRED if isinstance(lat.get(k), list)]
     problems += [_latency_problem(k, v) for k, v in lat.items()]
     return next((p for p in problems if p), "")
+
+
+def _streaming_problem(stream: Any) -> str:
+    """A streaming bundle's report says how many sequences and steps it streamed, and the hop, as plain numbers."""
+    if not isinstance(stream, dict):
+        return "has no valid 'streaming'"
+    return next((p for p in (_figure_problem(f"streaming {k}", v, 0) for k, v in stream.items()) if p), "")
 
 
 def _latency_problem(key: str, value: Any) -> str:
@@ -133,19 +140,43 @@ def merge_device_reports(folder: Path, device_reports: list[Path]) -> list[str]:
             raise BadInput(f"device report '{raw['_path']}' is for another artifact (sha256 differs from '{folder}'); "
                            "merge it into the run its bundle was built from")
         _same_cell(raw, {"model": report.model.name, "target": report.target, "precision": report.precision}, folder)
+        _same_kind(raw, bool(report.streaming), folder)
         d = _checked(raw)
-        acc, lat = d["accuracy"], d["latency"]
+        lat = d["latency"]
         host = {**d["device"], "where": "device"}
-        _put(checks, CheckResult("accuracy", acc["status"], {k: v for k, v in acc.items() if k not in _ACCURACY_TEXT},
-                                 acc.get("limits", {}), host, acc.get("reason", "")))
+        _put(checks, _judged(d, host))
         if lat.get("status") == "not_run":
             _put(checks, CheckResult("latency", "not_run", {}, {}, host, lat["reason"]))
             lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: latency not run ({lat['reason']})")
             continue
         _put(checks, CheckResult("latency", "passed", dict(lat), {}, host))
-        lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: p50 {lat['p50_ms']:.2f} ms")
+        timing = (f"streaming {d['accuracy']['status']}, step p50 {lat['p50_ms']:.3f} ms, real-time factor "
+                  f"{lat.get('real_time_factor', float('nan')):.4f}" if "streaming" in d else f"p50 {lat['p50_ms']:.2f} ms")
+        lines.append(f"merged {d['model']}/{d['target']} from {d['device']['name']}: {timing}")
     write_reports(replace(report, checks=tuple(checks)), folder)
     return lines
+
+
+def _judged(d: dict[str, Any], host: dict[str, Any]) -> CheckResult:
+    """The device's judged check: accuracy on the seeded inputs, or for a streaming bundle the streaming check
+    (whole sequences, state fed back) with the per-step latency and real-time factor beside it, as on the host."""
+    acc, lat = d["accuracy"], d["latency"]
+    metrics = {k: v for k, v in acc.items() if k not in _ACCURACY_TEXT}
+    if "streaming" not in d:
+        return CheckResult("accuracy", acc["status"], metrics, acc.get("limits", {}), host, acc.get("reason", ""))
+    from edgest.streaming.stepping import latency_metrics
+
+    timed = lat if "p50_ms" in lat and "runs" in lat else None
+    metrics.update(latency_metrics(timed, float(d["streaming"].get("step_seconds", 0)), lat))
+    return CheckResult("streaming", acc["status"], metrics, acc.get("limits", {}), host, acc.get("reason", ""))
+
+
+def _same_kind(raw: dict[str, Any], streaming: bool, folder: Path) -> None:
+    """BadInput when a streaming device report meets a whole-input run, or the other way round."""
+    if ("streaming" in raw) != streaming:
+        kinds = ("a streaming bundle's", "a --streaming compile") if not streaming else ("a whole-input bundle's", "a whole-input compile")
+        raise BadInput(f"device report '{raw['_path']}' is {kinds[0]} but '{folder}' is not {kinds[1]}; merge the "
+                       "device-report.json run_on_device.py wrote, unedited, into the run its bundle was built from")
 
 
 def _not_a_report_folder(folder: Path) -> str:
@@ -177,6 +208,10 @@ def _load_bench(folder: Path) -> dict[str, Any]:
     if not (isinstance(doc, dict) and doc.get("kind") == "edgest-bench" and isinstance(doc.get("cells"), list)
             and all(isinstance(c, dict) for c in doc["cells"]) and isinstance(doc.get("device_results", []), list)):
         raise BadInput(f"'{path}' is not an edgest bench document (damaged?); run edgest bench again")
+    from edgest.bench import BENCH_SCHEMA_VERSION
+
+    if str(doc.get("schema_version", "")).split(".")[0] != BENCH_SCHEMA_VERSION.split(".")[0]:  # 1.x: newer keys absent
+        raise BadInput(f"bench '{path}' has schema {doc.get('schema_version')!r}; this edgest reads {BENCH_SCHEMA_VERSION}")
     return doc
 
 
@@ -200,6 +235,7 @@ def _merge_bench(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
                            "merge it into the bench its bundle was built from")
         cells = [c for c in doc["cells"] if (c.get("artifact") or {}).get("sha256") == raw["artifact_sha256"]]
         _same_cell(raw, cells[0], folder)
+        _same_kind(raw, bool(cells[0].get("streaming")), folder)
         d = _checked(raw)
         same = [i for i, x in enumerate(results) if x.get("artifact_sha256") == d["artifact_sha256"]
                 and (x.get("device") or {}).get("name") == d["device"]["name"]]

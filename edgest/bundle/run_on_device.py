@@ -7,6 +7,11 @@ protocol (the NumPy-only modules in ./edgest_check), then writes device-report.j
 target's own device runner (its ``load(path, threads)`` returns an object with ``threads``
 and ``run(inputs) -> outputs``), so this script names no runtime. No torch and no edgest
 needed, unless the runtime itself needs torch.
+
+A streaming bundle (``streaming`` in manifest.json: a ``--streaming`` compile's step module)
+streams whole sequences instead: from the initial states, one call per step with the state
+outputs fed back as the next step's state inputs, each step's output compared with the
+parallel model's; latency is per step of one continuous stream, with the real-time factor.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +90,18 @@ def _first_output(runner: Any, x: np.ndarray, artifact: Path) -> np.ndarray:
         raise SystemExit(f"error: running {artifact.name} failed: {_first_line(exc)}") from None
 
 
-def _latency(runner: Any, x: np.ndarray, args: argparse.Namespace, cold_ms: float) -> dict[str, Any]:
-    """edgest's latency protocol on one input (plus sustained rounds), or why timing means nothing here."""
+def _latency(runner: Any, time_once: Callable[[LatencyConfig], dict[str, Any]], args: argparse.Namespace,
+             cold_ms: float) -> dict[str, Any]:
+    """edgest's latency protocol (``time_once``, plus sustained rounds), or why timing means nothing here."""
     threads = getattr(runner, "threads", args.threads)
     reason = getattr(runner, "timing_unavailable", "")
     if reason:
         return {"status": "not_run", "reason": str(reason), "cold_load_ms": cold_ms, "threads": threads}
     cfg = LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
-    rounds = [measure(lambda: runner.run([x]), cfg)]
+    rounds = [time_once(cfg)]
     for _ in range(args.sustained):
         time.sleep(args.cooldown)
-        rounds.append(measure(lambda: runner.run([x]), cfg))
+        rounds.append(time_once(cfg))
     return {**rounds[0], "cold_load_ms": cold_ms, "threads": threads,
             "sustained_p50_ms": [r["p50_ms"] for r in rounds[1:]], "cooldown_s": args.cooldown if args.sustained else 0}
 
@@ -112,17 +119,81 @@ def _arguments() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def _bundle() -> tuple[dict, list, list]:
-    """The manifest and the input/expected arrays; one SystemExit line when the bundle is damaged or incomplete."""
+def _damaged(exc: BaseException) -> SystemExit:
+    return SystemExit(f"error: the bundle is damaged or incomplete ({type(exc).__name__}: {exc}); copy it again "
+                      "from the host (edgest bundle RUN_DIR --out BUNDLE)")
+
+
+def _arrays(*names: str, count: int) -> list[list[np.ndarray]]:
+    """``data/{name}_{i:02d}.npy`` for each name, ``i`` below ``count``."""
+    try:
+        return [[np.load(HERE / "data" / f"{name}_{i:02d}.npy") for i in range(count)] for name in names]
+    except (OSError, ValueError, TypeError) as exc:
+        raise _damaged(exc) from None
+
+
+def _manifest() -> dict[str, Any]:
+    """The bundle's manifest; one SystemExit line when the bundle is damaged or incomplete."""
     try:
         manifest = json.loads((HERE / "manifest.json").read_text())
-        count = manifest["samples"]
-        inputs = [np.load(HERE / "data" / f"input_{i:02d}.npy") for i in range(count)]
-        expected = [np.load(HERE / "data" / f"expected_{i:02d}.npy") for i in range(count)]
+        needed = [("samples", "artifact", "artifact_sha256", "limits", "runtime", "runner", "bundle_version")]
+        needed += [("sequences", "states", "step_seconds")] if manifest.get("streaming") else []
+        for keys, part in zip(needed, (manifest, manifest.get("streaming"))):
+            missing = [k for k in keys if k not in part]
+            if missing:
+                raise KeyError(", ".join(missing))
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise SystemExit(f"error: the bundle is damaged or incomplete ({type(exc).__name__}: {exc}); copy it again "
-                         "from the host (edgest bundle RUN_DIR --out BUNDLE)") from None
-    return manifest, inputs, expected
+        raise _damaged(exc) from None
+    return manifest
+
+
+def _whole_input(runner: Any, manifest: dict[str, Any], args: argparse.Namespace, cold_ms: float,
+                 artifact: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Accuracy on the seeded inputs against eager's outputs, and latency on the first input."""
+    inputs, expected = _arrays("input", "expected", count=manifest["samples"])
+    outputs = [_first_output(runner, x, artifact) for x in inputs]
+    metrics = compare(expected, outputs)
+    broken = within(metrics, manifest["limits"])
+    acc = {**metrics, "samples": len(inputs), "status": "failed" if broken else "passed", "limits": manifest["limits"],
+           "reason": "; ".join(broken)}
+    return acc, _latency(runner, lambda cfg: measure(lambda: runner.run([inputs[0]]), cfg), args, cold_ms)
+
+
+def _streaming(runner: Any, manifest: dict[str, Any], args: argparse.Namespace, cold_ms: float,
+               artifact: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Whole sequences through the step artifact with its state fed back, against the parallel model's per-step
+    outputs; per-step latency of one continuous stream and the real-time factor at the model's hop."""
+    from edgest_check.stepping import latency_metrics, step_latency, stream_metrics, stream_sequence
+
+    info = manifest["streaming"]
+    seqs, expected = _arrays("steps", "expected", count=info["sequences"])
+    init = _arrays("state", count=info["states"])[0]
+    try:
+        outputs = [stream_sequence(runner, q, init) for q in seqs]
+        metrics = stream_metrics(expected, outputs)
+    except Exception as exc:  # noqa: BLE001 - any runtime's failure, as one line
+        raise SystemExit(f"error: streaming {artifact.name} failed: {_first_line(exc)}") from None
+    broken = within(metrics, manifest["limits"])
+    acc = {**metrics, "samples": len(seqs), "status": "failed" if broken else "passed", "limits": manifest["limits"],
+           "reason": "; ".join(f"streaming: {b}" for b in broken)}
+    lat = _latency(runner, lambda cfg: step_latency(runner, seqs[0], init, cfg), args, cold_ms)
+    if "p50_ms" in lat:
+        rtf = latency_metrics(lat, float(info["step_seconds"]), {})
+        lat.update({k: rtf[k] for k in ("hop_ms", "real_time_factor", "real_time_factor_p90") if k in rtf})
+    return acc, lat
+
+
+def _summary(manifest: dict[str, Any], report: dict[str, Any], name: str, out: Path) -> str:
+    """The one line the script prints."""
+    acc, lat = report["accuracy"], report["latency"]
+    stream = manifest.get("streaming")
+    timing = ((f"step p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms, real-time factor "
+               f"{lat.get('real_time_factor', float('nan')):.4f} at a {lat.get('hop_ms', 0):g} ms hop" if stream else
+               f"p50 {lat['p50_ms']:.2f} ms, p90 {lat['p90_ms']:.2f} ms") if "p50_ms" in lat
+              else f"latency not run: {lat['reason']}")
+    judged = (f"streaming {acc['status']} (worst step SQNR {acc['sqnr_db']:.1f} dB over {acc['sequences']} sequences of "
+              f"{acc['steps']} steps)" if stream else f"accuracy {acc['status']} (SQNR {acc['sqnr_db']:.1f} dB)")
+    return f"{manifest['model']} on {name} ({manifest['runtime']}): {judged}, {timing} -> {out}"
 
 
 def main() -> int:
@@ -131,17 +202,14 @@ def main() -> int:
         LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
     except ValueError as exc:  # --runs -1, --seconds nan: one line, before the artifact is loaded
         raise SystemExit(f"error: {exc}; see --help") from None
-    manifest, inputs, expected = _bundle()
+    manifest = _manifest()
     artifact = HERE / manifest["artifact"]
     if artifact.is_file() and _sha256(artifact) != manifest["artifact_sha256"]:
         raise SystemExit(f"error: {artifact.name} does not match the bundle's sha256 (a corrupted copy?); copy the bundle again")
     t0 = time.perf_counter()
     runner = _load(manifest, artifact, args.threads)
     cold_ms = (time.perf_counter() - t0) * 1e3
-    outputs = [_first_output(runner, x, artifact) for x in inputs]
-    metrics = compare(expected, outputs)
-    broken = within(metrics, manifest["limits"])
-    latency = _latency(runner, inputs[0], args, cold_ms)
+    acc, latency = (_streaming if manifest.get("streaming") else _whole_input)(runner, manifest, args, cold_ms, artifact)
     runtime = manifest["runtime"]
     device = {"name": args.device_name, "os": platform.platform(), "machine": platform.machine(), "cpu": _cpu(),
               "python": platform.python_version(), "runtime": runtime, "runtime_version": _version(runtime)}
@@ -150,16 +218,14 @@ def main() -> int:
     report = {
         "kind": "edgest-device-report", "bundle_version": manifest["bundle_version"],
         "model": manifest["model"], "target": manifest["target"], "precision": manifest["precision"],
-        "artifact_sha256": manifest["artifact_sha256"], "device": device,
-        "accuracy": {**metrics, "samples": len(inputs), "status": "failed" if broken else "passed", "limits": manifest["limits"], "reason": "; ".join(broken)},
-        "latency": latency, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "artifact_sha256": manifest["artifact_sha256"], "device": device, "accuracy": acc, "latency": latency,
+        **({"streaming": {k: manifest["streaming"][k] for k in ("sequences", "steps", "step_seconds")}}
+           if manifest.get("streaming") else {}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    timing = (f"p50 {latency['p50_ms']:.2f} ms, p90 {latency['p90_ms']:.2f} ms" if "p50_ms" in latency
-              else f"latency not run: {latency['reason']}")
-    print(f"{manifest['model']} on {args.device_name} ({runtime}): accuracy {report['accuracy']['status']} "
-          f"(SQNR {metrics['sqnr_db']:.1f} dB), {timing} -> {args.out}")
-    return 0 if not broken else 1
+    print(_summary(manifest, report, args.device_name, args.out))
+    return 0 if acc["status"] == "passed" else 1
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def device_figures(doc: dict[str, Any], cell: dict[str, Any]) -> dict[str, dict[
         acc, lat = d.get("accuracy") or {}, d.get("latency") or {}
         out[(d.get("device") or {}).get("name", "device")] = {
             "p50_ms": lat.get("p50_ms"), "p90_ms": lat.get("p90_ms"), "sqnr_db": acc.get("sqnr_db"),
-            "status": acc.get("status", ""), "reason": lat.get("reason") or acc.get("reason") or ""}
+            "status": acc.get("status", ""), "reason": lat.get("reason") or acc.get("reason") or "",
+            "real_time_factor": lat.get("real_time_factor")}  # a streaming bundle's: per-step p50 / hop
     return out
 
 
@@ -128,20 +129,33 @@ def streaming_record(check: Any) -> dict[str, Any]:
     return {"status": check.status, **{k: check.metrics[k] for k in STREAMING_KEYS if k in check.metrics}}
 
 
-STREAMING_HEAD = ("model", "target", "precision", "status", "worst-step SQNR dB", "step p50 ms", "step p90 ms", "hop ms",
-                  "real-time factor")
-STREAMING_NOTE = "Real-time factor: step p50 / hop; below 1 the artifact keeps up with the live stream on this host."
+STREAMING_HEAD = ("model", "target", "precision", "status", "worst-step SQNR dB", "step p50 ms", "step p90 ms",
+                  "cold load ms", "hop ms", "real-time factor")
+STREAMING_NOTE = ("Real-time factor: step p50 / hop; below 1 the artifact keeps up with the live stream on this host "
+                  "(a device's columns: on that device, from its streaming bundle).")
+
+
+def streaming_devices(doc: dict[str, Any]) -> list[str]:
+    """Devices whose merged results include a streaming bundle's (they get step p50 and real-time factor columns)."""
+    return sorted({(d.get("device") or {}).get("name", "device") for d in doc.get("device_results", []) if d.get("streaming")})
+
+
+def streaming_head(doc: dict[str, Any]) -> list[str]:
+    """:data:`STREAMING_HEAD`, then per streaming device its step p50 and real-time factor."""
+    return [*STREAMING_HEAD, *(f"{d} {what}" for d in streaming_devices(doc) for what in ("step p50 ms", "real-time factor"))]
 
 
 def streaming_rows(doc: dict[str, Any]) -> list[list[str]]:
-    """One row (:data:`STREAMING_HEAD`) per ``--streaming`` cell: per-step latency and real-time factor."""
-    rows = []
+    """One row (:func:`streaming_head`) per ``--streaming`` cell: per-step latency, cold load and real-time factor."""
+    rows, devices = [], streaming_devices(doc)
     for c in ordered(doc["cells"]):
         s = c.get("streaming")
         if s:
+            dev = device_figures(doc, c)
             rows.append([c["model"], c["target"], c["precision"], s["status"], num(s.get("sqnr_db"), ".1f"),
-                         num(s.get("step_p50_ms"), ".3f"), num(s.get("step_p90_ms"), ".3f"), num(s.get("hop_ms"), "g"),
-                         num(s.get("real_time_factor"), ".4f")])
+                         num(s.get("step_p50_ms"), ".3f"), num(s.get("step_p90_ms"), ".3f"), num(s.get("cold_load_ms"), ".1f"),
+                         num(s.get("hop_ms"), "g"), num(s.get("real_time_factor"), ".4f"),
+                         *(num(dev.get(d, {}).get(k), f) for d in devices for k, f in (("p50_ms", ".3f"), ("real_time_factor", ".4f")))])
     return rows
 
 
@@ -150,5 +164,6 @@ def streaming_lines(doc: dict[str, Any]) -> list[str]:
     rows = streaming_rows(doc)
     if not rows:
         return []
-    return ["", "## Streaming (step module, state carried)", "", "| " + " | ".join(STREAMING_HEAD) + " |",
-            "|" + "---|" * len(STREAMING_HEAD), *("| " + " | ".join(r) + " |" for r in rows), "", STREAMING_NOTE]
+    head = streaming_head(doc)
+    return ["", "## Streaming (step module, state carried)", "", "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows), "", STREAMING_NOTE]

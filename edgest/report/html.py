@@ -55,12 +55,12 @@ def _cells_table(doc: dict[str, Any]) -> str:
 
 def _streaming_table(doc: dict[str, Any]) -> str:
     """``--streaming`` cells: per-step latency and real-time factor ('' when none streamed)."""
-    from edgest.report.bench_cells import STREAMING_HEAD, STREAMING_NOTE
+    from edgest.report.bench_cells import STREAMING_NOTE, streaming_head
 
     rows = streaming_rows(doc)
     if not rows:
         return ""
-    ths = "".join(f'<th class="text">{esc(h)}</th>' if i < 4 else f"<th>{esc(h)}</th>" for i, h in enumerate(STREAMING_HEAD))
+    ths = "".join(f'<th class="text">{esc(h)}</th>' if i < 4 else f"<th>{esc(h)}</th>" for i, h in enumerate(streaming_head(doc)))
     trs = "".join("<tr>" + "".join(_td(v, "text" if i < 4 else "") for i, v in enumerate(r)) + "</tr>" for r in rows)
     return (f'<h2>Streaming (step module, state carried)</h2><table id="streaming"><thead><tr>{ths}</tr></thead>'
             f'<tbody>{trs}</tbody></table><p class="muted">{esc(STREAMING_NOTE)}</p>')

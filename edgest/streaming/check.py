@@ -6,7 +6,8 @@ top-1 agreement over every step of every sequence. Reported beside them: SQNR an
 per step, the drift (SQNR and max abs error at the first and at the last step), the eager step
 module's own figures (how exact the step form is before lowering), task top-1 at the last step on
 the labelled sequences, and the per-step latency with its real-time factor at the model's hop
-(:func:`latency_metrics`). NumPy only.
+(:func:`latency_metrics`). NumPy only; the figures themselves come from
+:mod:`edgest.streaming.stepping`, which device bundles carry.
 """
 
 from __future__ import annotations
@@ -17,53 +18,13 @@ import numpy as np
 
 from edgest.checks import accuracy
 from edgest.records import CheckResult
+from edgest.streaming.stepping import latency_metrics, per_step, stream_metrics
+
+__all__ = ["latency_metrics", "per_step", "state_outputs", "stream_metrics", "streaming_check"]
 
 if TYPE_CHECKING:
     from edgest.checks.isolated import ChildOutcome
     from edgest.streaming.build import StreamData
-
-
-def per_step(reference: list[np.ndarray], outputs: list[np.ndarray]) -> list[dict[str, float]]:
-    """:func:`edgest.checks.accuracy.compare` at each step, over the sequences (arrays with the step axis first)."""
-    steps = min(len(r) for r in reference)
-    return [accuracy.compare([r[t] for r in reference], [o[t] for o in outputs]) for t in range(steps)]
-
-
-def stream_metrics(reference: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, Any]:
-    """Pooled, per-step and drift figures of streamed ``outputs`` against the parallel ``reference``."""
-    for r, o in zip(reference, outputs):
-        if np.shape(r) != np.shape(o):
-            raise ValueError(f"streamed outputs of shape {np.shape(o)} differ from the reference {np.shape(r)}")
-    steps = per_step(reference, outputs)
-    pooled = accuracy.compare(reference, outputs)
-    worst = min(steps, key=lambda m: m["sqnr_db"])
-    out: dict[str, Any] = {
-        "sqnr_db": worst["sqnr_db"], "top1_agreement": pooled["top1_agreement"], "max_abs": pooled["max_abs"],
-        "cosine": pooled["cosine"], "sqnr_db_pooled": pooled["sqnr_db"], "worst_step": steps.index(worst),
-        "steps": len(steps), "sequences": len(reference),
-        "per_step_sqnr_db": [round(m["sqnr_db"], 3) for m in steps],
-        "per_step_top1_agreement": [m["top1_agreement"] for m in steps],
-        "first_step_sqnr_db": steps[0]["sqnr_db"], "last_step_sqnr_db": steps[-1]["sqnr_db"],
-        "first_step_max_abs": steps[0]["max_abs"], "last_step_max_abs": steps[-1]["max_abs"],
-        "drift_db": round(steps[0]["sqnr_db"] - steps[-1]["sqnr_db"], 3),
-        "last_step_top1_agreement": steps[-1]["top1_agreement"],
-    }
-    if pooled.get("nonfinite"):
-        out["nonfinite"] = pooled["nonfinite"]
-    return out
-
-
-def latency_metrics(figures: dict[str, Any] | None, step_seconds: float, load: dict[str, float]) -> dict[str, Any]:
-    """Per-step p50/p90, cold load, and the real-time factor (p50 / hop: below 1 keeps up with the stream)."""
-    if not figures:
-        return {}
-    hop_ms = step_seconds * 1e3
-    out = {"step_p50_ms": figures["p50_ms"], "step_p90_ms": figures["p90_ms"], "step_runs": figures["runs"],
-           "hop_ms": hop_ms, "cold_load_ms": load.get("cold_load_ms")}
-    if hop_ms > 0:
-        out["real_time_factor"] = figures["p50_ms"] / hop_ms
-        out["real_time_factor_p90"] = figures["p90_ms"] / hop_ms
-    return out
 
 
 def _task(data: StreamData, outputs: list[np.ndarray]) -> dict[str, Any]:

@@ -29,13 +29,18 @@ from edgest.errors import BadInput
 if TYPE_CHECKING:
     import torch
 
+    from edgest.plugins import Registry
     from edgest.records import ModelSpec, Report
+    from edgest.streaming.build import StreamData
 
 #: methods and attributes a step module must have (:func:`step_module` checks them)
 PROTOCOL = ("init_state", "state_names", "steps", "reference", "step_seconds")
 #: inline initial values of state tensors up to this many elements; larger ones are described
 INLINE_VALUES = 64
 FILE_NAME = "streaming.json"
+#: beside it: the seeded random sequences (``q{i}``: step inputs, step axis first), the parallel model's
+#: per-step outputs on them (``r{i}``) and the initial states (``init{j}``); what a device bundle carries
+SEQUENCES_FILE = "stream_reference.npz"
 
 
 def no_step_module(name: str, streaming_models: list[str]) -> BadInput:
@@ -43,6 +48,14 @@ def no_step_module(name: str, streaming_models: list[str]) -> BadInput:
     have = ", ".join(streaming_models) or "none installed"
     return BadInput(f"model '{name}' has no step (streaming) module; --streaming (streaming=True) compiles "
                     f"models whose spec names one (ModelSpec.step): {have}")
+
+
+def check_models(models: list[str], registry: Registry) -> None:
+    """BadInput (:func:`no_step_module`) for the first of ``models`` whose spec names no step module (bench --streaming)."""
+    for name in models:
+        entry = registry.models.get(name)
+        if entry is not None and not entry.spec.step:
+            raise no_step_module(name, sorted(n for n, e in registry.models.items() if e.spec.step))
 
 
 def step_module(spec: ModelSpec, model: torch.nn.Module) -> torch.nn.Module:
@@ -95,11 +108,29 @@ def interface(step: Any, x_t: np.ndarray, init: list[np.ndarray], outputs: list[
     }
 
 
-def write_interface(folder: Path, report: Report) -> None:
-    """Write ``streaming.json`` beside the artifact: the report's step interface, the model, the artifact's file."""
+def write_interface(folder: Path, report: Report, data: StreamData | None = None) -> None:
+    """Write ``streaming.json`` beside the artifact: the report's step interface, the model, the artifact's file;
+    and, given the compile's ``data``, :data:`SEQUENCES_FILE` (what a device bundle streams and compares against)."""
     from edgest.fsio import atomic_write_text, dumps_json
 
     art = report.artifact
     doc = {"model": report.model.name, "target": report.target, "precision": report.precision,
            "artifact": art.path if art else "", **report.streaming}
     atomic_write_text(Path(folder) / FILE_NAME, dumps_json(doc))
+    if data is not None:
+        random = len(data.sequences) - len(data.labels)  # the seeded random sequences; the labelled ones come last
+        np.savez(Path(folder) / SEQUENCES_FILE, **{f"q{i}": q for i, q in enumerate(data.sequences[:random])},
+                 **{f"r{i}": r for i, r in enumerate(data.reference[:random])},
+                 **{f"init{j}": a for j, a in enumerate(data.init)})
+
+
+def read_sequences(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The step inputs, the parallel model's per-step reference (step axis first) and the initial states in
+    :data:`SEQUENCES_FILE` at ``path``; KeyError, OSError or ValueError when it is damaged."""
+    with np.load(path) as f:
+        count = sum(1 for k in f.files if k.startswith("q"))
+        states = sum(1 for k in f.files if k.startswith("init"))
+        if not count:
+            raise KeyError("no sequences")
+        return ([f[f"q{i}"] for i in range(count)], [f[f"r{i}"] for i in range(count)],
+                [f[f"init{j}"] for j in range(states)])

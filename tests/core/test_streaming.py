@@ -166,13 +166,3 @@ def test_bench_cells_carry_per_step_latency(tmp_path):
     md = (tmp_path / "bench" / "report.md").read_text()
     assert "## Streaming (step module, state carried)" in md and "| lmuformer_tiny | eager | fp32 | passed |" in md
     assert '<table id="streaming">' in (tmp_path / "bench" / "report.html").read_text()
-
-
-def test_a_streaming_run_is_not_bundled_wrongly(tmp_path):
-    from edgest.bundle.build import build_bundle
-    from edgest.errors import Unsupported
-
-    _compile("lmuformer_tiny", tmp_path / "run")
-    with pytest.raises(Unsupported, match="is a --streaming compile, which device bundles do not carry yet"):
-        build_bundle(tmp_path / "run", tmp_path / "bundle")
-    assert not (tmp_path / "bundle").exists()
