@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml models/pyproject.toml $(foreach t,$(TARGETS),targets/$(
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q $(DISTS) "torch==2.13.0" "pytest>=8" "jsonschema>=4" "av>=12" "hypothesis>=6.100,<7" "nncf==3.4.0" "ray==2.60.0"
+	$(BIN)/python -m pip install -q $(DISTS) "torch==2.13.0" "pytest>=8" "pytest-xdist==3.8.0" "jsonschema>=4" "av>=12" "hypothesis>=6.100,<7" "nncf==3.4.0" "ray==2.60.0"
 	$(BIN)/python -m pip install -q $(LITERT_DEPS) "torch==2.13.0"
 	$(BIN)/python -m pip install -q --no-deps $(LITERT_NODEPS)
 	$(BIN)/python -m pip install -q --pre $(COREAI) "torch==2.13.0"
@@ -37,8 +37,11 @@ $(STAMP): pyproject.toml models/pyproject.toml $(foreach t,$(TARGETS),targets/$(
 demo: setup
 	$(BIN)/edgest compile --model squeezetime --target onnx --out runs/demo --force
 
+# test files run on TEST_JOBS processes (pytest-xdist, a file at a time: module fixtures are built once);
+# timed checks still take turns (edgest.executors.timing), so latency figures do not overlap
+TEST_JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests plugins/edgest-openvino/tests examples
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadfile tests plugins/edgest-openvino/tests examples
 
 # full-size configs, tuning, and every tiny zoo variant on every CPU target (tens of minutes)
 test-slow: setup

@@ -122,7 +122,7 @@ def test_cli_calibration_with_wrong_shape_is_one_line_error(tmp_path):
     env["EDGEST_LOAD_PLUGINS"] = "models,onnx"
     proc = subprocess.run(
         [sys.executable, "-m", "edgest", "compile", "--model", "squeezetime_tiny", "--target", "onnx", "--precision", "int8",
-         "--calibration", str(cal), "--out", str(tmp_path / "run")],
+         "--calibration", str(cal), "--out", str(tmp_path / "run"), "--quiet"],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
