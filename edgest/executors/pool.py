@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from edgest.errors import BadInput
 from edgest.executors import Done, Job, StartListener, here
+from edgest.fsio import pid_alive
 
 
 def _init_worker(threads: int = 0, modules: Sequence[str] = (), bench: int = 0) -> None:
@@ -67,23 +68,13 @@ def _die_with(pid: int) -> None:
         try:
             fd = os.pidfd_open(pid)
         except (AttributeError, OSError):  # not Linux, or already gone
-            while _alive(pid):
+            while pid_alive(pid):
                 time.sleep(1.0)
         else:
             select.select([fd], [], [])  # readable once the process has ended
         os.kill(os.getpid(), signal.SIGKILL)  # a check child running under this worker dies with it (its lifeline)
 
     threading.Thread(target=watch, daemon=True, name="edgest-bench-lifeline").start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quiet_exit(signum: int, frame: object) -> None:
