@@ -16,6 +16,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +36,31 @@ if TYPE_CHECKING:
 def capture_for_check(model: str | torch.nn.Module, input_shape: Sequence[int] | str | None = None,
                       model_options: dict[str, Any] | None = None,
                       registry: Registry | None = None) -> tuple[Any, torch.export.ExportedProgram]:
-    """The model's resolved spec and its captured program, as a compile would capture them (fp32, no passes)."""
+    """The model's resolved spec and its captured program, as a compile would capture them (fp32, no passes).
+
+    The module is built (and given its weights) as :func:`edgest.stages.build.build` does, but
+    eager PyTorch is not run on the check inputs: coverage needs the program, not reference
+    outputs, and on a full-size video model those runs cost seconds.
+    """
+    from edgest.checks.accuracy import seeded_inputs
     from edgest.plan import plan
-    from edgest.stages import build, transform
+    from edgest.stages import transform
+    from edgest.stages.build import Built, eager_sets_or_bad_input
+    from edgest.weights import load_weights
 
     nowhere = Path(tempfile.gettempdir()) / "edgest-check-never-written"  # the plan needs a run folder; check writes none
     the_plan = plan(model, "eager", input_shape=input_shape, out_dir=nowhere, samples=1, latency=None,
                     task_samples=0, model_options=model_options, registry=registry)
-    built = build.build(the_plan)
-    program, _ = transform.capture_program(the_plan, built)
+    module = the_plan.build_module()
+    if the_plan.weights is not None:
+        load_weights(module, the_plan.weights, family=the_plan.spec.family, weights_format=the_plan.weights_format,
+                     model_name=the_plan.spec.name)
+    inputs = seeded_inputs([the_plan.spec.input.shape], 1, the_plan.checks.seed)
+    try:
+        program, _ = transform.capture_program(the_plan, Built(module, inputs, []))
+    except EdgestError:
+        eager_sets_or_bad_input(module, inputs, the_plan.spec)  # an input the model cannot take is named as such
+        raise
     return the_plan.spec, program
 
 
@@ -62,15 +79,14 @@ def target_for_check(target_cls: type[Target], precision: str | None) -> Target 
         return f"failed: {exc}"
 
 
-def ask(target: Target, program: torch.export.ExportedProgram, precision: str | None) -> Coverage:
-    """``target.coverage`` on a copy of ``program``; None becomes "not known", an exception "failed"."""
+def ask(target: Target, program: torch.export.ExportedProgram, precision: str | None, private: bool = False) -> Coverage:
+    """``target.coverage`` on a copy of ``program`` (``private``: on ``program`` itself, nobody else's);
+    None becomes "not known", an exception "failed"."""
     import logging
 
     from edgest.capture import first_line
 
-    with warnings.catch_warnings():  # torch warns about its own LeafSpec when copying a program
-        warnings.simplefilter("ignore")
-        mine = copy.deepcopy(program)
+    mine = program if private else shared_weights_copy(program)
     pytree = logging.getLogger("torch.utils._pytree")  # toolchains' imports register enums it warns about
     level = pytree.level
     pytree.setLevel(logging.ERROR)
@@ -89,6 +105,16 @@ def ask(target: Target, program: torch.export.ExportedProgram, precision: str | 
     return answer
 
 
+def shared_weights_copy(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """A copy of ``program``'s graph, signature and metadata that shares its weight tensors (no toolchain writes
+    into those in place; copying them cost seconds per target on a full-size model)."""
+    tensors = [*program.state_dict.values(), *program.constants.values()]
+    memo = {id(t): t for t in tensors if hasattr(t, "data_ptr")}
+    with warnings.catch_warnings():  # torch warns about its own LeafSpec when copying a program
+        warnings.simplefilter("ignore")
+        return copy.deepcopy(program, memo)
+
+
 def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *, precision: str | None = None,
           input_shape: Sequence[int] | str | None = None, model_options: dict[str, Any] | None = None,
           registry: Registry | None = None, on_target: Callable[[str], None] | None = None, jobs: int = 1) -> Preflight:
@@ -96,7 +122,7 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
 
     ``precision`` None asks each target at its default precision; a precision a target lacks
     makes its column "skipped". ``jobs`` above 1 asks the targets in that many child processes at
-    once (each imports torch again; worth it for several toolchains). Raises an
+    once (each forked from this one after the capture, so only its toolchain is imported again). Raises an
     :class:`~edgest.errors.EdgestError` for a bad model, shape, option or target name; a target
     that cannot answer is recorded, not raised.
     """
@@ -131,78 +157,103 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     return Preflight(spec.name, tuple(spec.input.shape), precision, tuple(program_ops(program)), ordered, seconds)
 
 
-def _timed(target: Target, program: torch.export.ExportedProgram, precision: str | None) -> tuple[Coverage, float]:
+def _timed(target: Target, program: torch.export.ExportedProgram, precision: str | None,
+           private: bool = False) -> tuple[Coverage, float]:
     t0 = time.perf_counter()
-    answer = ask(target, program, precision)
+    answer = ask(target, program, precision, private)
     return answer, round(time.perf_counter() - t0, 3)
 
 
 def _answers(targets: list[Target], program: torch.export.ExportedProgram, precision: str | None, jobs: int,
              on_target: Callable[[str], None] | None) -> dict[str, tuple[Coverage, float]]:
-    """Each target's answer and seconds: in this process, or spread over ``jobs`` fresh child processes.
+    """Each target's answer and seconds: in this process, or ``jobs`` at a time in forked child processes.
 
-    Children import each toolchain in parallel (most of the time goes to imports) and keep a
-    toolchain that crashes from taking ``edgest check`` with it.
+    A child is forked per target once the program is captured, so it starts with torch, edgest and
+    the program already in memory (no re-import, no serialising, no copy: the fork is the copy) and
+    imports only its own toolchain; one that crashes or hangs cannot take ``edgest check`` with it.
     """
-    if jobs <= 1 or len(targets) <= 1:
+    import multiprocessing
+
+    if jobs <= 1 or len(targets) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         out = {}
         for t in targets:
             if on_target:
                 on_target(t.name)
             out[t.name] = _timed(t, program, precision)
         return out
-    import io
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    return _forked(targets, program, precision, jobs, on_target)
 
+
+def _forked(targets: list[Target], program: torch.export.ExportedProgram, precision: str | None, jobs: int,
+            on_target: Callable[[str], None] | None) -> dict[str, tuple[Coverage, float]]:
+    """Fork one child per target, at most ``jobs`` at once; collect each answer from its pipe."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("fork")
+    _preload()
+    waiting, running, out = list(targets), {}, {}
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                target = waiting.pop(0)
+                if on_target:
+                    on_target(target.name)
+                receive, send = ctx.Pipe(duplex=False)
+                # not a daemon: a toolchain may start processes of its own; die_with_parent and the kill below end it
+                child = ctx.Process(target=_child, args=(target, program, precision, send))
+                child.start()
+                send.close()  # the child holds the only write end: EOF means it ended
+                running[receive] = (target.name, child)
+            ready = wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            for receive in ready:
+                name, child = running.pop(receive)
+                out[name] = _received(name, receive, child)
+    finally:
+        for receive, (name, child) in running.items():  # past the deadline, or interrupted: do not keep waiting
+            child.kill()
+            child.join(5)
+            receive.close()
+    late = not_known("", f"coverage failed: no answer within {TIMEOUT_S:.0f} s", "failed")
+    return {t.name: out.get(t.name) or (replace(late, target=t.name), 0.0) for t in targets}
+
+
+def _preload() -> None:
+    """Import, once before forking, the part of torch most toolchains import (Inductor's lowerings, ~1 s of CPU):
+    every child then starts with it instead of each importing it again."""
+    import contextlib
+
+    with contextlib.suppress(Exception), warnings.catch_warnings():  # only a head start: a child imports what it needs
+        warnings.simplefilter("ignore")
+        import torch._inductor.lowering  # noqa: F401
+
+
+def _received(name: str, receive: Any, child: Any) -> tuple[Coverage, float]:
+    """The answer a child sent, or "failed" when it died without one."""
+    try:
+        answer = receive.recv()
+    except (EOFError, OSError):
+        child.join(5)
+        why = f"exit code {child.exitcode}" if child.exitcode is not None else "no answer"
+        answer = (not_known(name, f"coverage failed: the process asking it died ({why})", "failed"), 0.0)
+    finally:
+        receive.close()
+    child.join(5)
+    return answer
+
+
+def _child(target: Target, program: torch.export.ExportedProgram, precision: str | None, send: Any) -> None:
+    """In a forked child: ask ``target`` and send the answer."""
     import torch
 
-    from edgest.capture import first_line
-    from edgest.checks.isolated import class_path
-
-    blob = io.BytesIO()
-    torch.export.save(program, blob)
-    out = {}
-    deadline = time.monotonic() + TIMEOUT_S
-    pool = ProcessPoolExecutor(min(jobs, len(targets)), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_child_dies_with_parent)
-    answered = False
-    try:
-        futures = {t.name: pool.submit(_ask_in_child, class_path(type(t)), t.options, blob.getvalue(), precision)
-                   for t in targets}
-        for name, future in futures.items():
-            if on_target:
-                on_target(name)
-            try:
-                out[name] = future.result(timeout=max(1.0, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001 - the child died (a toolchain crashed it) or never answered
-                why = f"no answer within {TIMEOUT_S:.0f} s" if isinstance(exc, TimeoutError) else first_line(exc)[:160]
-                out[name] = (not_known(name, f"coverage failed: the process asking it died or hung ({why})", "failed"), 0.0)
-        answered = all(out[n][0].status != "failed" for n in futures)
-    finally:
-        if not answered:  # a hung or crashed child must not keep check waiting
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    proc.kill()
-        pool.shutdown(wait=answered, cancel_futures=True)  # all answered: let the children end cleanly (no leaks)
-    return out
-
-
-def _child_dies_with_parent() -> None:
     from edgest.checks.lifeline import die_with_parent
 
     die_with_parent()
-
-
-def _ask_in_child(path: str, options: dict[str, Any], blob: bytes, precision: str | None) -> tuple[Coverage, float]:
-    """In a child process: load the program and the target class again, and ask."""
-    import io
-
-    import torch
-
-    from edgest.checks.isolated import load_class
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.load(io.BytesIO(blob))
-    return _timed(load_class(path)(**options), program, precision)
+    # one intra-op thread: the parent's OpenMP pool does not survive the fork (a parallel op would hang), and
+    # the children share the cores anyway
+    torch.set_num_threads(1)
+    send.send(_timed(target, program, precision, private=True))
+    send.close()

@@ -19,6 +19,7 @@ from edgest.weights import load_weights
 
 if TYPE_CHECKING:
     from edgest.plan import Plan
+    from edgest.records import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,17 @@ def _labelled(plan: Plan) -> TaskSet | None:
     return task_set(plan.spec, settings.task_samples, settings.seed)
 
 
+def eager_sets_or_bad_input(module: Any, inputs: list[list[np.ndarray]], spec: ModelSpec) -> list[Any]:
+    """Eager outputs of ``module`` on ``inputs``; an input shape the model cannot take is one BadInput line."""
+    where = f"model '{spec.name}'"
+    try:
+        return eager_output_sets(module, inputs, where)
+    except EdgestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
+        raise BadInput(f"{where} cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
+
+
 def build(plan: Plan) -> Built:
     """Build the model, load the plan's weights, and run eager PyTorch on the check inputs."""
     module = plan.build_module()
@@ -81,12 +93,7 @@ def build(plan: Plan) -> Built:
         return _build_streaming(plan, module, weights)
     inputs = accuracy.seeded_inputs([spec.input.shape], settings.samples, settings.seed)
     where = f"model '{spec.name}'"
-    try:
-        sets = eager_output_sets(module, inputs, where)
-    except EdgestError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a shape the model cannot take
-        raise BadInput(f"{where} cannot run on input {'x'.join(map(str, spec.input.shape))}: {first_line(exc)[:200]}") from None
+    sets = eager_sets_or_bad_input(module, inputs, spec)
     accuracy.check_finite(sets, f"eager outputs of {where}")
     warn_if_unresponsive(spec.name, [s[0] for s in sets])  # at once, not after minutes of lowering (edgest.responsive)
     task = _labelled(plan)

@@ -55,10 +55,22 @@ class BrokenTarget(throwaway_plugin.PickleTarget):
         raise RuntimeError("toolchain crashed\nsecond line")
 
 
+class DyingTarget(throwaway_plugin.PickleTarget):
+    """Its toolchain kills the process while answering (only ever asked in a child process)."""
+
+    name = "dying-coverage"
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        import os
+
+        os._exit(3)
+
+
 @hookimpl
 def register_targets(register):
     register(NoCumsumTarget)
     register(BrokenTarget)
+    register(DyingTarget)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +166,10 @@ def test_check_in_child_processes_gives_the_same_answers(registry):
     assert two.coverage["broken-coverage"].status == "failed" and "toolchain crashed" in two.coverage["broken-coverage"].note
     assert two.coverage["throwaway"].status == "not known"
     assert list(two.coverage) == ["no-cumsum", "broken-coverage", "throwaway"]
+
+
+def test_a_child_that_dies_while_answering_marks_only_its_target_failed(registry):
+    result = check(ConvCumsum(), ["dying-coverage", "no-cumsum"], input_shape=(1, 3, 8, 8), registry=registry, jobs=2)
+    assert result.coverage["dying-coverage"].status == "failed"
+    assert "died (exit code 3)" in result.coverage["dying-coverage"].note
+    assert result.coverage["no-cumsum"].verdicts("aten.cumsum") == {"fallback": 1}
