@@ -28,7 +28,9 @@ VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime", "executorch", "torcha
 
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message, prefixed by its type; at most 300 characters."""
-    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # OpenVINO's first line only says where in its sources it threw: the message follows
+    text = next((ln for ln in lines if not (ln.startswith("Exception from src/") and ln.endswith(":"))), "")
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
