@@ -8,8 +8,10 @@ from edgest.quantize.contract import (
 )
 from edgest.quantize.sensitivity import SENSITIVITY_INPUTS, quantizable_layers, sensitivity
 from edgest.quantize.skip import check_skip, in_modules, module_names
+from edgest.quantize.state import state_loop
 
 __all__ = [
     "PASS_NAME", "PRECISION", "SCHEMES", "SENSITIVITY_INPUTS", "ArtifactQuantizer", "ArtifactStep", "ProgramQuantizer",
     "Quantized", "Quantizer", "Stage", "check_skip", "in_modules", "module_names", "quantizable_layers", "sensitivity",
+    "state_loop",
 ]

@@ -56,6 +56,10 @@ class Quantizer(ABC):
     """Base class: one scheme for one target. Subclass :class:`ProgramQuantizer` or :class:`ArtifactQuantizer`."""
 
     stage: ClassVar[Stage]
+    #: for a ``--streaming`` step program: how many trailing inputs are recurrent state (output ``j + 1`` is
+    #: fed back as input ``j + 1``); 0 for a whole-input program. Set by the quantize stage before it calls the
+    #: quantizer. A program quantizer keeps :func:`edgest.quantize.state_loop` of its graph float.
+    states: int = 0
 
     def __init__(self, scheme: str) -> None:
         self.scheme = scheme

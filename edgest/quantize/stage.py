@@ -76,9 +76,12 @@ def quantize_program(options: dict[str, Any], program: torch.export.ExportedProg
     # a streaming compile hands over its own set: the calibration inputs streamed, steps with the states they reach
     calib = ctx.options.get("calibration_set") or calibration_inputs(spec, options["calibration_size"], options["calibration"],
                                                                     ctx.options.get("seed", 0))
+    if ctx.options.get("calibration_set") is not None:  # a step program (x_t, *state): its recurrence stays float
+        quantizer.states = max(len(ctx.example_inputs) - 1, 0)
     skip = tuple(options["skip"])
     details = {"scheme": scheme, "stage": quantizer.stage, "quantizer": type(quantizer).__name__,
-               "calibration": calib.source, "calibration_size": len(calib), "skip": list(skip)}
+               "calibration": calib.source, "calibration_size": len(calib), "skip": list(skip),
+               **({"state_inputs": quantizer.states} if quantizer.states else {})}
     layers = quantizable_layers(program, skip) if options.get("sensitivity") else None
     if not isinstance(quantizer, ProgramQuantizer):
         summary = (f"{scheme} deferred to after lowering ({type(quantizer).__name__}); "

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest import BadInput, TargetUnavailable
-from edgest.quantization import ProgramQuantizer, Quantized
+from edgest.quantization import ProgramQuantizer, Quantized, state_loop
 
 if TYPE_CHECKING:
     import torch
@@ -76,6 +76,23 @@ def _nncf() -> Iterator[Any]:
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
+
+
+def _step_ranges(nncf: Any, states: int) -> dict[str, Any]:
+    """For a streaming step program: activation ranges from the calibration set's min and max.
+
+    NNCF's default estimates each activation's range from the mean of per-sample extremes, which
+    clips the larger values that a stream reaches at some steps; a clipped value is a biased error,
+    and the running state adds it up every step (lmuformer_tiny, trained: worst step 7.6 dB with
+    the default, 19.0 dB with min-max, same quantised ops). A whole-input program keeps NNCF's default.
+    """
+    if not states:
+        return {}
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    return {"advanced_parameters": AdvancedQuantizationParameters(
+        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)}
 
 
 def _modules(node: Any) -> list[str]:
@@ -149,11 +166,13 @@ class NNCFQuantizer(ProgramQuantizer):
             raise TargetUnavailable("target 'openvino' int8 needs nncf, not installed (pip install -e plugins/edgest-openvino)")
         module = program.module()
         ignored = skipped_nodes(module.graph, skip)
+        loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
         with _nncf() as nncf:
             dataset = nncf.Dataset(calibration.inputs,
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
-            scope = nncf.IgnoredScope(names=ignored, validate=False) if ignored else None
-            quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope)
+            scope = nncf.IgnoredScope(names=ignored + loop, validate=False) if ignored or loop else None
+            quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
+                                      **_step_ranges(nncf, self.states))
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
             if leaked:
@@ -165,8 +184,13 @@ class NNCFQuantizer(ProgramQuantizer):
                    "preset": "performance (symmetric)", "weights": "int8 per channel",
                    "activations": "int8 per tensor, static ranges from calibration",
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored), **counts}
+        if self.states:
+            details.update(activations="int8 per tensor, static min-max ranges from calibration (a step program)",
+                           state_loop_float=loop)
         kinds = ", ".join(f"{k} ×{v}" for k, v in counts["int8_ops_by_kind"].items())
         summary = f"NNCF int8: {sum(counts['int8_ops_by_kind'].values())} ops int8 ({kinds or 'none'})"
         if skip:
             summary += f"; kept float: {', '.join(skip)}"
+        if loop:
+            summary += f"; state loop float: {', '.join(loop)}"
         return Quantized(summary, details, new)
