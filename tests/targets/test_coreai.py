@@ -32,8 +32,8 @@ from edgest.testing import TargetConformance, tiny_convnet
 ca_plugin = pytest.importorskip("edgest_coreai.plugin", reason="edgest-coreai not installed (pip install -e targets/coreai)")
 zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
 
-from edgest_coreai import device  # noqa: E402
-from edgest_coreai.target import INSTALL, CoreAITarget  # noqa: E402
+from edgest_coreai import device
+from edgest_coreai.target import INSTALL, CoreAITarget
 
 FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
 ON_APPLE = device.on_apple_runtime()
@@ -219,10 +219,10 @@ def test_int8_activation_ranges_come_from_the_calibration_clips(tmp_path) -> Non
     example is standard-normal noise). The asset, run on the runtime, must be well within the int8 limits (43 dB).
     """
     import torch
-
-    from edgest.data.calibration import CalibrationSet
     from edgest_coreai.convert import convert
     from edgest_coreai.quantizer import CoreAIOptQuantizer
+
+    from edgest.data.calibration import CalibrationSet
 
     rng = np.random.default_rng(0)
     loud = [rng.standard_normal((1, 3, 16, 16), dtype=np.float32) * 4 for _ in range(8)]
@@ -251,10 +251,10 @@ def test_attention_to_conv_runs_before_core_ai(registry, tmp_path) -> None:
 @toolchain
 def test_an_op_the_converter_lacks_is_named_with_its_line(tmp_path) -> None:
     import torch
+    from edgest_coreai.coverage import supported_ops, unsupported_ops
     from torch import nn
 
     from edgest.capture import capture
-    from edgest_coreai.coverage import supported_ops, unsupported_ops
 
     class CumMax(nn.Module):
         def forward(self, x):
@@ -302,7 +302,7 @@ def test_device_bundle_runs_the_asset_with_only_the_runtime(convnet_run, tmp_pat
     report = json.loads((bundle / "device-report.json").read_text())
     text = json.dumps(report)
     assert LABEL in text and "meaningful only on Apple hardware" in text, text[:2000]
-    assert re.search(r'"accuracy".{0,400}"passed"', text, re.S), text[:2000]
+    assert re.search(r'"accuracy".{0,400}"passed"', text, re.DOTALL), text[:2000]
 
 
 @pytest.fixture(scope="session")
