@@ -4,7 +4,6 @@ artifact, the drop judged, clip counts per class; bad folders refused in one lin
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -203,29 +202,9 @@ def test_bench_refuses_an_eval_folder_before_any_cell_and_keys_the_cache_on_it(t
     assert _eval_key(copy, [MODEL], {}, reg) != key
 
 
-def _trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """squeezetime_tiny trained with its default recipe, kept in pytest's cache like tests/models/test_trained_int8.py."""
-    import edgest_models
-    from edgest_models.train import train
-
-    from edgest.data import sequences, synthetic
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
-        digest.update(path.read_bytes())
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
-    path = folder / f"{MODEL}-{digest.hexdigest()[:12]}.pt"
-    if not path.exists():
-        scratch = tmp_path_factory.mktemp("train") / "w.pt"
-        train(MODEL, scratch)
-        shutil.move(scratch, path)
-    return path
-
-
 @pytest.mark.slow
-def test_trained_int8_on_the_eval_clips(clips_dir, tmp_path, capsys, request, tmp_path_factory):
-    weights = _trained(request, tmp_path_factory)
+def test_trained_int8_on_the_eval_clips(clips_dir, tmp_path, capsys, trained_weights):
+    weights = trained_weights(MODEL)
     _, out, _ = _cli(capsys, "compile", "--model", MODEL, "--target", "onnx", "--precision", "int8", "--weights",
                      str(weights), "--eval", str(clips_dir), "--out", str(tmp_path / "run"), "--json", "-q")
     m = next(c for c in json.loads(out)["checks"] if c["kind"] == "accuracy")["metrics"]

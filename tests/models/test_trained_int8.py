@@ -10,49 +10,15 @@ second run only compiles.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import shutil
-from collections.abc import Callable
-from pathlib import Path
 
-import edgest_models
 import pytest
-from edgest_models.train import train
 
 import edgest
 
 MODELS = ("squeezetime_tiny", "lmuformer_video_tiny", "vivit_fe_tiny", "vivit_fa_tiny", "emov2_tiny_video",
           "lmuformer_tiny", "lmuformer_spiking_tiny")
 TARGETS = ("onnx", "executorch")
-
-
-def _sources_key() -> str:
-    """A digest of the files that decide what training produces."""
-    from edgest.data import sequences, synthetic
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-@pytest.fixture(scope="session")
-def trained_weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``get(model)``: the path of ``model`` trained with its default recipe, trained on first use."""
-    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
-    key = _sources_key()
-
-    def get(model: str) -> Path:
-        path = folder / f"{model}-{key}.pt"
-        if not path.exists():
-            scratch = tmp_path_factory.mktemp(model) / "w.pt"
-            train(model, scratch)
-            shutil.move(scratch, path)  # a run stopped mid-training leaves no checkpoint behind
-        return path
-
-    return get
 
 
 @pytest.mark.slow

@@ -306,30 +306,9 @@ def test_device_bundle_runs_the_asset_with_only_the_runtime(convnet_run, tmp_pat
 
 
 @pytest.fixture(scope="session")
-def trained_squeezetime(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """squeezetime_tiny trained with its default ``edgest train`` recipe (a few minutes of one core), cached.
-
-    The same cache folder and key as tests/models/test_trained_int8.py: one checkpoint serves both.
-    """
-    import hashlib
-    import shutil
-
-    import edgest_models
-    from edgest_models.train import train
-
-    from edgest.data import sequences, synthetic
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
-        digest.update(path.read_bytes())
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
-    path = folder / f"squeezetime_tiny-{digest.hexdigest()[:12]}.pt"
-    if not path.exists():
-        scratch = tmp_path_factory.mktemp("train") / "w.pt"
-        train("squeezetime_tiny", scratch)
-        shutil.move(scratch, path)
-    return path
+def trained_squeezetime(trained_weights) -> Path:
+    """squeezetime_tiny trained with its default ``edgest train`` recipe, cached (edgest.testing.trained)."""
+    return trained_weights("squeezetime_tiny")
 
 
 @pytest.mark.slow

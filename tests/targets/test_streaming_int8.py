@@ -8,9 +8,7 @@ tests/models/test_trained_int8.py does) and compiles it int8 ``--streaming`` on 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -75,30 +73,10 @@ def test_openvino_keeps_the_state_loop_float(tmp_path):
     assert "min-max" in quant["activations"]
 
 
-def _trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model: str) -> Path:
-    """``model`` trained with its default recipe, cached by a digest of the zoo, training and data sources."""
-    import edgest_models
-    from edgest_models.train import train
-
-    from edgest.data import sequences, synthetic
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
-        digest.update(path.read_bytes())
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
-    path = folder / f"{model}-{digest.hexdigest()[:12]}.pt"
-    if not path.exists():
-        scratch = tmp_path_factory.mktemp(model) / "w.pt"
-        train(model, scratch)
-        shutil.move(scratch, path)
-    return path
-
-
 @pytest.fixture(scope="session")
-def trained_lmuformer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("edgest_models.lmuformer", reason="edgest-models not installed (pip install -e models)")
-    return _trained(request, tmp_path_factory, "lmuformer_tiny")
+def trained_lmuformer(trained_weights) -> Path:
+    """lmuformer_tiny trained with its default recipe, cached (edgest.testing.trained)."""
+    return trained_weights("lmuformer_tiny")
 
 
 @pytest.mark.slow

@@ -3,8 +3,6 @@ and the sensitivity table working on torch module names."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,37 +84,6 @@ def test_squeezetime_tiny_int8_reports_its_accuracy(tmp_path: Path) -> None:
     acc = report.check("accuracy")
     assert acc.status in ("passed", "failed") and acc.metrics["sqnr_db"] > 0  # random init: judged, figures reported
     assert report.artifact.details["compute_layers_by_precision"].get("u8", 0) > 0
-
-
-def _sources_key() -> str:
-    """The key of tests/models/test_trained_int8.py's checkpoints, so both share one trained squeezetime_tiny."""
-    import edgest_models
-
-    from edgest.data import sequences, synthetic
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(edgest_models.__file__).parent.glob("*.py")) + [Path(synthetic.__file__), Path(sequences.__file__)]:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-@pytest.fixture(scope="session")
-def trained_weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``get(model)``: ``model`` trained with its default ``edgest train`` recipe, kept in pytest's cache."""
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("edgest-trained") if cache is not None else tmp_path_factory.mktemp("trained")
-
-    def get(model: str) -> Path:
-        from edgest_models.train import train
-
-        path = folder / f"{model}-{_sources_key()}.pt"
-        if not path.exists():
-            scratch = tmp_path_factory.mktemp(model) / "w.pt"
-            train(model, scratch)
-            shutil.move(scratch, path)
-        return path
-
-    return get
 
 
 @pytest.mark.slow
