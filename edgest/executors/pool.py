@@ -87,9 +87,9 @@ def _quiet_exit(signum: int, frame: object) -> None:
 BASE_MODULES = ("torch", "torch._dynamo", "edgest.bench_jobs")
 
 
-def _warm_up(modules: Sequence[str]) -> None:
-    """Import ``modules`` (one that fails is left to the job that needs it, which says why) and the installed
-    plugins, and run one torch op."""
+def import_all(modules: Sequence[str]) -> None:
+    """Import ``modules``; one that fails is left to the job that needs it, which says why. Starts no thread and
+    runs no op, so the fork server (:mod:`edgest.executors.preload`) may fork afterwards."""
     import importlib
 
     for name in modules:
@@ -97,6 +97,11 @@ def _warm_up(modules: Sequence[str]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - warming is best effort: the job reports a broken toolchain itself
             continue
+
+
+def _warm_up(modules: Sequence[str]) -> None:
+    """Import ``modules`` (:func:`import_all`) and the installed plugins, and run one torch op."""
+    import_all(modules)
     from edgest.plugins import get_registry
 
     get_registry()

@@ -7,19 +7,14 @@ job that needs it reports why. Nothing here starts a thread or runs an op, so fo
 
 from __future__ import annotations
 
-import importlib
 import os
 
-ENV = "EDGEST_POOL_PRELOAD"  # also in edgest.executors.pool, which must not import this module (it runs on import)
+from edgest.executors.pool import PRELOAD_ENV, import_all
 
 
 def preload(names: str) -> None:
-    """Import each comma-separated module of ``names``, skipping the ones that fail."""
-    for name in filter(None, names.split(",")):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S112 - a broken toolchain is its job's error, not the pool's
-            continue
+    """Import each comma-separated module of ``names``, skipping the ones that fail (:func:`import_all`)."""
+    import_all([n for n in names.split(",") if n])
     try:
         from edgest.plugins import get_registry
 
@@ -28,4 +23,4 @@ def preload(names: str) -> None:
         pass
 
 
-preload(os.environ.get(ENV, ""))
+preload(os.environ.get(PRELOAD_ENV, ""))

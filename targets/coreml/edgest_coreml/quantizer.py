@@ -149,7 +149,8 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                 **CONFIG, "quantization_scheme": QuantizationScheme.symmetric,
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
-            prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop := state_loop(module.graph, self.states))))
+            loop = state_loop(module.graph, self.states)
+            prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop)))
             if self.states:
                 _global_min_max(prepared)
             with torch.no_grad():
@@ -162,8 +163,8 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
         details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": CONFIG,
                    "activations": "uint8, static ranges from calibration", "weights": "int8 per-channel, symmetric",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),
-                   **({"state_loop_float": loop, "activation_ranges": "calibration min-max (a step program)"}
-                      if loop else {})}
+                   **({"state_loop_float": loop} if loop else {}),
+                   **({"activation_ranges": "calibration min-max (a step program)"} if self.states else {})}
         summary = (f"Core ML PT2E W8A8 (CoreMLQuantizer): {sum(v for k, v in qdq.items() if k.startswith('quantize'))} "
                    "quantize nodes" + (f"; state loop float: {', '.join(loop)}" if loop else ""))
         return Quantized(summary, details, new)
