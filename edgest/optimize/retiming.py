@@ -51,9 +51,11 @@ def retime_finalists(rows: list[dict[str, Any]], bench_dir: Path, threads: int, 
         else:  # a registry of the caller's own cannot be rebuilt in another process
             stats = timed_in_turns(artifacts, threads, rounds, reg)
     except Exception as exc:  # noqa: BLE001 - a runtime that fails to load again must not lose the search's result
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        from edgest.capture import first_line
+
         min(finalists, key=lambda r: r["p50_ms"])["winner"] = True
-        return f"re-time in turns failed ({type(exc).__name__}: {first[:200]}); the winner is the fastest in the bench"
+        return (f"re-time in turns failed ({type(exc).__name__}: {first_line(exc)[:200]}); "
+                "the winner is the fastest in the bench")
     for k, r in keys.items():
         r["retime_p50_ms"] = stats[k]["p50_ms"]
         r["retime_min_p50_ms"], r["retime_max_p50_ms"] = stats[k]["min_p50_ms"], stats[k]["max_p50_ms"]
