@@ -267,6 +267,30 @@ def test_a_depthwise_conv_between_float_ops_stays_float():
     assert not any(is_spatial_depthwise(n) for n in _bn_graph().nodes if n.target is torch.ops.aten.conv1d.default)
 
 
+class _Bottleneck(torch.nn.Module):
+    """ResNet's residual: relu(bn(conv(x)) + x), then a conv; SqueezeTime's blocks and its gate multiply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.conv, self.gate, self.out = (torch.nn.Conv2d(4, 4, 1) for _ in range(4))
+        self.bn_stem, self.bn = torch.nn.BatchNorm2d(4), torch.nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn_stem(self.stem(x)).relu()
+        r = (self.bn(self.conv(y)) + y).relu()
+        return self.out(r * self.gate(r).sigmoid())
+
+
+def test_a_residual_add_after_conv_and_batch_norm_stays_int8():
+    """The BN is folded into its conv, so the add reads int8 (squeezetime: 48 adds and 32 muls were kept float for nothing)."""
+    from edgest_executorch.float_ops import float_islands
+
+    module = torch.export.export(_Bottleneck().eval(), (torch.randn(1, 4, 6, 6),), strict=False).module()
+    kinds = {n.name: str(n.target) for n in module.graph.nodes}
+    assert any("batch_norm" in k for k in kinds.values())  # the conv → BN pairs are in the graph the rule reads
+    assert float_islands(module.graph) == set()
+
+
 def _bn_graph() -> torch.fx.Graph:
     from edgest_executorch.prequant import batch_norm_as_depthwise_conv
 
