@@ -80,33 +80,27 @@ class TestCoreAIConformance(TargetConformance):
         assert report.precision == "fp32" and report.check("accuracy").metrics["sqnr_db"] >= 40.0
 
 
-def _layer_scales_at_one(registry, name: str, path: Path) -> Path:
-    """EMOv2's init weights with its layer scales at 1, as in a trained model (as tests/targets/test_coreml.py does).
+def _stand_in(registry, name: str, folder: Path) -> Path | None:
+    """Responsive stand-in weights for a zoo model that ignores its input at its paper's init (EMOv2, spiking LMUFormer).
 
-    At the paper's init (1e-6) the logits do not depend on the input, so no accuracy can be judged.
+    EMOv2's layer scales start at 1e-6 and the spiking model's neurons never fire, so no accuracy can be judged
+    at init. The stand-ins (edgest.testing.weights) set the layer scales to 1 and measure each batch norm's
+    statistics, which gives realistic small variances (3.9e-5 after EMOv2's last depthwise conv).
     """
-    import torch
+    from edgest.testing.weights import ignores_its_input, write_responsive_weights
 
-    torch.manual_seed(0)
-    model = registry.model(name).build()
-    state = {k: torch.ones_like(v) if k.endswith("gamma") else v for k, v in model.state_dict().items()}
-    torch.save(state, path)
-    return path
+    entry = registry.model(name)
+    return write_responsive_weights(entry, folder / "w.pt") if ignores_its_input(entry) else None
 
 
-ZOO_TINY = ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny", "lmuformer_video_tiny"]
+ZOO_TINY = ["squeezetime_tiny", "emov2_tiny_video", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny",
+            "lmuformer_spiking_tiny", "lmuformer_video_tiny"]
+#: (model, precision) judged with trained weights instead of stand-ins (see test_spiking_fp16_with_trained_weights)
+TRAINED_ONLY = {("lmuformer_spiking_tiny", "fp16")}
 
 
-@toolchain
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n == "squeezetime_tiny" else pytest.mark.slow) for n in ZOO_TINY])
-def test_tiny_zoo_passes_its_accuracy_check_on_the_runtime(registry, name, precision, tmp_path) -> None:
-    """`edgest compile --model M --target coreai [--precision fp16]`: accuracy passed on Apple's runtime."""
-    weights = _layer_scales_at_one(registry, name, tmp_path / "w.pt") if name.startswith("emov2") else None
-    report = edgest.compile(name, "coreai", precision=precision, weights=weights, out_dir=tmp_path / "run",
-                            registry=registry, latency=None, samples=2, task_samples=0)
-    acc = report.check("accuracy")
-    assert acc.status == "passed", (acc.reason, acc.metrics)
+def _assert_asset_at(report: edgest.Report, precision: str) -> None:
+    """The asset stores, computes and takes its input at ``precision``; its details are JSON."""
     d = report.artifact.details
     assert d["precision"] == precision and d["functions"] == ["main"] and d["ops"]["non_constant"] > 0
     weights = {"fp32": "Float32", "fp16": "Float16"}[precision]
@@ -115,8 +109,96 @@ def test_tiny_zoo_passes_its_accuracy_check_on_the_runtime(registry, name, preci
     (inp,) = d["interface"]["main"]["inputs"].values()
     assert inp.startswith(f"NDArray ({weights}, ")
     json.dumps(d)
+
+
+@toolchain
+@pytest.mark.parametrize(("name", "precision"), [
+    pytest.param(n, p, marks=() if n == "squeezetime_tiny" else pytest.mark.slow)
+    for n in ZOO_TINY for p in ("fp32", "fp16") if (n, p) not in TRAINED_ONLY])
+def test_tiny_zoo_passes_its_accuracy_check_on_the_runtime(registry, name, precision, tmp_path) -> None:
+    """`edgest compile --model M --target coreai [--precision fp16]` on stand-ins or init: passed on Apple's runtime."""
+    report = edgest.compile(name, "coreai", precision=precision, weights=_stand_in(registry, name, tmp_path),
+                            out_dir=tmp_path / "run", registry=registry, latency=None, samples=2, task_samples=0)
+    acc = report.check("accuracy")
+    assert acc.status == "passed", (acc.reason, acc.metrics)
+    _assert_asset_at(report, precision)
     if not ON_APPLE:
         assert acc.host["runtime"] == LABEL
+
+
+@pytest.mark.slow
+@toolchain
+def test_spiking_fp16_with_trained_weights(registry, trained_weights, tmp_path) -> None:
+    """The spiking LMUFormer at fp16 is judged with trained weights: on stand-ins fp16 itself cannot meet the limits.
+
+    A spike is a step (h >= 1) and untrained neurons sit near threshold, so fp16 rounding flips spikes: on
+    the stand-ins eager PyTorch's own fp16 (``module.half()``) reads 10.3 dB against fp32 (8 noise inputs), the
+    fp16 program coreai-opt's cast pass writes reads 17.9 dB when torch runs it, and the asset on Apple's
+    runtime reads the same 17.9 dB (the runtime is faithful; the limit is 25 dB). Trained, the asset reads
+    28.6 dB on noise and 34.7 dB pooled with 256 keyword glides, top-1 agreement 99.6 %.
+    """
+    report = edgest.compile("lmuformer_spiking_tiny", "coreai", precision="fp16", weights=trained_weights("lmuformer_spiking_tiny"),
+                            out_dir=tmp_path / "run", registry=registry, latency=None)
+    acc = report.check("accuracy")
+    assert acc.status == "passed", (acc.reason, acc.metrics)
+    assert acc.metrics["task_samples"] == 256 and acc.limits == accuracy.LIMITS["fp16"]
+    _assert_asset_at(report, "fp16")
+
+
+def _planted_repair(monkeypatch, name: str, model, shape: tuple[int, ...], precision: str, run: Path, registry):
+    """Compile ``model`` with the converter repair ``name`` on, then with it off: the two reports."""
+    from edgest_coreai import convert
+
+    on = edgest.compile(model, "coreai", input_shape=shape, precision=precision, out_dir=run / "on", registry=registry,
+                        latency=None, samples=4)
+    monkeypatch.setattr(convert, name, lambda *a: 0 if name == "_alpha_as_mul" else [])
+    off = edgest.compile(model, "coreai", input_shape=shape, precision=precision, out_dir=run / "off", registry=registry,
+                         latency=None, samples=4)
+    return on, off
+
+
+@toolchain
+def test_fp16_batch_norm_statistics_stay_fp32(registry, monkeypatch, tmp_path) -> None:
+    """A batch-norm variance below fp16's normal range (3e-5) is read as 0 by the runtime unless kept fp32.
+
+    coreai-torch computes batch norm in fp32, but the fp16 pass stores its statistics at fp16 first; the
+    target puts them back at fp32. With that off, the channel is scaled 5x too much and the check fails.
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(8, eps=1e-6)
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([3e-5, 1e-4, 1.0, 0.5, 3e-5, 2.0, 1e-3, 1.0]))
+        bn.running_mean.uniform_(-0.01, 0.01)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), bn, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 5)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(0.003)  # activations of the variance's scale
+    on, off = _planted_repair(monkeypatch, "_batch_norm_params_fp32", model, (1, 3, 16, 16), "fp16", tmp_path, registry)
+    assert on.check("accuracy").status == "passed", on.check("accuracy").metrics
+    assert on.artifact.details["repairs"] == {"alpha_as_mul": 0, "batch_norm_fp32": 4}
+    assert "Float32" in on.artifact.details["storage_types"]
+    assert off.check("accuracy").status == "failed" and off.check("accuracy").metrics["sqnr_db"] < 15.0
+
+
+@toolchain
+def test_add_with_alpha_is_rewritten_for_the_converter(registry, monkeypatch, tmp_path) -> None:
+    """``x.add(y, alpha=0.5)``: coreai-torch 0.4.3 lowers it as ``x + y``; the target makes it ``x + mul(y, 0.5)``.
+
+    The spiking LMUFormer's neurons decay their membrane that way: its fp32 asset read 0.9 dB before.
+    """
+    from torch import nn
+
+    class Decay(nn.Module):
+        def forward(self, x):
+            return x.add(x.flip(-1), alpha=0.5).sub(x.roll(1, -1), alpha=2.0)
+
+    on, off = _planted_repair(monkeypatch, "_alpha_as_mul", Decay(), (1, 4, 8), "fp32", tmp_path, registry)
+    assert on.check("accuracy").status == "passed", on.check("accuracy").metrics
+    assert on.artifact.details["repairs"] == {"alpha_as_mul": 2}
+    assert off.check("accuracy").status == "failed"
 
 
 @toolchain
@@ -202,7 +284,7 @@ def test_int8_through_coreai_opt_with_quant_skip(registry, tmp_path) -> None:
     int8_all = report.artifact.details["storage_types"]["Int8"]
     skipped = edgest.compile(tiny_convnet(), "coreai", quantize(skip=["7"]), input_shape=(1, 3, 16, 16), precision="int8",
                              out_dir=tmp_path / "s", registry=registry, latency=None, samples=2)  # 7: the Linear head
-    assert "kept float: 7" in [p for p in skipped.passes if p.name == "quantize"][0].summary
+    assert "kept float: 7" in next(p for p in skipped.passes if p.name == "quantize").summary
     assert skipped.artifact.details["storage_types"].get("Int8", 0) < int8_all  # the head's weights stayed float
     with pytest.raises(BadInput, match="--quant-skip 'nope' is not a module of the model"):
         edgest.compile(tiny_convnet(), "coreai", quantize(skip=["nope"]), input_shape=(1, 3, 16, 16), precision="int8",
@@ -296,7 +378,7 @@ def test_device_bundle_runs_the_asset_with_only_the_runtime(convnet_run, tmp_pat
     source = (bundle / "edgest_device_runner.py").read_text()
     assert "import torch" not in source and "edgest." not in source.replace("edgest.checks", "")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "run_on_device.py", "--runs", "3", "--seconds", "0"], cwd=bundle,
+    done = subprocess.run([sys.executable, "run_on_device.py", "--runs", "3", "--seconds", "0"], check=False, cwd=bundle,
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode in (0, 1), done.stderr
     report = json.loads((bundle / "device-report.json").read_text())
@@ -305,18 +387,21 @@ def test_device_bundle_runs_the_asset_with_only_the_runtime(convnet_run, tmp_pat
     assert re.search(r'"accuracy".{0,400}"passed"', text, re.DOTALL), text[:2000]
 
 
-@pytest.fixture(scope="session")
-def trained_squeezetime(trained_weights) -> Path:
-    """squeezetime_tiny trained with its default ``edgest train`` recipe, cached (edgest.testing.trained)."""
-    return trained_weights("squeezetime_tiny")
+#: trained EMOv2 at int8 (its 8-epoch checkpoint: 46.5 % validation top-1, small logit margins). The runtime is exact
+#: (bench/coreai_int8_ranges.py: runtime vs quantised program 200 dB on 64 task clips); coreai-opt's W8A8 program itself
+#: reads 25.1 dB, top-1 78 % there (37.0 dB, 100 % on noise). Compile: agreement 82.2 % pooled (limit 95 %), task drop
+#: -3.1 pt; --quant-skip head 84.5 %; its LayerNorms as well, the same (coreai-opt leaves them float anyway).
+EMOV2_INT8 = pytest.mark.xfail(strict=True, reason="coreai-opt W8A8 on trained EMOv2: top-1 agreement 82 % on task clips "
+                               "(Apple's runtime is exact to the quantised program); no justified keep-float set found yet")
 
 
 @pytest.mark.slow
 @toolchain
-def test_int8_with_trained_weights_meets_the_task_limits(registry, trained_squeezetime, tmp_path) -> None:
-    """`edgest compile --model squeezetime_tiny --target coreai --precision int8 --weights W`: passed on the runtime."""
-    report = edgest.compile("squeezetime_tiny", "coreai", out_dir=tmp_path / "run", precision="int8",
-                            weights=trained_squeezetime, registry=registry, latency=None)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=EMOV2_INT8 if n == "emov2_tiny_video" else ()) for n in ZOO_TINY])
+def test_int8_with_trained_weights_meets_the_task_limits(registry, trained_weights, name, tmp_path) -> None:
+    """`edgest compile --model M --target coreai --precision int8 --weights W`: passed on the runtime, task drop <= 1 pt."""
+    report = edgest.compile(name, "coreai", out_dir=tmp_path / "run", precision="int8", weights=trained_weights(name),
+                            registry=registry, latency=None)
     m = report.check("accuracy").metrics
     assert m["task_judged"] and m["task_samples"] == 256
     assert report.check("accuracy").status == "passed", (report.error, {k: m.get(k) for k in (

@@ -5,10 +5,15 @@ torch's defaults minus the ops it lowers whole, SDPA among them). Precisions:
 
 * ``fp32``: the program as captured.
 * ``fp16``: coreai-opt's ``cast_fp32_to_fp16`` on the decomposed program (Apple's own pass: weights,
-  inputs and ops to fp16, ops whose values would overflow fp16 kept in fp32 behind casts).
-* ``bf16``: coreai-opt has no bf16 pass, so the program's module is cast to bfloat16 and captured
-  again with bfloat16 inputs. Inference batch norm is decomposed to arithmetic first: the
-  converter's own lowering of it types its statistics outputs bf16 where torch says fp32.
+  inputs and ops to fp16, ops whose values would overflow fp16 kept in fp32 behind casts), then
+  batch norms' statistics back at fp32 (:func:`_batch_norm_params_fp32`).
+* ``bf16``: coreai-opt has no bf16 pass, so the program's module is cast to bfloat16 (its float32
+  dtype arguments too) and captured again with bfloat16 inputs. Inference batch norm is decomposed
+  to arithmetic first: the converter's own lowering of it types its statistics outputs bf16 where
+  torch says fp32.
+
+At every precision ``add``/``sub`` with ``alpha`` become ``add``/``sub`` of ``mul`` (:func:`_alpha_as_mul`):
+coreai-torch drops ``alpha``. What was repaired is in the conversion's facts (``repairs``).
 
 coreai-torch, coreai-opt and torch are imported inside the functions.
 """
@@ -54,23 +59,120 @@ def _batch_norm(input: Any, weight: Any, bias: Any, running_mean: Any, running_v
     return out, input.new_zeros(0), input.new_zeros(0)
 
 
-def decompose(program: Any, example_inputs: tuple[Any, ...], precision: str) -> Any:
-    """The program the converter takes at ``precision``; ``program`` itself is left as it is."""
+_BATCH_NORM = "aten._native_batch_norm_legit_no_training.default"
+
+
+def _batch_norm_params_fp32(fp32: dict[str, Any], cast: Any) -> list[str]:
+    """Put the weight, bias, mean and variance of every inference batch norm of ``cast`` back at fp32 (from ``fp32``).
+
+    coreai-torch lowers batch norm in fp32 (it upcasts fp16 inputs and parameters, computes, narrows
+    the result), but the fp16 pass stores the parameters at fp16 first. A variance below fp16's
+    smallest normal number (6.1e-5) is then a subnormal, and the host runtime loses it: with eps
+    1e-6, a channel of variance 3e-5 and input 1 reads 179.6 in torch and 893.5 from the fp16 asset
+    (variance + eps taken as 1.25e-6, 5x too much gain); 179.6 with the parameters at fp32. Such
+    variances are common after a depthwise conv (EMOv2's stand-in weights: 3.9e-5). Returns the
+    parameter names restored; a tensor any other op reads as well stays as the pass left it.
+    """
+    import torch
+
+    names = {spec.arg.name: spec.target for spec in cast.graph_signature.input_specs if spec.target is not None}
+    restored: list[str] = []
+    for node in cast.graph.nodes:
+        if node.op != "call_function" or str(node.target) != _BATCH_NORM:
+            continue
+        for arg in node.args[1:5]:
+            target = names.get(getattr(arg, "name", None))
+            if target is None or len(arg.users) != 1:
+                continue
+            store = cast.state_dict if target in cast.state_dict else cast.constants
+            if fp32.get(target) is None or store[target].dtype != torch.float16:
+                continue
+            value = fp32[target].detach()
+            store[target] = torch.nn.Parameter(value, requires_grad=False) if isinstance(store[target], torch.nn.Parameter) else value
+            arg.meta["val"] = arg.meta["val"].to(torch.float32)
+            restored.append(target)
+    return restored
+
+
+def _retype(module: Any, old: Any, new: Any) -> Any:
+    """``module`` (a GraphModule) with every dtype argument ``old`` of its nodes made ``new`` (``.to(x.dtype)`` was
+    captured as ``.to(torch.float32)``: the spiking LMUFormer's spikes would stay fp32 in a bf16 program)."""
+    for node in module.graph.nodes:
+        node.args = tuple(new if a is old else a for a in node.args)
+        node.kwargs = {k: new if v is old else v for k, v in node.kwargs.items()}
+    module.recompile()
+    return module
+
+
+#: binary ops whose ``alpha`` (``x + alpha * y``) coreai-torch 0.4.3 drops: it lowers them as ``x + y``
+_ALPHA_OPS = ("aten.add.Tensor", "aten.add.Scalar", "aten.sub.Tensor", "aten.sub.Scalar")
+
+
+def _alpha_as_mul(program: Any) -> int:
+    """Rewrite ``add/sub(x, y, alpha=a)`` (a != 1) in ``program`` as ``add/sub(x, mul(y, a))``; how many were rewritten.
+
+    coreai-torch's binary-op lowering reads only the two operands, so ``x.add(y, alpha=0.5)`` runs
+    as ``x + y`` on the runtime. The spiking LMUFormer's LIF neurons decay their membrane that way
+    (``g.add(w, alpha=1 - 1/tau)``): its fp32 asset read 0.9 dB against eager, whatever the weights.
+    """
+    import torch
+
+    graph, count = program.graph, 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or str(node.target) not in _ALPHA_OPS:
+            continue
+        alpha = node.kwargs.get("alpha", node.args[2] if len(node.args) > 2 else 1)
+        if alpha == 1:
+            continue
+        x, y = node.args[:2]
+        with graph.inserting_before(node):
+            if isinstance(y, torch.fx.Node):
+                scaled = graph.call_function(torch.ops.aten.mul.Tensor, (y, alpha))
+                scaled.meta = {k: v for k, v in y.meta.items() if k == "val"}
+            else:
+                scaled = y * alpha
+        node.args = (x, scaled)
+        node.kwargs = {k: v for k, v in node.kwargs.items() if k != "alpha"}
+        count += 1
+    if count:
+        program.graph_module.recompile()
+    return count
+
+
+def decompose(program: Any, example_inputs: tuple[Any, ...], precision: str,
+              repairs: dict[str, Any] | None = None) -> Any:
+    """The program the converter takes at ``precision``; ``program`` itself is left as it is.
+
+    ``repairs`` (if given) gets what was rewritten around the converter's and runtime's faults:
+    ``alpha_as_mul`` (:func:`_alpha_as_mul`) and, at fp16, ``batch_norm_fp32`` (:func:`_batch_norm_params_fp32`).
+    """
     import torch
     from coreai_torch import get_decomp_table
 
+    repairs = {} if repairs is None else repairs
     table = get_decomp_table()
     if precision == "bf16":
         table[torch.ops.aten._native_batch_norm_legit_no_training.default] = _batch_norm
-        module = copy.deepcopy(program.module()).to(torch.bfloat16)
+        module = _retype(copy.deepcopy(program.module()).to(torch.bfloat16), torch.float32, torch.bfloat16)
         args = tuple(x.to(torch.bfloat16) if x.is_floating_point() else x for x in example_inputs)
-        return torch.export.export(module, args, strict=False).run_decompositions(table)
-    decomposed = program.run_decompositions(table)
+        decomposed = torch.export.export(module, args, strict=False).run_decompositions(table)
+    elif precision == "fp16":
+        # a copy: the new program would share ``program``'s constants dict, whose entries the fp16 pass replaces.
+        # Copied before decomposing: a copy of the decomposed program renames a placeholder called ``input``
+        # (nn.Sequential's) to ``input_1`` while its signature keeps ``input``, and the converter misses it.
+        decomposed = copy.deepcopy(program).run_decompositions(table)
+    else:
+        decomposed = program.run_decompositions(table)
+    repairs["alpha_as_mul"] = _alpha_as_mul(decomposed)
     if precision == "fp16":
         from coreai_opt.casting import cast_fp32_to_fp16
 
-        # the example inputs as calibration: ops whose values overflow fp16 there stay fp32 (the pass edits its input)
-        return cast_fp32_to_fp16(copy.deepcopy(decomposed), calibration_data=[tuple(example_inputs)])
+        # the pass edits its input in place, replacing state entries with new tensors: the dicts' copies keep fp32.
+        # The example inputs calibrate: ops whose values overflow fp16 on them stay fp32.
+        fp32 = {**decomposed.constants, **decomposed.state_dict}
+        cast = cast_fp32_to_fp16(decomposed, calibration_data=[tuple(example_inputs)])
+        repairs["batch_norm_fp32"] = len(_batch_norm_params_fp32(fp32, cast))
+        return cast
     return decomposed
 
 
@@ -78,18 +180,19 @@ def convert(program: Any, example_inputs: tuple[Any, ...], path: Path, precision
     """Write ``path`` (an ``.aimodel`` folder) from ``program``; the conversion's facts."""
     caught: list[str] = []
     seconds: dict[str, float] = {}
+    repairs: dict[str, Any] = {}
     with quiet(caught):
         from coreai_torch import TorchConverter
 
         t0 = time.perf_counter()
-        ready = decompose(program, example_inputs, precision)
+        ready = decompose(program, example_inputs, precision, repairs)
         t1 = time.perf_counter()
         ai_program = TorchConverter(mode=TorchConverter.Mode.RELEASE).add_exported_program(ready).to_coreai()
         t2 = time.perf_counter()
         ai_program.save_asset(path)
         seconds = {"decompose": t1 - t0, "convert": t2 - t1, "save": time.perf_counter() - t2}
     return {**asset_facts(path), "seconds": {k: round(v, 4) for k, v in seconds.items()},
-            "converter_mode": "release", "warnings": caught}
+            "converter_mode": "release", "repairs": repairs, "warnings": caught}
 
 
 def _pairs(items: Any) -> dict[str, Any]:
