@@ -58,7 +58,8 @@ class Quantizer(ABC):
     stage: ClassVar[Stage]
     #: for a ``--streaming`` step program: how many trailing inputs are recurrent state (output ``j + 1`` is
     #: fed back as input ``j + 1``); 0 for a whole-input program. Set by the quantize stage before it calls the
-    #: quantizer. A program quantizer keeps :func:`edgest.quantize.state_loop` of its graph float.
+    #: quantizer. A program quantizer keeps :func:`edgest.quantize.state_loop` of its graph float; an artifact
+    #: quantizer the same rule on its own graph (:func:`edgest.quantize.loop_of`).
     states: int = 0
 
     def __init__(self, scheme: str) -> None:

@@ -23,15 +23,59 @@ if TYPE_CHECKING:
 SENSITIVITY_INPUTS = 8
 
 
-def quantizable_layers(program: torch.export.ExportedProgram, skip: Sequence[str] = ()) -> tuple[str, ...]:
-    """Conv and linear layers of ``program`` (modules with a weight of 2+ dims), in program order, outside ``skip``."""
+#: ops that only move a weight's values: a layer reads its weight through them (``t`` before ``addmm``)
+_WEIGHT_VIEWS = ("t", "permute", "transpose", "view", "reshape", "unsqueeze", "squeeze", "expand", "_to_copy", "clone")
+
+
+def _weight_readers(program: torch.export.ExportedProgram) -> dict[str, list[str]] | None:
+    """Per parameter: the nodes that read it (through :data:`_WEIGHT_VIEWS`); None when the program lifts none."""
+    lifted = getattr(program.graph_signature, "inputs_to_parameters", None) or {}
+    if not lifted:
+        return None
+    out: dict[str, list[str]] = {}
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in lifted:
+            todo, readers = list(node.users), []
+            while todo:
+                user = todo.pop()
+                op = str(getattr(user.target, "__name__", user.target)).split(".")[0]
+                todo += list(user.users) if op in _WEIGHT_VIEWS else []
+                readers += [] if op in _WEIGHT_VIEWS else [user.name]
+            out[lifted[node.name]] = readers
+    return out
+
+
+def quantizable_layers(program: torch.export.ExportedProgram, skip: Sequence[str] = (), states: int = 0) -> tuple[str, ...]:
+    """Conv and linear layers of ``program`` (modules with a weight of 2+ dims), in program order, outside ``skip``.
+
+    Only layers the program runs: a weight no node reads is left out (a streaming step program holds the
+    whole model's parameters, its whole-input embedding's too). For a step program (``states`` > 0) so
+    is a layer only its state loop reads (:func:`edgest.quantize.state_loop`: it stays float anyway).
+    """
+    from edgest.quantize.state import state_loop
+
+    readers = _weight_readers(program)
+    loop = set(state_loop(program.graph, states))
     out = []
     for key, value in program.state_dict.items():
         if key.endswith(".weight") and getattr(value, "ndim", 0) >= 2:
             name = key[: -len(".weight")]
-            if not any(name == s or name.startswith(s + ".") for s in skip):
+            read = readers.get(key, []) if readers is not None else [""]
+            if read and not set(read) <= loop and not any(name == s or name.startswith(s + ".") for s in skip):
                 out.append(name)
     return tuple(out)
+
+
+def sensitivity_inputs(inputs: Sequence[Any], count: int = SENSITIVITY_INPUTS) -> list[list[Any]]:
+    """``count`` of the calibration ``inputs`` the sensitivity outputs are measured on, spread over the set.
+
+    Spread, not the first ones: a streaming compile's set is ordered by step, and its first inputs are
+    every sequence's first step, all with the initial (zero) state.
+    """
+    import numpy as np
+
+    idx = np.unique(np.linspace(0, len(inputs) - 1, num=min(count, len(inputs))).round().astype(int))
+    return [list(inputs[int(i)]) for i in idx]
 
 
 def _noise(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:

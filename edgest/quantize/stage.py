@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput, EdgestError, Unsupported
 from edgest.quantize.contract import PASS_NAME, PRECISION, SCHEMES, ArtifactStep, ProgramQuantizer
-from edgest.quantize.sensitivity import SENSITIVITY_INPUTS, quantizable_layers, sensitivity
+from edgest.quantize.sensitivity import quantizable_layers, sensitivity, sensitivity_inputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +82,7 @@ def quantize_program(options: dict[str, Any], program: torch.export.ExportedProg
     details = {"scheme": scheme, "stage": quantizer.stage, "quantizer": type(quantizer).__name__,
                "calibration": calib.source, "calibration_size": len(calib), "skip": list(skip),
                **({"state_inputs": quantizer.states} if quantizer.states else {})}
-    layers = quantizable_layers(program, skip) if options.get("sensitivity") else None
+    layers = quantizable_layers(program, skip, quantizer.states) if options.get("sensitivity") else None
     if not isinstance(quantizer, ProgramQuantizer):
         summary = (f"{scheme} deferred to after lowering ({type(quantizer).__name__}); "
                    f"calibrating on {len(calib)} inputs: {calib.source}")
@@ -104,14 +104,14 @@ def _program_sensitivity(quantizer: ProgramQuantizer, program: torch.export.Expo
     """Leave-one-out sensitivity of a program-stage quantizer, run in eager PyTorch on the first calibration inputs."""
     from edgest.checks.eager import eager_outputs
 
-    inputs = [list(xs) for xs in calib.inputs[:SENSITIVITY_INPUTS]]
+    inputs = sensitivity_inputs(calib.inputs)
 
     def run(keep: tuple[str, ...]) -> list[Any]:
         done = quantizer.quantize_program(program, example, calib, keep)
         return eager_outputs(done.program.module(), inputs)
 
     result = sensitivity(run, eager_outputs(program.module(), inputs), layers, skip, eager_outputs(quantized.module(), inputs))
-    result["measured_on"] = f"eager PyTorch with the quantised program, first {len(inputs)} calibration inputs"
+    result["measured_on"] = f"eager PyTorch with the quantised program, {len(inputs)} calibration inputs spread over the set"
     return result
 
 
@@ -176,7 +176,7 @@ def _artifact_delta(target: Target, src: Path, dst: Path,
 
 def _artifact_sensitivity(target: Target, src: Path, step: ArtifactStep) -> dict[str, Any]:
     """Leave-one-out sensitivity of an artifact-stage quantizer, each variant run by the target's runner in a child."""
-    inputs = [list(xs) for xs in step.calibration.inputs[:SENSITIVITY_INPUTS]]
+    inputs = sensitivity_inputs(step.calibration.inputs)
     reference = _outputs_in_child(target, src, inputs)
     from edgest.outdir import temp_folder
 
@@ -192,7 +192,8 @@ def _artifact_sensitivity(target: Target, src: Path, step: ArtifactStep) -> dict
 
         assert step.layers is not None
         result = sensitivity(run, reference, step.layers, step.skip)
-    result["measured_on"] = f"the {target.name} runner in a child process, float vs quantised artifact, first {len(inputs)} calibration inputs"
+    result["measured_on"] = (f"the {target.name} runner in a child process, float vs quantised artifact, {len(inputs)} "
+                             "calibration inputs spread over the set")
     return result
 
 

@@ -12,26 +12,45 @@ that only feed the loop (the layers computing the update from ``x_t``) are quant
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
-def _after(nodes: list[Any], start: set[str]) -> set[str]:
-    """Names of ``start`` and every node that depends on one of them (``nodes`` in graph order)."""
+def loop_of(nodes: Sequence[tuple[str, Sequence[str]]], state_inputs: Sequence[str], state_results: Sequence[str]) -> list[str]:
+    """The rule on any graph: names of the ``nodes`` that stay float, in graph order.
+
+    ``nodes``: ``(name, names it reads)`` in topological order, where a read names another node or a
+    graph input. ``state_inputs[j]`` is the input that ``state_results[j]`` (a node's name, or anything
+    else when the state is passed through) is fed back into. Artifact quantizers describe their own
+    graph this way (ONNX: a node reads the producers of its input tensors).
+    """
+    order = [name for name, _ in nodes]
+    reads = {name: set(r) for name, r in nodes}
+    loop: set[str] = set()
+    for placeholder, result in zip(state_inputs, state_results):
+        if result in reads:
+            loop |= _after(order, reads, {placeholder}) & _before(reads, result)
+    values = loop | set(state_inputs)
+    return [n for n in order if n in loop or reads[n] & values]
+
+
+def _after(order: list[str], reads: dict[str, set[str]], start: set[str]) -> set[str]:
+    """``start`` and every node that depends on one of them (``order``: graph order)."""
     seen = set(start)
-    for n in nodes:
-        if any(getattr(a, "name", None) in seen for a in n.all_input_nodes):
-            seen.add(n.name)
+    for n in order:
+        if reads[n] & seen:
+            seen.add(n)
     return seen
 
 
-def _before(nodes: list[Any], end: Any) -> set[str]:
-    """Names of ``end`` and every node it depends on."""
+def _before(reads: dict[str, set[str]], end: str) -> set[str]:
+    """``end`` and every node (or input) it depends on."""
     seen, todo = set(), [end]
     while todo:
         n = todo.pop()
-        if n.name not in seen:
-            seen.add(n.name)
-            todo += list(n.all_input_nodes)
+        if n not in seen:
+            seen.add(n)
+            todo += list(reads.get(n, ()))
     return seen
 
 
@@ -48,11 +67,5 @@ def state_loop(graph: Any, states: int) -> list[str]:
     results = out.args[0] if out is not None and out.args else ()
     if states <= 0 or len(inputs) <= states or not isinstance(results, (tuple, list)) or len(results) != states + 1:
         return []
-    calls = [n for n in nodes if n.op == "call_function"]
-    loop: set[str] = set()
-    for placeholder, result in zip(inputs[-states:], results[1:]):
-        if hasattr(result, "name"):
-            loop |= _after(calls, {placeholder.name}) & _before(nodes, result)
-    values = loop | {p.name for p in inputs[-states:]}
-    readers = {n.name for n in calls if any(a.name in values for a in n.all_input_nodes)}
-    return [n.name for n in calls if n.name in loop | readers]
+    calls = [(n.name, [a.name for a in n.all_input_nodes]) for n in nodes if n.op == "call_function"]
+    return loop_of(calls, [p.name for p in inputs[-states:]], [getattr(r, "name", "") for r in results[1:]])

@@ -78,21 +78,50 @@ def _nncf() -> Iterator[Any]:
                 lg.setLevel(level)
 
 
-def _step_ranges(nncf: Any, states: int) -> dict[str, Any]:
-    """For a streaming step program: activation ranges from the calibration set's min and max.
+def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = None) -> tuple[str, str]:
+    """NNCF's ``OverflowFix`` for a step program built on this host (or ``features``/``machine``), and why.
+
+    x86 without VNNI multiplies u8×s8 with ``VPMADDUBSW``, which adds product pairs in int16 and
+    saturates; NNCF's default fixes the first layer only (7-bit weights there). A saturated product
+    is a biased error, and a step program's state sums it every step: trained lmuformer_tiny on an
+    AVX2 CPU streamed at 26.8 dB in eager PyTorch but 14.2 dB in OpenVINO's CPU plugin, drifting
+    from 22.8 dB at the first step; with 7-bit weights everywhere ("enable") the plugin gives the
+    eager figure, 26.9 dB. VNNI/AMX (and Arm) accumulate in int32: NNCF's default is kept there.
+    """
+    import platform
+
+    from edgest.host import capabilities, isa_features
+
+    machine = (machine or platform.machine()).lower()
+    feats = isa_features() if features is None else features
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return "first_layer_only", f"{machine} CPU: int8 products accumulate in int32"
+    if feats and capabilities(feats)["vnni"]:
+        return "first_layer_only", "VNNI present: int8 products accumulate in int32"
+    why = "no VNNI: u8xs8 products are added in int16 pairs (VPMADDUBSW) and saturate" if feats else "CPU flags unknown"
+    return "enable", f"{why}; 7-bit weights in every layer"
+
+
+def _step_parameters(nncf: Any, states: int) -> dict[str, Any]:
+    """For a streaming step program: activation ranges from the calibration set's min and max, and
+    :func:`overflow_fix` for this host.
 
     NNCF's default estimates each activation's range from the mean of per-sample extremes, which
     clips the larger values that a stream reaches at some steps; a clipped value is a biased error,
     and the running state adds it up every step (lmuformer_tiny, trained: worst step 7.6 dB with
-    the default, 19.0 dB with min-max, same quantised ops). A whole-input program keeps NNCF's default.
+    the default, 19.0 dB with min-max, same quantised ops). A whole-input program keeps NNCF's defaults.
     """
     if not states:
         return {}
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+    )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     return {"advanced_parameters": AdvancedQuantizationParameters(
-        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)}
+        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+        overflow_fix=OverflowFix(overflow_fix()[0]))}
 
 
 def _modules(node: Any) -> list[str]:
@@ -172,7 +201,7 @@ class NNCFQuantizer(ProgramQuantizer):
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
             scope = nncf.IgnoredScope(names=ignored + loop, validate=False) if ignored or loop else None
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
-                                      **_step_ranges(nncf, self.states))
+                                      **_step_parameters(nncf, self.states))
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
             if leaked:
@@ -185,8 +214,9 @@ class NNCFQuantizer(ProgramQuantizer):
                    "activations": "int8 per tensor, static ranges from calibration",
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored), **counts}
         if self.states:
+            fix, why = overflow_fix()
             details.update(activations="int8 per tensor, static min-max ranges from calibration (a step program)",
-                           state_loop_float=loop)
+                           state_loop_float=loop, overflow_fix=fix, overflow_fix_reason=why)
         kinds = ", ".join(f"{k} ×{v}" for k, v in counts["int8_ops_by_kind"].items())
         summary = f"NNCF int8: {sum(counts['int8_ops_by_kind'].values())} ops int8 ({kinds or 'none'})"
         if skip:

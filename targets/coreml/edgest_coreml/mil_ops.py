@@ -322,6 +322,7 @@ OPS: dict[str, Kernel] = {
     "mul": lambda a: a["x"] * a["y"],
     "real_div": lambda a: a["x"] / a["y"],
     "greater_equal": lambda a: a["x"] >= a["y"],
+    "select": lambda a: np.where(a["cond"], a["a"], a["b"]),  # torch.where (a spiking step's LIF reset)
     "relu": lambda a: np.maximum(a["x"], 0),
     "sigmoid": lambda a: _sigmoid(a["x"]),
     "silu": lambda a: a["x"] * _sigmoid(a["x"]),

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import Unsupported
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
 from edgest_executorch.float_ops import aten_name as _op
 from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
@@ -201,8 +201,9 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             last = output_layers(module.graph)
             tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
             skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
-            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped)  # never names those
-            kept = last | tokens | skipped | islands
+            loop = set() if dynamic else set(state_loop(module.graph, self.states))  # a step program's recurrence
+            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped | loop)  # never names those
+            kept = last | tokens | skipped | islands | loop
             quantizer.set_filter_function(lambda node: node.name not in kept)
             prepared = prepare_pt2e(module, quantizer)
             counts = _count(prepared, prepared)
@@ -221,6 +222,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             "float_token_ops": _by_kind(module.graph, tokens), "float_islands": _by_kind(module.graph, islands),
             "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
             "float_output_ops": sorted(_op(n) for n in module.graph.nodes if n.name in last), **counts,
+            **({"state_loop_float": [n.name for n in module.graph.nodes if n.name in loop]} if loop else {}),
         }
         kinds = ", ".join(f"{k} ×{v}" for k, v in counts["ops_annotated_by_kind"].items())
         mode = "dynamic (int8 weights, activations at run time)" if dynamic else "static"
@@ -233,6 +235,8 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             summary += f"; {bns} standalone BatchNorm as int8 depthwise conv"
         if tokens:
             summary += f"; {len(tokens)} adds/cats on token sequences kept float"
+        if loop:
+            summary += f"; state loop float: {', '.join(details['state_loop_float'])}"
         if islands:
             kept_kinds = ", ".join(f"{k} ×{v}" for k, v in details["float_islands"].items())
             summary += f"; kept float next to float ops: {kept_kinds}"

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
 
 if TYPE_CHECKING:
     import torch
@@ -44,14 +44,16 @@ def quantizer_for(scheme: str) -> Quantizer | None:
     return LiteRTPT2EQuantizer(scheme) if scheme in SCHEMES else None
 
 
-def _pt2e_quantizer(dynamic: bool, skip: Sequence[str]) -> Any:
-    """litert-torch's ``PT2EQuantizer`` (per-channel symmetric config) that leaves the ``skip`` modules float."""
+def _pt2e_quantizer(dynamic: bool, skip: Sequence[str], names: Collection[str] = ()) -> Any:
+    """litert-torch's ``PT2EQuantizer`` (per-channel symmetric config) that leaves the ``skip`` modules and the
+    nodes ``names`` (a step program's state loop) float."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
     class SkippingPT2EQuantizer(PT2EQuantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            held = [n for n in model.graph.nodes if n.op == "call_function" and in_modules(n, skip) and _ANNOTATION not in n.meta]
+            held = [n for n in model.graph.nodes if n.op == "call_function" and (n.name in names or in_modules(n, skip))
+                    and _ANNOTATION not in n.meta]
             for node in held:  # every pattern skips a node that is already annotated
                 node.meta[_ANNOTATION] = QuantizationAnnotation(_annotated=True)
             model = super().annotate(model)
@@ -135,7 +137,8 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
 
             module = program.module()
             dropouts = drop_eval_dropouts(module)
-            prepared = prepare_pt2e(module, _pt2e_quantizer(dynamic, skip))
+            loop = [] if dynamic else state_loop(module.graph, self.states)  # a step program's recurrence
+            prepared = prepare_pt2e(module, _pt2e_quantizer(dynamic, skip, set(loop)))
             ops = _annotated(prepared)
             # the weight observers record the weights on a forward pass: the dynamic scheme needs one too
             with torch.no_grad():
@@ -149,6 +152,8 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
         summary = f"litert-torch PT2E per-channel int8, {mode}: {sum(ops.values())} ops annotated ({kinds or 'none'})"
         if skip:
             summary += f"; kept float: {', '.join(skip)}"
+        if loop:
+            summary += f"; state loop float: {', '.join(loop)}"
         details = {
             "quantizer": "litert_torch PT2EQuantizer (torchao PT2E)", "symmetric": True, "per_channel": True,
             "weights": "int8 per-channel symmetric",
@@ -156,5 +161,6 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
             "calibration_inputs_used": 1 if dynamic else len(calibration), "ops_annotated": sum(ops.values()), "ops_annotated_by_kind": dict(sorted(ops.items())),
             "kept_float": list(skip), "inference_dropouts_removed": dropouts,
+            **({"state_loop_float": loop} if loop else {}),
         }
         return Quantized(summary, details, new)

@@ -21,6 +21,8 @@ the logits, Concats that are split again and Softmaxes float, and gives every fl
 ``--quant-skip``) float inputs: :mod:`edgest_onnx.qdq_rules` says why and what it measured. The
 details count the layers ONNX Runtime will still run in float (``float_layers``). ``--quant-skip``
 finds a module's nodes by the module path the exporter recorded (:mod:`edgest_onnx.scopes`).
+A ``--streaming`` step program also keeps its state loop float (:func:`state_loop_nodes`, the rule of
+:mod:`edgest.quantize.state`): rounding there is fed back and summed at every step.
 Everything imports onnx/onnxruntime lazily.
 """
 
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput
-from edgest.quantization import ArtifactQuantizer, Quantized
+from edgest.quantization import ArtifactQuantizer, Quantized, loop_of
 from edgest_onnx import qdq_rules, scopes
 
 if TYPE_CHECKING:
@@ -105,7 +107,8 @@ class OrtQuantizer(ArtifactQuantizer):
             modules = scopes.modules_of(onnx.load(str(src), load_external_data=False))
             exclude = _nodes_to_exclude(graph, skip, modules)
             rules = qdq_rules.float_by_rule(model) if self.scheme == "int8" else {}
-            by_rule = list(dict.fromkeys(n for names in rules.values() for n in names if n not in exclude))
+            loop = [n for n in state_loop_nodes(graph, self.states) if n not in exclude] if self.scheme == "int8" else []
+            by_rule = list(dict.fromkeys([*(n for names in rules.values() for n in names if n not in exclude), *loop]))
             common = {"per_channel": s["per_channel"], "reduce_range": s["reduce_range"], "weight_type": QuantType.QInt8,
                       "nodes_to_exclude": (exclude + by_rule) or None}
             if self.scheme == "int8":
@@ -142,6 +145,9 @@ class OrtQuantizer(ArtifactQuantizer):
                        f"{counts['nodes_quantized']} of {counts['nodes_float_ops']} nodes quantized, "
                        f"{len(layers) - len(float_layers)} of {len(layers)} layers int8")
             kept = [f"{len(v)} {label}" for key, label in _KEPT.items() if (v := rules[key])]
+            if loop:
+                details["state_loop_float"] = loop
+                kept.append(f"{len(loop)} nodes of the state loop")
             if kept:
                 summary += f"; kept float: {', '.join(kept)}"
         else:
@@ -152,6 +158,21 @@ class OrtQuantizer(ArtifactQuantizer):
         if skip:
             summary += f", {len(exclude)} nodes kept float ({', '.join(skip)})"
         return Quantized(summary, details)
+
+
+def state_loop_nodes(graph: Any, states: int) -> list[str]:
+    """Names of the nodes of an ONNX step program's ``graph`` that stay float (:func:`edgest.quantize.loop_of`).
+
+    ``states``: how many trailing graph inputs are state, fed back from graph outputs 1.. in order; empty
+    for a whole-input graph (``states`` 0, or inputs and outputs that do not have that shape).
+    """
+    inits = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in inits]
+    if states <= 0 or len(inputs) <= states or len(graph.output) != states + 1:
+        return []
+    producer = {out: n.name for n in graph.node for out in n.output}
+    nodes = [(n.name, [producer.get(i, i) for i in n.input if i and i not in inits]) for n in graph.node]
+    return loop_of(nodes, inputs[-states:], [producer.get(o.name, o.name) for o in graph.output[1:]])
 
 
 def _reader(names: list[str], inputs: list[tuple[Any, ...]]) -> Any:
