@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from edgest.executors import Executor
 
 #: 1.1 adds each cell's ``reference`` and ``in_matrix``, and ``settings.weights``; 1.2 adds ``settings.streaming``
-#: and each ``--streaming`` cell's ``streaming`` (1.x documents read with neither: nothing streamed)
+#: and each ``--streaming`` cell's ``streaming`` (1.x documents read with neither: nothing streamed); a ``--coverage``
+#: bench adds ``settings.coverage`` and each cell's ``coverage`` (optional keys, read as absent: not asked)
 BENCH_SCHEMA_VERSION = "1.2"
 
 
@@ -166,6 +167,8 @@ def _cell_record(cell: Cell, key: str, report: Report | None, error: str, cached
         from edgest.report.bench_cells import streaming_record
 
         rec["streaming"] = streaming_record(report.check("streaming"))
+    if report.coverage:  # a --coverage cell: its target's summary (nodes per verdict, ops not native), not the rows
+        rec["coverage"] = {k: v for k, v in report.coverage.items() if k in ("status", "nodes", "not_native")}
     rec.update(
         status=report.status, error=report.error,
         accuracy={**acc.metrics, "status": acc.status, "limits": acc.limits} if acc else None,
@@ -236,6 +239,7 @@ def run_bench(
     stand_in_weights: bool = False, on_stage: Callable[[str, str, float], None] | None = None,
     config: dict[str, str] | None = None, eval_dir: Path | None = None,
     executor: Executor | None = None, devices: dict[str, str] | None = None, streaming: bool = False,
+    coverage: bool = False,
 ) -> dict[str, Any]:
     """Run the matrix, write ``bench.json`` (+ Markdown and HTML) into ``out_dir``, return the document.
 
@@ -254,6 +258,8 @@ def run_bench(
     (or ``*``: every target) to the device label its cells time on (Ray placement: resource ``device:<label>``).
     ``streaming`` compiles each model's step module (:mod:`edgest.streaming`): cells then carry ``streaming``
     (per-step p50/p90, real-time factor at the model's hop, the streaming check's figures).
+    ``coverage`` asks each cell's target for its op coverage (compile ``coverage``): in each cell's report, and
+    each record's ``coverage`` (nodes per verdict, ops not native).
     """
     from edgest.bench_jobs import check_devices, run_cells, warm
     from edgest.plan_args import check_bench
@@ -272,7 +278,8 @@ def run_bench(
         in_matrix = len(cells)
         cells += reference_cells(models, targets, precisions)
         run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency),
-                                                 **({"streaming": True} if streaming else {})}, use_cache, on_stage)
+                                                 **({"streaming": True} if streaming else {}),
+                                                 **({"coverage": True} if coverage else {})}, use_cache, on_stage)
         records = run_cells(run, cells, executor, devices or {}, on_cell)
     for i, rec in enumerate(records):
         rec["in_matrix"] = i < in_matrix
@@ -378,7 +385,7 @@ class _CellRun:
         if not cached and not error:
             error = _reclaim_cell(run_dir)
         if not cached and not error:
-            check = {k: self.settings[k] for k in ("threads", "samples", "streaming") if k in self.settings}
+            check = {k: self.settings[k] for k in ("threads", "samples", "streaming", "coverage") if k in self.settings}
             _, task_args = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
             report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), self.target_options.get(cell.target, {}),
                                           m.registry, latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,

@@ -96,6 +96,9 @@ def cli() -> None:
 @click.option("--streaming", is_flag=True,
               help="Compile the model's step (streaming) module: inputs (x_t, *state), outputs (out_t, *state); checked over "
                    "whole sequences against the parallel model; writes streaming.json (models whose spec names a step module).")
+@click.option("--coverage", is_flag=True,
+              help="Add the target's op coverage of the captured program to the report (what edgest check says: ops not "
+                   "run natively or in a delegate); seconds more.")
 @click.option("--debug/--no-debug", "debug", default=None,
               help="After the checks, compare the artifact with eager module by module and name where the error starts "
                    "(edgest debug): always with --debug; by default when the accuracy check fails.")
@@ -106,8 +109,8 @@ def cli() -> None:
 def compile_cmd(model: str, target: str, weights: Path | None, weights_format: str | None, input_shape: str | None,
                 model_option: tuple[str, ...], out: Path | None, passes: tuple[str, ...], precision: str | None, calibration: Path | None, calibration_size: int | None,
                 quant_skip: tuple[str, ...], target_option: tuple[str, ...], threads: int, samples: int,
-                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, streaming: bool, debug: bool | None,
-                seed: int, force: bool, as_json: bool, quiet: bool, verbose: bool) -> int:
+                task_samples: int | None, eval_dir: Path | None, quant_sensitivity: bool, streaming: bool, coverage: bool,
+                debug: bool | None, seed: int, force: bool, as_json: bool, quiet: bool, verbose: bool) -> int:
     """Compile MODEL for TARGET, check it against eager PyTorch, write the artifact and report.
 
     Progress goes to stderr: live on a terminal, timestamped lines per stage elsewhere (CI, logs).
@@ -130,7 +133,7 @@ def compile_cmd(model: str, target: str, weights: Path | None, weights_format: s
                             precision=precision, threads=threads, samples=samples, seed=seed, force=force,
                             target_options=target_options, task_samples=task_samples,
                             model_options=_model_options(model_option, [model]).get(model), weights_format=weights_format,
-                            eval_dir=eval_dir, streaming=streaming)
+                            eval_dir=eval_dir, streaming=streaming, coverage=coverage)
         report = run(the_plan, on_stage=shown.stage)
     if as_json:
         click.echo(dumps_json(report.to_dict()), nl=False)
@@ -319,13 +322,16 @@ def doctor_cmd(as_json: bool) -> int:
 @click.option("--streaming", is_flag=True,
               help="Bench each model's step (streaming) module, as compile --streaming: cells add per-step p50/p90 and "
                    "the real-time factor at the model's hop (models whose spec names a step module).")
+@click.option("--coverage", is_flag=True,
+              help="Each cell's report adds its target's op coverage (compile --coverage); cells list the ops not run "
+                   "natively or in a delegate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bench document as JSON.")
 @_verbosity_options
 def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...], out: Path, weights: tuple[str, ...],
               target_option: tuple[str, ...], model_option: tuple[str, ...],
               no_cache: bool, threads: int, samples: int, eval_dir: Path | None, stand_in_weights: bool, min_sqnr: float | None,
               max_accuracy_drop: float | None, max_latency_ms: str | None, executor: str, jobs: int | None,
-              address: str | None, device: tuple[str, ...], streaming: bool, as_json: bool, quiet: bool,
+              address: str | None, device: tuple[str, ...], streaming: bool, coverage: bool, as_json: bool, quiet: bool,
               verbose: bool) -> int:
     """Run a model x target x precision matrix; write bench.json, report.md and report.html.
 
@@ -372,7 +378,7 @@ def bench_cmd(models: str, targets: str, precisions: str, passes: tuple[str, ...
                         budget=budget, threads=threads, samples=samples, on_cell=watch.on_cell, on_stage=watch.stage,
                         target_options=target_options, model_options=model_options, stand_in_weights=stand_in_weights,
                         config=click.get_current_context().meta.get(CONFIG_META), eval_dir=eval_dir,
-                        executor=runner, devices=devices, streaming=streaming)
+                        executor=runner, devices=devices, streaming=streaming, coverage=coverage)
     return _bench_outcome(doc, out, as_json, ran_on=executor == "ray")
 
 

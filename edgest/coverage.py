@@ -138,14 +138,10 @@ def origins(captured: torch.export.ExportedProgram, transformed: torch.fx.Graph)
 Judge = Callable[["torch.fx.Node"], "tuple[str, str] | None"]
 
 
-def judged(target: str, captured: torch.export.ExportedProgram, transformed: torch.fx.Graph | None, judge: Judge,
-           note: str = "", removed: tuple[str, str] = ("native", "removed or folded by the toolchain")) -> Coverage:
-    """Judge the nodes of ``transformed`` (or of ``captured`` itself when None) and report per captured op.
-
-    ``judge(node)`` returns (verdict, note) or None (plumbing, not judged). A captured node whose
-    pieces get several verdicts gets the worst, with that piece's note; one with no judged piece
-    left (folded, removed) gets ``removed``.
-    """
+def decisions(captured: torch.export.ExportedProgram, transformed: torch.fx.Graph | None,
+              judge: Judge) -> dict[str, tuple[str, str]]:
+    """Captured node name → (verdict, note) from the judged nodes of ``transformed`` made from it (``captured``'s
+    own nodes when None): the worst piece's verdict and note. A node with no judged piece left is absent."""
     graph = captured.graph if transformed is None else transformed
     back = {n.name: n.name for n in captured.graph.nodes} if transformed is None else origins(captured, transformed)
     per_node: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -158,7 +154,47 @@ def judged(target: str, captured: torch.export.ExportedProgram, transformed: tor
     for name, pieces in per_node.items():
         bad = worst(v for v, _ in pieces)
         decided[name] = (bad, next(n for v, n in pieces if v == bad))
+    return decided
+
+
+REMOVED = ("native", "removed or folded by the toolchain")
+
+
+def judged(target: str, captured: torch.export.ExportedProgram, transformed: torch.fx.Graph | None, judge: Judge,
+           note: str = "", removed: tuple[str, str] = REMOVED) -> Coverage:
+    """Judge the nodes of ``transformed`` (or of ``captured`` itself when None) and report per captured op.
+
+    ``judge(node)`` returns (verdict, note) or None (plumbing, not judged). A captured node whose
+    pieces get several verdicts gets the worst, with that piece's note; one with no judged piece
+    left (folded, removed) gets ``removed``.
+    """
+    decided = decisions(captured, transformed, judge)
     return Coverage(target, grouped(captured, lambda n: decided.get(n.name, removed)), note)
+
+
+#: judge one sample node per op signature (:mod:`edgest.coverage_sample`) instead of the whole graph; tests turn it off to compare
+SAMPLE_OPS = True
+
+
+def judged_per_op(target: str, captured: torch.export.ExportedProgram,
+                  transform: Callable[[torch.export.ExportedProgram], torch.fx.Graph], judge: Judge, note: str = "",
+                  removed: tuple[str, str] = REMOVED, sampler: Callable[..., Any] | None = None) -> Coverage:
+    """:func:`judged` on ``transform(captured)``, for a target whose verdict on a node depends only on that node
+    (its op, arguments and input shapes; a decomposition, then an op table), as when judging the whole graph.
+
+    ``transform`` (the toolchain's own decomposition) runs on :func:`edgest.coverage_sample.op_sample`'s program, one node per
+    distinct op signature, instead of the whole graph: its cost grows with the number of distinct ops, not
+    of nodes. Where a sample could differ (in-place ops, subgraphs, symbolic shapes) the whole graph is used.
+    ``sampler`` :func:`edgest.coverage_sample.context_sample` keeps each node's neighbours, for verdicts that depend on them.
+    """
+    from edgest.coverage_sample import op_sample
+
+    sample = (sampler or op_sample)(captured) if SAMPLE_OPS else None
+    if sample is None:
+        return judged(target, captured, transform(captured), judge, note, removed)
+    program, stand_in = sample
+    decided = decisions(program, transform(program), judge)
+    return Coverage(target, grouped(captured, lambda n: decided.get(stand_in.get(n.name, ""), removed)), note)
 
 
 def grouped(captured: torch.export.ExportedProgram, verdict_of: Callable[[torch.fx.Node], tuple[str, str]]) -> tuple[OpVerdict, ...]:

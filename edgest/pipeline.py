@@ -63,6 +63,10 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
     with staged_output(plan.out_dir, force=plan.force) as folder:
         with stage("capture"):
             program, example = transform.capture_program(plan, built)
+        coverage = {}
+        if plan.coverage:
+            with stage("coverage"):
+                coverage = _coverage(plan, program)
         with stage("passes"):
             done = transform.run_passes(plan, program, example, built)
         with stage("lower"):
@@ -80,7 +84,7 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"), run_dir=str(plan.out_dir),
                 stage_seconds=dict(stage.seconds), weights=built.weights or weights_record(plan.weights),
                 model_stats=compiled_stats(plan.model, plan.spec, None if built.streaming else built.module),
-                streaming=built.streaming.interface if built.streaming else {},
+                streaming=built.streaming.interface if built.streaming else {}, coverage=coverage,
             )
             write_reports(report, folder)
             if built.streaming:  # the step interface an app developer reads (edgest.streaming.spec)
@@ -90,6 +94,20 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
             # eager outputs on the seeded inputs: what a device bundle compares against (small: outputs only)
             np.savez(folder / "reference.npz", **{f"s{i}": r for i, r in enumerate(built.reference)})
     return report
+
+
+def _coverage(plan: Plan, program: torch.export.ExportedProgram) -> dict[str, Any]:
+    """The compiled target's op coverage of the captured program, for the report (``compile --coverage``)."""
+    from edgest.coverage import not_known
+    from edgest.preflight import ask
+    from edgest.report.coverage import report_coverage
+    from edgest.target import Target
+
+    if type(plan.target).coverage is Target.coverage:
+        answer = not_known(plan.target.name, f"target '{plan.target.name}' does not report op coverage")
+    else:
+        answer = ask(plan.target, program, plan.precision)
+    return report_coverage(answer)
 
 
 def compile(model: str | torch.nn.Module | Plan, target: str | None = None, *args: Any,

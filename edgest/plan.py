@@ -72,6 +72,8 @@ class Plan:
     weights_format: str | None = None
     #: compile the model's step (streaming) module instead of the whole-input model (:mod:`edgest.streaming`)
     streaming: bool = False
+    #: ask the target's op coverage of the captured program for the report (``compile --coverage``)
+    coverage: bool = False
 
     @property
     def trained(self) -> bool:
@@ -117,6 +119,7 @@ def plan(
     weights_format: str | None = None,
     eval_dir: str | Path | None = None,
     streaming: bool = False,
+    coverage: bool = False,
 ) -> Plan:
     """Resolve and validate a compile request; raise an :class:`~edgest.errors.EdgestError` naming the first problem.
 
@@ -128,6 +131,7 @@ def plan(
     None detects it from the file's structure). ``eval_dir`` is a folder of the user's labelled clips
     (:mod:`edgest.data.eval`), checked against the model here (its files are listed, not decoded);
     its clips replace the synthetic task set. ``streaming`` compiles ``ModelSpec.step`` (:mod:`edgest.streaming`).
+    ``coverage`` adds the target's op coverage of the captured program to the report (seconds more).
     """
     from edgest.plan_args import check_all
     from edgest.plugins import get_registry
@@ -154,7 +158,7 @@ def plan(
 
         checks = replace(checks, eval_set=scan(eval_dir, spec))
     return Plan(spec, source, tgt, precision, tuple(pass_objs), out, checks, Path(weights) if weights is not None else None, force,
-                weights_format, streaming)
+                weights_format, streaming, bool(coverage))
 
 
 def _folder_name(model: str | torch.nn.Module) -> str:

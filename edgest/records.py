@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 #: 1.1 adds ``Report.run_dir``, ``Report.stage_seconds``, ``Report.weights``, ``Report.model_stats`` and
 #: ``ModelSpec.preprocessing`` (1.0 reports read with them empty); 1.2 adds ``ModelSpec.step``,
-#: ``Report.streaming`` and checks of kind ``streaming`` (older reports read with them empty)
-SCHEMA_VERSION = "1.2"
+#: ``Report.streaming`` and checks of kind ``streaming`` (older reports read with them empty); 1.3 adds
+#: ``Report.coverage`` (compile --coverage; older reports read with it empty)
+SCHEMA_VERSION = "1.3"
 
 CheckKind = Literal["accuracy", "latency", "streaming"]
 CheckStatus = Literal["passed", "failed", "not_run", "run_failed"]
@@ -147,6 +148,10 @@ class Report:
     #: a ``--streaming`` compile's step interface (:func:`edgest.streaming.spec.interface`; also
     #: ``streaming.json`` beside the artifact); empty for whole-input compiles
     streaming: dict[str, Any] = field(default_factory=dict)
+    #: ``compile --coverage``: the target's op coverage of the captured program
+    #: (:func:`edgest.report.coverage.report_coverage`: status, nodes per verdict, ops not native, the rows of those);
+    #: empty when not asked
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     def check(self, kind: CheckKind) -> CheckResult | None:
         """The check of ``kind``, or None if it is not in the report."""
@@ -181,4 +186,7 @@ class Report:
         if not isinstance(d.get("streaming") or {}, dict):
             raise TypeError(f"streaming is {type(d['streaming']).__name__}, not an object")
         d["streaming"] = dict(d.get("streaming") or {})  # absent before 1.2
+        if not isinstance(d.get("coverage") or {}, dict):
+            raise TypeError(f"coverage is {type(d['coverage']).__name__}, not an object")
+        d["coverage"] = dict(d.get("coverage") or {})  # absent before 1.3
         return cls(**d)

@@ -167,3 +167,19 @@ def streaming_lines(doc: dict[str, Any]) -> list[str]:
     head = streaming_head(doc)
     return ["", "## Streaming (step module, state carried)", "", "| " + " | ".join(head) + " |",
             "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows), "", STREAMING_NOTE]
+
+
+def coverage_lines(doc: dict[str, Any]) -> list[str]:
+    """``## Op coverage`` for the bench Markdown: per ``--coverage`` cell, the ops its target does not run natively
+    or in a delegate (none asked: [])."""
+    cells = [c for c in doc.get("cells", []) if c.get("coverage")]
+    if not cells:
+        return []
+    lines = ["", "## Op coverage", ""]
+    for c in cells:
+        cov = c["coverage"]
+        nodes = ", ".join(f"{n} {v}" for v, n in (cov.get("nodes") or {}).items())
+        gaps = "; ".join(cov.get("not_native") or []) or "every op native or delegated"
+        what = f"{nodes}: {gaps}" if cov.get("status") == "known" else str(cov.get("status"))
+        lines.append(f"- {c['model']} / {c['target']} / {c['precision']}: {what}")
+    return lines

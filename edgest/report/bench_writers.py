@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgest.fsio import atomic_write_files, dumps_json, finite_json
-from edgest.report.bench_cells import (agreement, device_figures, device_lines, device_names, num, ordered, protocol,
+from edgest.report.bench_cells import (agreement, coverage_lines, device_figures, device_lines, device_names, num, ordered, protocol,
                                        speedup, status_label, streaming_lines, weights_by_model)
 from edgest.report.html import render_html
 
@@ -46,6 +46,7 @@ def render_bench_markdown(doc: dict[str, Any]) -> str:
     weights = weights_by_model(doc)
     lines += ["", "Weights: " + "; ".join(f"{m}: {w}" for m, w in weights.items()) + ".", "", protocol(doc)]
     lines += streaming_lines(doc)
+    lines += coverage_lines(doc)
     lines += ["", *(f"- {line}" for line in device_lines(doc))] if devices else []
     errors = [c for c in doc["cells"] if c.get("error")]
     if errors:

@@ -2,11 +2,13 @@
 
 Pure functions of a :class:`~edgest.coverage.Preflight` (or one target's
 :class:`~edgest.coverage.Coverage`), so any writer (compile's ``report.md``, a bench's) can add the
-section without asking a toolchain again. Nothing here is in the report's JSON schema: a writer
-that stores coverage there adds it with a schema version bump.
+section without asking a toolchain again. ``compile --coverage`` stores :func:`report_coverage` as
+``Report.coverage`` (report schema 1.3) and :func:`report_section` renders it in ``report.md``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from edgest.coverage import VERDICTS, Coverage, Preflight
 
@@ -51,3 +53,30 @@ def target_summary(coverage: Coverage) -> dict[str, object]:
     """One target's coverage in a few JSON-able fields (for a report's target details): nodes per verdict, ops not native."""
     return {"status": coverage.status, "nodes": coverage.summary(),
             "not_native": sorted({f"{_op(o.op)}: {o.verdict}" for o in coverage.ops if o.verdict in ("fallback", "unsupported")})}
+
+
+def report_coverage(coverage: Coverage) -> dict[str, Any]:
+    """:func:`target_summary` with how the target answered and one row per op with nodes it does not run
+    natively or in a delegate (op, verdict, nodes, first source lines, why): ``Report.coverage``."""
+    rows = [{"op": _op(o.op), "verdict": o.verdict, "count": o.count, "where": list(o.where), "note": o.note}
+            for o in coverage.ops if o.verdict in ("fallback", "unsupported")]
+    return {"target": coverage.target, **target_summary(coverage), "note": coverage.note, "rows": rows}
+
+
+def report_section(data: dict[str, Any]) -> list[str]:
+    """``## Op coverage`` of one compile's report from :func:`report_coverage`'s dict: the ops the target does not
+    run natively or in a delegate, then its nodes per verdict and how it answered; [] when not asked."""
+    if not data:
+        return []
+    target = data.get("target", "")
+    lines = ["", "## Op coverage", ""]
+    if data.get("status") != "known":
+        return [*lines, f"- {target}: {data.get('status')} ({data.get('note', '')})"]
+    rows = data.get("rows") or []
+    if rows:
+        lines += ["| op | verdict | nodes | source | why |", "|---|---|---:|---|---|",
+                  *(f"| {r['op']} | {r['verdict']} | {r['count']} | {', '.join(r['where'][:1])} | {r['note']} |" for r in rows), ""]
+    else:
+        lines += [f"Every op runs natively or in a delegate on {target}.", ""]
+    nodes = ", ".join(f"{n} {v}" for v, n in (data.get("nodes") or {}).items()) or "no nodes"
+    return [*lines, f"- {target}: {nodes}; {data.get('note', '')}"]

@@ -226,5 +226,8 @@ def render_markdown(report: Report) -> str:
     from edgest.streaming.report import markdown_section
 
     lines += markdown_section(report)
+    from edgest.report.coverage import report_section
+
+    lines += report_section(report.coverage)
     lines += ["", f"_schema {report.schema_version}, created {report.created}_", ""]
     return "\n".join(lines)

@@ -9,19 +9,6 @@ from pathlib import Path
 
 import pytest
 
-USER_MODEL = '''
-import torch
-
-
-class ConvCumsum(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 4, 3)
-
-    def forward(self, x):
-        return torch.cumsum(torch.relu(self.conv(x)), 2)
-'''
-
 
 def _edgest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edgest", *args], capture_output=True, text=True, timeout=600, cwd=cwd,
@@ -44,8 +31,7 @@ def _check_document(doc: dict, targets: set[str]) -> None:
             assert not t["ops"] and t["note"]
 
 
-def test_check_json_on_a_user_model_file(tmp_path):
-    (tmp_path / "net.py").write_text(USER_MODEL)
+def test_check_json_on_a_user_model_file(tmp_path, conv_cumsum_file):
     proc = _edgest("check", "--model", "net.py:ConvCumsum", "--input-shape", "1x3x8x8", "--targets", "eager", "--json",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -58,8 +44,7 @@ def test_check_json_on_a_user_model_file(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} <= {"net.py", "__pycache__"}, "check writes nothing"
 
 
-def test_check_table_shows_ops_by_targets_and_what_is_not_known(tmp_path):
-    (tmp_path / "net.py").write_text(USER_MODEL)
+def test_check_table_shows_ops_by_targets_and_what_is_not_known(tmp_path, conv_cumsum_file):
     proc = _edgest("check", "--model", "net.py:ConvCumsum", "--input-shape", "1x3x8x8", "--targets", "eager,example-pt2",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

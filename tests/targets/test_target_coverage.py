@@ -92,3 +92,78 @@ def test_executorch_predicts_an_op_with_no_kernel_outside_core_aten_as_unsupport
     # the lowering agrees: the edge dialect's verifier refuses cummax (its own error type, naming the op)
     assert isinstance(lowered, Exception) and "cummax" in str(lowered)
 
+
+class Repeated(torch.nn.Module):
+    """One block applied four times (one op signature per block op), a view, a multi-output op and cummax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.block = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        for _ in range(4):
+            y = torch.nn.functional.gelu(self.norm(self.block(y))) + y
+        a, b = y.split(2, dim=1)
+        y = torch.cat([a.transpose(2, 3), b.transpose(2, 3)], 1).softmax(-1)
+        return torch.cummax(y, 2)[0]
+
+
+@pytest.mark.parametrize("name", ["onnx", "tvm", "coreml", "litert", "cuda", "openvino"])
+def test_judging_one_node_per_op_signature_gives_the_whole_graphs_verdicts(name, monkeypatch):
+    from edgest import coverage as cov
+
+    _target(name)
+    model = Repeated().eval()
+    sampled = check(model, [name], input_shape=SHAPE).coverage[name]
+    monkeypatch.setattr(cov, "SAMPLE_OPS", False)
+    whole = check(model, [name], input_shape=SHAPE).coverage[name]
+    assert sampled.status == whole.status == "known", (sampled.note, whole.note)
+    assert sorted(sampled.ops, key=repr) == sorted(whole.ops, key=repr)
+    assert sampled.summary() == whole.summary() and sum(sampled.summary().values()) > 20
+
+
+@pytest.mark.parametrize("model", [pytest.param("repeated", id="repeated-block"),
+                                   pytest.param("lmuformer_spiking_tiny", id="spiking-unrolled",
+                                                marks=pytest.mark.slow)])  # its edge passes: a minute on 2 cores
+def test_executorch_judging_each_node_in_its_neighbourhood_gives_the_whole_graphs_verdicts(model, monkeypatch):
+    """The spiking model has the two-node patterns edgest's XNNPACK rewrites fold (``(x >= c).float()`` as a step),
+    batch norms, weights folded as constants and an unrolled time loop."""
+    from edgest import coverage as cov
+    from edgest import coverage_sample
+
+    _target("executorch")
+    monkeypatch.setattr(coverage_sample, "CONTEXT_SHARE", 10.0)  # sample even where it saves little (small models)
+    given = Repeated().eval() if model == "repeated" else model
+    shape = SHAPE if model == "repeated" else None
+    sampled = check(given, ["executorch"], input_shape=shape).coverage["executorch"]
+    monkeypatch.setattr(cov, "SAMPLE_OPS", False)
+    whole = check(given, ["executorch"], input_shape=shape).coverage["executorch"]
+    assert sampled.status == whole.status == "known", (sampled.note, whole.note)
+    assert sorted(sampled.ops, key=repr) == sorted(whole.ops, key=repr)
+    assert "delegated" in sampled.summary()
+
+
+def test_a_sample_has_one_stand_in_per_op_signature_and_none_for_dead_nodes():
+    from edgest.coverage_sample import context_sample, op_sample
+
+    model = Repeated().eval()
+    program = torch.export.export(model, (torch.randn(*SHAPE),), strict=False)
+    sample, stand_in = op_sample(program)
+    work = [n for n in program.graph.nodes if n.op == "call_function" and "getitem" not in str(n.target)]
+    assert set(stand_in) == {n.name for n in work}
+    blocks = [n.name for n in work if n.target is torch.ops.aten.gelu.default]
+    assert len(blocks) == 4 and len({stand_in[b] for b in blocks}) == 1  # four blocks, one gelu judged
+    assert sum(1 for n in sample.graph.nodes if n.target is torch.ops.aten.gelu.default) == 1
+    dead = torch.export.export(_Dead().eval(), (torch.randn(2, 3),), strict=False)
+    _, stand_in = op_sample(dead)
+    assert [n for n, s in stand_in.items() if "sin" in n] == []  # a dead node gets no stand-in: "removed"
+    assert context_sample(dead) is None or "sin" not in str(context_sample(dead)[1])
+
+
+class _Dead(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.sin(x)  # computed, never used
+        return torch.relu(x)

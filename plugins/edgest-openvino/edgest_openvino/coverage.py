@@ -20,7 +20,7 @@ import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -61,20 +61,31 @@ def _cpu_gaps(model: Any) -> list[str]:
 
 
 def coverage(program: torch.export.ExportedProgram) -> Coverage:
-    """Convert ``program`` as ``convert_model`` does; judge its nodes by the frontend's verdict and the CPU plugin's."""
+    """Convert ``program`` as ``convert_model`` does; judge its nodes by the frontend's verdict and the CPU plugin's.
+
+    The conversion runs on :func:`edgest.coverage_sample.op_sample`'s program (one node per distinct op signature;
+    the frontend's rules are per op), or on the whole program where that cannot be sampled.
+    """
     import openvino as ov
 
-    decoder, model, missing = _convert(program)
-    gaps = _cpu_gaps(model) if model is not None else []
+    found: dict[str, Any] = {}
+
+    def converted(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        decoder, model, missing = _convert(prog)
+        found.update(model=model, missing=missing)
+        return decoder.pt_module.graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
             return None
-        if str(node.target) in missing:
+        if str(node.target) in found["missing"]:
             return "unsupported", f"no OpenVINO PyTorch-frontend conversion rule for {node.target}"
         return "native", ""
 
+    answer = judged_per_op("openvino", program, converted, judge)
+    model = found["model"]
+    gaps = _cpu_gaps(model) if model is not None else []
     note = f"OpenVINO {ov.get_version()} PyTorch frontend"
     note += (f"; CPU plugin query_model leaves out: {', '.join(gaps)}" if gaps
              else "; CPU plugin takes every converted operation" if model is not None else "")
-    return judged("openvino", program, decoder.pt_module.graph, judge, note)
+    return Coverage(answer.target, answer.ops, note)

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -64,10 +64,12 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
         from coremltools.converters.mil.frontend.torch.torch_op_registry import (
             _TORCH_OPS_REGISTRY,
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = program.run_decompositions({}) if program.dialect not in ("ATEN", "EDGE") else program
-    _drop_aliases(prepared)
+    def prepare(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = prog.run_decompositions({}) if prog.dialect not in ("ATEN", "EDGE") else prog
+        _drop_aliases(prepared)
+        return prepared.graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
@@ -76,6 +78,6 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
             return "native", ""
         return "unsupported", f"no coremltools converter for '{kind(node)}'"
 
-    return judged("coreml", program, prepared.graph, judge,
+    return judged_per_op("coreml", program, prepare, judge,
                   f"coremltools {importlib.metadata.version('coremltools')} torch frontend op registry; "
                   "compute-unit placement (ANE/GPU/CPU) is decided on the device")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -24,9 +24,10 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
     import torch
     from torch._inductor import config, decomposition, lowering
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        decomposed = program.run_decompositions(decomposition.select_decomp_table())
+    def decompose(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return prog.run_decompositions(decomposition.select_decomp_table()).graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
@@ -38,4 +39,4 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
             return "fallback", "runs its ATen kernel unfused (an Inductor fallback)"
         return "unsupported", "no Inductor lowering and implicit fallbacks are off"
 
-    return judged("cuda", program, decomposed.graph, judge, f"Inductor lowering table (torch {torch.__version__})")
+    return judged_per_op("cuda", program, decompose, judge, f"Inductor lowering table (torch {torch.__version__})")

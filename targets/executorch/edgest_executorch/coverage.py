@@ -20,7 +20,7 @@ import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from edgest.coverage import Coverage, judged
+from edgest.coverage import Coverage
 
 if TYPE_CHECKING:
     import torch
@@ -95,13 +95,20 @@ def coverage(program: torch.export.ExportedProgram, flavour: str, decompose: boo
     """The coverage of ``program`` for the given target options (see the module docstring)."""
     import importlib.metadata
 
+    from edgest.coverage import judged_per_op
+    from edgest.coverage_sample import context_sample
     from edgest_executorch.lowering import _quiet_loggers
 
+    def tagged(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        edge, partitioner = edge_program(prog, flavour, decompose, rewrite)
+        return partitioner.partition(edge).tagged_exported_program.graph if partitioner is not None else edge.graph
+
+    how = "XNNPACK partitioner on the edge program" if flavour == "xnnpack" else "portable flavour: no delegate"
     with warnings.catch_warnings(), _quiet_loggers("torchao", "torch.utils._pytree", "executorch"):
         warnings.simplefilter("ignore")
-        edge, partitioner = edge_program(program, flavour, decompose, rewrite)
-        if partitioner is not None:
-            edge = partitioner.partition(edge).tagged_exported_program
-        how = "XNNPACK partitioner on the edge program" if partitioner else "portable flavour: no delegate"
-        return judged("executorch", program, edge.graph, _judge,
-                      f"{how}; kernels from the runtime's registry (executorch {importlib.metadata.version('executorch')})")
+        # each node judged in its neighbourhood (rewrites of two-node patterns, partitioner checks on a node's
+        # producer and users, weights folded as constants), once per distinct neighbourhood: on a model that
+        # repeats a block (an unrolled time loop) the edge passes see a few hundred nodes, not thousands
+        return judged_per_op("executorch", program, tagged, _judge,
+                             f"{how}; kernels from the runtime's registry (executorch {importlib.metadata.version('executorch')})",
+                             sampler=context_sample)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -28,8 +28,11 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
         from litert_torch import fx_infra
         from litert_torch.backend import lowerings
 
-        decomposed = fx_infra.safe_run_decompositions(program, fx_infra.decomp.pre_convert_decomp(), can_skip=False)
-        decomposed = fx_infra.safe_run_decompositions(decomposed, fx_infra.decomp.pre_lower_decomp(), can_skip=False)
+
+    def decompose(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        with quiet():
+            prog = fx_infra.safe_run_decompositions(prog, fx_infra.decomp.pre_convert_decomp(), can_skip=False)
+            return fx_infra.safe_run_decompositions(prog, fx_infra.decomp.pre_lower_decomp(), can_skip=False).graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
@@ -38,5 +41,5 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
             return "native", ""
         return "unsupported", f"litert-torch has no lowering for {node.target}"
 
-    return judged("litert", program, decomposed.graph, judge,
+    return judged_per_op("litert", program, decompose, judge,
                   f"litert-torch {litert_torch.__version__} lowering registry after its decompositions")

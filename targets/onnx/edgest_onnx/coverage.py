@@ -14,7 +14,7 @@ import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -41,9 +41,11 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
     from torch.onnx._internal.exporter import _fx_passes
 
     reg = registry()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        decomposed = _fx_passes.decompose_with_registry(program, reg)
+
+    def decompose(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _fx_passes.decompose_with_registry(prog, reg).graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
@@ -52,5 +54,5 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
             return "native", ""
         return "unsupported", f"no ONNX function for {node.target} in the exporter's registry"
 
-    return judged("onnx", program, decomposed.graph, judge,
+    return judged_per_op("onnx", program, decompose, judge,
                   f"torch.onnx exporter registry (onnxscript {importlib.metadata.version('onnxscript')}) after its decompositions")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
-from edgest.coverage import Coverage, is_work, judged
+from edgest.coverage import Coverage, is_work, judged_per_op
 
 if TYPE_CHECKING:
     import torch
@@ -24,9 +24,11 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
     )
 
     convert = ExportedProgramImporter().convert_map
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        decomposed = program.run_decompositions()
+
+    def decompose(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return prog.run_decompositions().graph
 
     def judge(node: torch.fx.Node) -> tuple[str, str] | None:
         if not is_work(node):
@@ -36,7 +38,7 @@ def coverage(program: torch.export.ExportedProgram) -> Coverage:
             return "native", ""
         return "unsupported", f"no converter for {name} in TVM's ExportedProgram importer"
 
-    return judged("tvm", program, decomposed.graph, judge,
+    return judged_per_op("tvm", program, decompose, judge,
                   f"TVM Relax ExportedProgram importer's convert map (apache-tvm {_version()}) after core ATen decomposition")
 
 
