@@ -14,6 +14,7 @@ from edgest.records import SCHEMA_VERSION, Artifact, CheckResult, InputSpec, Mod
 
 if TYPE_CHECKING:
     from edgest.checks.latency import LatencyConfig
+    from edgest.host import cpu_capabilities, isa_features
     from edgest.model import ModelEntry
     from edgest.passes.base import Pass, PassContext, PassResult
     from edgest.pipeline import compile
@@ -31,13 +32,15 @@ _LAZY = {
     "Target": "edgest.target",
     "Lowered": "edgest.target",
     "Runner": "edgest.target",
+    "isa_features": "edgest.host",
+    "cpu_capabilities": "edgest.host",
 }
 
 __all__ = [
     "SCHEMA_VERSION", "Artifact", "BadInput", "CheckFailed", "CheckResult", "EdgestError", "InputSpec",
     "LatencyConfig", "Lowered", "ModelEntry", "ModelSpec", "Pass", "PassContext", "PassRecord", "PassResult",
     "PluginError", "Report", "Runner", "Target", "TargetUnavailable", "UnknownName", "Unsupported",
-    "compile", "hookimpl",
+    "compile", "cpu_capabilities", "hookimpl", "isa_features",
 ]
 
 

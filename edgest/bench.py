@@ -258,8 +258,7 @@ def run_bench(
     (or ``*``: every target) to the device label its cells time on (Ray placement: resource ``device:<label>``).
     ``streaming`` compiles each model's step module (:mod:`edgest.streaming`): cells then carry ``streaming``
     (per-step p50/p90, real-time factor at the model's hop, the streaming check's figures).
-    ``coverage`` asks each cell's target for its op coverage (compile ``coverage``): in each cell's report, and
-    each record's ``coverage`` (nodes per verdict, ops not native).
+    ``coverage`` adds the cell target's op coverage (compile ``coverage``) to each cell's report and record.
     """
     from edgest.bench_jobs import check_devices, run_cells, warm
     from edgest.plan_args import check_bench
@@ -277,9 +276,9 @@ def run_bench(
         cells = matrix(models, targets, precisions, passes)
         in_matrix = len(cells)
         cells += reference_cells(models, targets, precisions)
+        flags = {k: True for k, on in (("streaming", streaming), ("coverage", coverage)) if on}
         run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency),
-                                                 **({"streaming": True} if streaming else {}),
-                                                 **({"coverage": True} if coverage else {})}, use_cache, on_stage)
+                                                 **flags}, use_cache, on_stage)
         records = run_cells(run, cells, executor, devices or {}, on_cell)
     for i, rec in enumerate(records):
         rec["in_matrix"] = i < in_matrix

@@ -91,6 +91,12 @@ def capabilities(features: tuple[str, ...] | None = None) -> dict[str, bool]:
     return {name: any(f in have for f in needs) for name, needs in GROUPS.items()}
 
 
+def cpu_capabilities(features: tuple[str, ...] | None = None) -> dict[str, bool]:
+    """Public name of :func:`capabilities` (``edgest.cpu_capabilities``): for plugins choosing kernels or
+    quantisation settings by the host's CPU (``{"avx2": ..., "avx512": ..., "vnni": ..., "amx": ..., "bf16": ..., "fp16": ...}``)."""
+    return capabilities(features)
+
+
 def isa_summary(features: tuple[str, ...] | None = None) -> str:
     """One line for people: ``AVX2, AVX-512 (F/BW/VL), VNNI, AMX (int8/bf16), bf16, fp16`` (this CPU's by default)."""
     feats = isa_features() if features is None else features

@@ -153,12 +153,18 @@ def plan(
     out = Path(out_dir) if out_dir else Path("edgest-out") / f"{_folder_name(model)}-{'streaming-' if streaming else ''}{target}"
     check_output(out, force)
     spec, source = _model(model, reg, shape, model_options, streaming)
-    if eval_dir is not None:
-        from edgest.data.eval import scan
-
-        checks = replace(checks, eval_set=scan(eval_dir, spec))
+    checks = _with_eval_set(checks, eval_dir, spec)
     return Plan(spec, source, tgt, precision, tuple(pass_objs), out, checks, Path(weights) if weights is not None else None, force,
                 weights_format, streaming, bool(coverage))
+
+
+def _with_eval_set(checks: CheckSettings, eval_dir: str | Path | None, spec: ModelSpec) -> CheckSettings:
+    """``checks`` with the user's labelled clips in ``eval_dir`` (listed and checked against ``spec``, not decoded)."""
+    if eval_dir is None:
+        return checks
+    from edgest.data.eval import scan
+
+    return replace(checks, eval_set=scan(eval_dir, spec))
 
 
 def _folder_name(model: str | torch.nn.Module) -> str:
