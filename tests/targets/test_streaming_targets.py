@@ -55,7 +55,7 @@ def test_every_streaming_model_streams_at_fp32_on_every_target(model, target, tm
     _needs(target)
     entry = get_registry().model(model)
     weights = write_responsive_weights(entry, tmp_path / "w.pt") if ignores_its_input(entry) else None
-    report = _stream(model, target, tmp_path, weights=weights)
+    report = _stream(model, target, tmp_path, weights=weights, precision="fp32")  # Core ML's default is fp16
     check = report.check("streaming")
     assert check.status == report.check("accuracy").status == "passed", (report.error, check.reason)
     assert check.metrics["sqnr_db"] > 60 and check.metrics["top1_agreement"] == 1.0, check.metrics

@@ -12,7 +12,7 @@ torch's defaults minus the ops it lowers whole, SDPA among them). Precisions:
   to arithmetic first: the converter's own lowering of it types its statistics outputs bf16 where
   torch says fp32.
 
-At every precision ``add``/``sub`` with ``alpha`` become ``add``/``sub`` of ``mul`` (:func:`_alpha_as_mul`):
+At every precision ``add``/``sub`` with ``alpha`` become ``add``/``sub`` of ``mul`` (:func:`edgest.graph_fixes.alpha_as_mul`):
 coreai-torch drops ``alpha``. What was repaired is in the conversion's facts (``repairs``).
 
 coreai-torch, coreai-opt and torch are imported inside the functions.
@@ -28,6 +28,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from edgest.graph_fixes import alpha_as_mul as _alpha_as_mul
 
 #: the float precisions an asset can be built at (int8 is fp32 plus the quantizer's ops)
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -104,47 +106,12 @@ def _retype(module: Any, old: Any, new: Any) -> Any:
     return module
 
 
-#: binary ops whose ``alpha`` (``x + alpha * y``) coreai-torch 0.4.3 drops: it lowers them as ``x + y``
-_ALPHA_OPS = ("aten.add.Tensor", "aten.add.Scalar", "aten.sub.Tensor", "aten.sub.Scalar")
-
-
-def _alpha_as_mul(program: Any) -> int:
-    """Rewrite ``add/sub(x, y, alpha=a)`` (a != 1) in ``program`` as ``add/sub(x, mul(y, a))``; how many were rewritten.
-
-    coreai-torch's binary-op lowering reads only the two operands, so ``x.add(y, alpha=0.5)`` runs
-    as ``x + y`` on the runtime. The spiking LMUFormer's LIF neurons decay their membrane that way
-    (``g.add(w, alpha=1 - 1/tau)``): its fp32 asset read 0.9 dB against eager, whatever the weights.
-    """
-    import torch
-
-    graph, count = program.graph, 0
-    for node in list(graph.nodes):
-        if node.op != "call_function" or str(node.target) not in _ALPHA_OPS:
-            continue
-        alpha = node.kwargs.get("alpha", node.args[2] if len(node.args) > 2 else 1)
-        if alpha == 1:
-            continue
-        x, y = node.args[:2]
-        with graph.inserting_before(node):
-            if isinstance(y, torch.fx.Node):
-                scaled = graph.call_function(torch.ops.aten.mul.Tensor, (y, alpha))
-                scaled.meta = {k: v for k, v in y.meta.items() if k == "val"}
-            else:
-                scaled = y * alpha
-        node.args = (x, scaled)
-        node.kwargs = {k: v for k, v in node.kwargs.items() if k != "alpha"}
-        count += 1
-    if count:
-        program.graph_module.recompile()
-    return count
-
-
 def decompose(program: Any, example_inputs: tuple[Any, ...], precision: str,
               repairs: dict[str, Any] | None = None) -> Any:
     """The program the converter takes at ``precision``; ``program`` itself is left as it is.
 
     ``repairs`` (if given) gets what was rewritten around the converter's and runtime's faults:
-    ``alpha_as_mul`` (:func:`_alpha_as_mul`) and, at fp16, ``batch_norm_fp32`` (:func:`_batch_norm_params_fp32`).
+    ``alpha_as_mul`` (:func:`edgest.graph_fixes.alpha_as_mul`) and, at fp16, ``batch_norm_fp32`` (:func:`_batch_norm_params_fp32`).
     """
     import torch
     from coreai_torch import get_decomp_table
@@ -163,7 +130,7 @@ def decompose(program: Any, example_inputs: tuple[Any, ...], precision: str,
         decomposed = copy.deepcopy(program).run_decompositions(table)
     else:
         decomposed = program.run_decompositions(table)
-    repairs["alpha_as_mul"] = _alpha_as_mul(decomposed)
+    repairs["alpha_as_mul"] = _alpha_as_mul(decomposed)  # edgest.graph_fixes: coreai-torch drops alpha
     if precision == "fp16":
         from coreai_opt.casting import cast_fp32_to_fp16
 
