@@ -234,21 +234,27 @@ def context_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.
                   if is_work(n) and n in live}
     except _NotSampled:
         return None
-    hoods = {rep: _neighbourhood(rep, constant) for rep in firsts.values()}
-    if sum(map(len, hoods.values())) > CONTEXT_SHARE * sum(map(is_work, program.graph.nodes)):
+    keep = set().union(*(_neighbourhood(rep, constant) for rep in firsts.values()))
+    if len(keep) > CONTEXT_SHARE * sum(map(is_work, program.graph.nodes)):
         return None
     try:
-        sample, names = _build_context_sample(program, hoods, constant)
+        sample, names = _build_context_sample(program, [n for n in program.graph.nodes if n in keep], constant)
     except _NotSampled:
         return None
     return sample, {name: names[rep] for name, rep in member.items()}
 
 
-def _build_context_sample(program: torch.export.ExportedProgram, hoods: dict[torch.fx.Node, list[torch.fx.Node]],
+def _build_context_sample(program: torch.export.ExportedProgram, keep: list[torch.fx.Node],
                           constant: set[str]) -> tuple[torch.export.ExportedProgram, dict[torch.fx.Node, str]]:
-    """The sample program of :func:`context_sample` and each representative's stand-in name."""
+    """The sample program of :func:`context_sample`: the nodes ``keep`` (the union of the representatives'
+    neighbourhoods, in graph order) reading each other as in the program, and each one's stand-in name.
+
+    What they read from outside ``keep``: parameters, buffers and constants as they are; a node computed from
+    weights alone as a constant of its shape (the toolchain would fold it into one); anything else as an input.
+    """
     specs = {s.arg.name: s for s in program.graph_signature.input_specs if hasattr(s.arg, "name")}
-    read = dict.fromkeys(a for hood in hoods.values() for n in hood for a in n.all_input_nodes if a not in hood)
+    inside = set(keep)
+    read = dict.fromkeys(a for n in keep for a in n.all_input_nodes if a not in inside)
     graph, shared, in_specs, made = torch.fx.Graph(), {}, [], {}
     for node in program.graph.nodes:  # kept parameters, buffers, constants first, as in any exported program
         if node.op == "placeholder" and node in read and node.name in constant:
@@ -256,25 +262,20 @@ def _build_context_sample(program: torch.export.ExportedProgram, hoods: dict[tor
             s = specs[node.name]
             in_specs.append(InputSpec(s.kind, TensorArgument(shared[node].name), s.target, s.persistent))
     for i, node in enumerate(a for a in read if a.op != "placeholder" and a.name in constant):
-        # computed from weights alone: a constant of the same shape (the toolchain would fold it into one)
         shared[node] = _placeholder(graph, node, f"const_{i}")
         val = node.meta["val"]
         made[f"_coverage_const_{i}"] = torch.zeros(val.shape, dtype=val.dtype)
         in_specs.append(InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(shared[node].name), f"_coverage_const_{i}"))
-    fresh = [(rep, a) for rep, hood in hoods.items() for n in hood for a in n.all_input_nodes
-             if a not in hood and a.name not in constant]
-    local = {(rep, a): _placeholder(graph, a, f"in_{i}") for i, (rep, a) in enumerate(dict.fromkeys(fresh))}
-    in_specs += [InputSpec(InputKind.USER_INPUT, TensorArgument(p.name), None) for p in local.values()]
-    names, outs = {}, []
-    for rep, hood in hoods.items():
-        env: dict[torch.fx.Node, torch.fx.Node] = {}
-        for n in hood:
-            env[n] = graph.node_copy(n, lambda a, rep=rep, env=env: env.get(a) or shared.get(a) or local[(rep, a)])
-        names[rep] = env[rep].name
-        outs += _sinks(graph, [env[n] for n in hood])
+    for i, node in enumerate(a for a in read if a.name not in constant):
+        shared[node] = _placeholder(graph, node, f"in_{i}")
+        in_specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(shared[node].name), None))
+    env: dict[torch.fx.Node, torch.fx.Node] = {}
+    for n in keep:
+        env[n] = graph.node_copy(n, lambda a: env.get(a) or shared[a])
+    outs = _sinks(graph, list(env.values()))
     graph.output(tuple(outs))
     out_specs = [OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(o.name), None) for o in outs]
-    return _program(program, graph, ExportGraphSignature(in_specs, out_specs), made), names
+    return _program(program, graph, ExportGraphSignature(in_specs, out_specs), made), {n: c.name for n, c in env.items()}
 
 
 def _placeholder(graph: torch.fx.Graph, like: torch.fx.Node, name: str) -> torch.fx.Node:
