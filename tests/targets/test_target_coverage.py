@@ -111,7 +111,7 @@ class Repeated(torch.nn.Module):
         return torch.cummax(y, 2)[0]
 
 
-@pytest.mark.parametrize("name", ["onnx", "tvm", "coreml", "litert", "cuda", "openvino"])
+@pytest.mark.parametrize("name", ["onnx", "tvm", "coreml", "litert", "cuda", "openvino", "coreai"])
 def test_judging_one_node_per_op_signature_gives_the_whole_graphs_verdicts(name, monkeypatch):
     from edgest import coverage as cov
 

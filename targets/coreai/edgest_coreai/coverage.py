@@ -51,14 +51,17 @@ def coverage(program: Any) -> Any:
     by the converter's own table (native) or not in it (unsupported), reported per op of the captured program."""
     import importlib.metadata
 
-    from edgest.coverage import is_work, judged
+    from edgest.coverage import is_work, judged_per_op
 
     known = set(supported_ops())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # coreai-torch warns at import that it "has only been validated with torch<=2.13.0"
         from coreai_torch import get_decomp_table
 
-        decomposed = program.run_decompositions(get_decomp_table())
+    def decompose(prog: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return prog.run_decompositions(get_decomp_table()).graph
 
     def judge(node: Any) -> tuple[str, str] | None:
         op = str(node.target)
@@ -66,6 +69,7 @@ def coverage(program: Any) -> Any:
             return None
         return ("native", "") if op in known else ("unsupported", f"coreai-torch has no lowering for {op}")
 
-    return judged("coreai", program, decomposed.graph, judge,
-                  f"coreai-torch {importlib.metadata.version('coreai-torch')} ATen lowering table; compute-unit "
-                  "placement is decided on the device")
+    # the decomposition and the table are per op: judged on one node per distinct op signature (edgest.coverage_sample)
+    return judged_per_op("coreai", program, decompose, judge,
+                         f"coreai-torch {importlib.metadata.version('coreai-torch')} ATen lowering table; compute-unit "
+                         "placement is decided on the device")
