@@ -115,7 +115,8 @@ def _build_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.E
     for node in firsts.values():
         copy_ = graph.node_copy(node, env.__getitem__)  # it reads sample inputs, never another stand-in
         names[node.name] = copy_.name
-        outs += [_used(graph, o) for o in _sinks(graph, [copy_])]
+        # a multi-output op's items are outputs as they are: a split into every time step would add an op per step
+        outs += [_used(graph, o) if o is copy_ else o for o in _sinks(graph, [copy_])]
     graph.output(tuple(outs))
     in_specs = [InputSpec(specs[a.name].kind, TensorArgument(env[a].name), specs[a.name].target, specs[a.name].persistent)
                 if a.name in constant else InputSpec(InputKind.USER_INPUT, TensorArgument(env[a].name), None)
