@@ -103,13 +103,11 @@ def _build_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.E
         if is_work(node) and node in live:  # a dead node is removed by every decomposition: no stand-in, "removed"
             member[node.name] = firsts.setdefault(op_signature(node, constant), node)
     graph = torch.fx.Graph()
-    env: dict[torch.fx.Node, torch.fx.Node] = {}
-    reads = [a for n in firsts.values() for a in n.all_input_nodes]
-    kept = [p for p in program.graph.nodes if p.op == "placeholder" and p.name in constant and p in reads]
-    inputs = [*kept, *dict.fromkeys(a for n in firsts.values() for a in n.all_input_nodes if a.name not in constant)]
-    for arg in dict.fromkeys(inputs):
-        env[arg] = graph.placeholder(arg.name)
-        env[arg].meta = {"val": arg.meta["val"]}
+    reads = dict.fromkeys(a for n in firsts.values() for a in n.all_input_nodes)
+    env, in_specs = _kept_weights(program, graph, reads, constant)
+    for arg in (a for a in reads if a.name not in constant):
+        env[arg] = _placeholder(graph, arg, arg.name)
+        in_specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(env[arg].name), None))
     names: dict[str, str] = {}
     outs: list[torch.fx.Node] = []
     for node in firsts.values():
@@ -118,9 +116,6 @@ def _build_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.E
         # a multi-output op's items are outputs as they are: a split into every time step would add an op per step
         outs += [_used(graph, o) if o is copy_ else o for o in _sinks(graph, [copy_])]
     graph.output(tuple(outs))
-    in_specs = [InputSpec(specs[a.name].kind, TensorArgument(env[a].name), specs[a.name].target, specs[a.name].persistent)
-                if a.name in constant else InputSpec(InputKind.USER_INPUT, TensorArgument(env[a].name), None)
-                for a in dict.fromkeys(inputs)]
     out_specs = [OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(o.name), None) for o in outs]
     sample = _program(program, graph, ExportGraphSignature(in_specs, out_specs), {})
     return sample, {name: names[rep.name] for name, rep in member.items()}
@@ -253,15 +248,10 @@ def _build_context_sample(program: torch.export.ExportedProgram, keep: list[torc
     What they read from outside ``keep``: parameters, buffers and constants as they are; a node computed from
     weights alone as a constant of its shape (the toolchain would fold it into one); anything else as an input.
     """
-    specs = {s.arg.name: s for s in program.graph_signature.input_specs if hasattr(s.arg, "name")}
     inside = set(keep)
     read = dict.fromkeys(a for n in keep for a in n.all_input_nodes if a not in inside)
-    graph, shared, in_specs, made = torch.fx.Graph(), {}, [], {}
-    for node in program.graph.nodes:  # kept parameters, buffers, constants first, as in any exported program
-        if node.op == "placeholder" and node in read and node.name in constant:
-            shared[node] = _placeholder(graph, node, node.name)
-            s = specs[node.name]
-            in_specs.append(InputSpec(s.kind, TensorArgument(shared[node].name), s.target, s.persistent))
+    graph, made = torch.fx.Graph(), {}
+    shared, in_specs = _kept_weights(program, graph, read, constant)
     for i, node in enumerate(a for a in read if a.op != "placeholder" and a.name in constant):
         shared[node] = _placeholder(graph, node, f"const_{i}")
         val = node.meta["val"]
@@ -277,6 +267,20 @@ def _build_context_sample(program: torch.export.ExportedProgram, keep: list[torc
     graph.output(tuple(outs))
     out_specs = [OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(o.name), None) for o in outs]
     return _program(program, graph, ExportGraphSignature(in_specs, out_specs), made), {n: c.name for n, c in env.items()}
+
+
+def _kept_weights(program: torch.export.ExportedProgram, graph: torch.fx.Graph, read: dict[torch.fx.Node, None],
+                  constant: set[str]) -> tuple[dict[torch.fx.Node, torch.fx.Node], list[InputSpec]]:
+    """Placeholders in ``graph`` for the parameters, buffers and constants of ``program`` among ``read`` (first, in
+    program order, as in any exported program), and their input specs: a sample keeps them what they are."""
+    specs = {s.arg.name: s for s in program.graph_signature.input_specs if hasattr(s.arg, "name")}
+    kept, in_specs = {}, []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node in read and node.name in constant:
+            kept[node] = _placeholder(graph, node, node.name)
+            s = specs[node.name]
+            in_specs.append(InputSpec(s.kind, TensorArgument(kept[node].name), s.target, s.persistent))
+    return kept, in_specs
 
 
 def _placeholder(graph: torch.fx.Graph, like: torch.fx.Node, name: str) -> torch.fx.Node:

@@ -98,16 +98,10 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
 
 def _coverage(plan: Plan, program: torch.export.ExportedProgram) -> dict[str, Any]:
     """The compiled target's op coverage of the captured program, for the report (``compile --coverage``)."""
-    from edgest.coverage import not_known
     from edgest.preflight import ask
     from edgest.report.coverage import report_coverage
-    from edgest.target import Target
 
-    if type(plan.target).coverage is Target.coverage:
-        answer = not_known(plan.target.name, f"target '{plan.target.name}' does not report op coverage")
-    else:
-        answer = ask(plan.target, program, plan.precision)
-    return report_coverage(answer)
+    return report_coverage(ask(plan.target, program, plan.precision))
 
 
 def compile(model: str | torch.nn.Module | Plan, target: str | None = None, *args: Any,

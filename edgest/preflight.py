@@ -79,13 +79,23 @@ def target_for_check(target_cls: type[Target], precision: str | None) -> Target 
         return f"failed: {exc}"
 
 
+def no_coverage(target: Target) -> Coverage | None:
+    """"not known" for a target that keeps the contract's default ``coverage`` (nothing to ask); None otherwise."""
+    if type(target).coverage is Target.coverage:
+        return not_known(target.name, f"target '{target.name}' does not report op coverage")
+    return None
+
+
 def ask(target: Target, program: torch.export.ExportedProgram, precision: str | None, private: bool = False) -> Coverage:
     """``target.coverage`` on a copy of ``program`` (``private``: on ``program`` itself, nobody else's);
-    None becomes "not known", an exception "failed"."""
+    None (or the contract's default) becomes "not known", an exception "failed"."""
     import logging
 
     from edgest.capture import first_line
 
+    unasked = no_coverage(target)
+    if unasked is not None:
+        return unasked
     mine = program if private else shared_weights_copy(program)
     pytree = logging.getLogger("torch.utils._pytree")  # toolchains' imports register enums it warns about
     level = pytree.level
@@ -146,8 +156,8 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
         if isinstance(tgt, str):
             status, _, why = tgt.partition(": ")
             out[cls.name] = not_known(cls.name, why, status)
-        elif type(tgt).coverage is Target.coverage:  # the contract's default: nothing to ask
-            out[cls.name] = not_known(cls.name, f"target '{cls.name}' does not report op coverage")
+        elif (unasked := no_coverage(tgt)) is not None:  # nothing to ask: no child process for it
+            out[cls.name] = unasked
         else:
             asked.append(tgt)
     answers = _answers(asked, program, precision, jobs, on_target)
