@@ -28,7 +28,9 @@ def cell(coverage: Coverage, op: str) -> str:
 
 
 def _total(coverage: Coverage) -> str:
-    return ", ".join(f"{n} {v}" for v, n in coverage.summary().items()) or "-"
+    from edgest.report.coverage import nodes_text
+
+    return nodes_text(coverage.summary()) or "-"
 
 
 def print_preflight(result: Preflight) -> None:

@@ -172,13 +172,15 @@ def streaming_lines(doc: dict[str, Any]) -> list[str]:
 def coverage_lines(doc: dict[str, Any]) -> list[str]:
     """``## Op coverage`` for the bench Markdown: per ``--coverage`` cell, the ops its target does not run natively
     or in a delegate (none asked: [])."""
+    from edgest.report.coverage import nodes_text
+
     cells = [c for c in doc.get("cells", []) if c.get("coverage")]
     if not cells:
         return []
     lines = ["", "## Op coverage", ""]
     for c in cells:
         cov = c["coverage"]
-        nodes = ", ".join(f"{n} {v}" for v, n in (cov.get("nodes") or {}).items())
+        nodes = nodes_text(cov.get("nodes") or {})
         gaps = "; ".join(cov.get("not_native") or []) or "every op native or delegated"
         what = f"{nodes}: {gaps}" if cov.get("status") == "known" else str(cov.get("status"))
         lines.append(f"- {c['model']} / {c['target']} / {c['precision']}: {what}")

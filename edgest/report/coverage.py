@@ -55,6 +55,11 @@ def target_summary(coverage: Coverage) -> dict[str, object]:
             "not_native": sorted({f"{_op(o.op)}: {o.verdict}" for o in coverage.ops if o.verdict in ("fallback", "unsupported")})}
 
 
+def nodes_text(nodes: dict[str, int]) -> str:
+    """Nodes per verdict for people: ``487 delegated, 2 fallback`` ("" when there are none)."""
+    return ", ".join(f"{n} {v}" for v, n in nodes.items())
+
+
 def report_coverage(coverage: Coverage) -> dict[str, Any]:
     """:func:`target_summary` with how the target answered and one row per op with nodes it does not run
     natively or in a delegate (op, verdict, nodes, first source lines, why): ``Report.coverage``."""
@@ -78,5 +83,5 @@ def report_section(data: dict[str, Any]) -> list[str]:
                   *(f"| {r['op']} | {r['verdict']} | {r['count']} | {', '.join(r['where'][:1])} | {r['note']} |" for r in rows), ""]
     else:
         lines += [f"Every op runs natively or in a delegate on {target}.", ""]
-    nodes = ", ".join(f"{n} {v}" for v, n in (data.get("nodes") or {}).items()) or "no nodes"
+    nodes = nodes_text(data.get("nodes") or {}) or "no nodes"
     return [*lines, f"- {target}: {nodes}; {data.get('note', '')}"]
