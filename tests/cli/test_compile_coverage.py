@@ -77,3 +77,20 @@ def test_bench_coverage_lists_each_cells_ops_not_native(tmp_path):
     assert "## Op coverage" in cell_md and "- executorch: " in cell_md
     eager = next(c for c in doc["cells"] if c["target"] == "eager")  # the reference cell is asked too
     assert eager["coverage"]["not_native"] == []
+
+
+def test_compile_coverage_on_a_target_without_coverage_says_not_known(tmp_path):
+    """A target that keeps the contract's default ``coverage``: the report says so instead of failing the compile."""
+    import torch
+
+    import edgest
+    from edgest.plugins import get_registry
+
+    if "example-pt2" not in get_registry().targets:
+        pytest.skip("the example-pt2 target is not installed (pip install -e examples/target)")
+    report = edgest.compile(torch.nn.Linear(3, 2), "example-pt2", input_shape=(1, 3), out_dir=tmp_path / "run",
+                            latency=None, samples=1, coverage=True)
+    assert report.coverage["status"] == "not known"
+    assert report.coverage["note"] == "target 'example-pt2' does not report op coverage"
+    assert "- example-pt2: not known (target 'example-pt2' does not report op coverage)" in (
+        tmp_path / "run" / "report.md").read_text()
