@@ -544,11 +544,19 @@ def _exit_past_stray_threads(code: Any) -> None:
         t.join(timeout=2.0)
     stray = [t for t in stray if t.is_alive()]
     if stray:
-        click.echo(f"edgest: note: thread '{stray[0].name}' (started by the model's code?) is still running; "
-                   "exiting without waiting for it", err=True)
+        named = [t for t in stray if not _pool_worker(t)]  # a toolchain's thread pool (NNCF's) is not news to the user
+        if named:
+            click.echo(f"edgest: note: thread '{named[0].name}' (started by the model's code?) is still running; "
+                       "exiting without waiting for it", err=True)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if isinstance(code, int) else 1)
+
+
+def _pool_worker(thread: Any) -> bool:
+    """Whether ``thread`` is a ``concurrent.futures`` pool's worker (idle ones wait for work that never comes)."""
+    target = getattr(thread, "_target", None)
+    return getattr(target, "__module__", "") == "concurrent.futures.thread"
 
 
 def _main(argv: list[str] | None) -> None:

@@ -119,6 +119,18 @@ def test_a_thread_the_model_leaves_running_does_not_keep_edgest_alive(tmp_path: 
     assert "thread 'forever' (started by the model's code?) is still running; exiting without waiting" in proc.stderr
 
 
+def test_a_thread_pool_left_open_ends_without_a_note(tmp_path: Path) -> None:
+    """NNCF leaves a ThreadPoolExecutor open after an OpenVINO int8 compile: its idle worker is no news to the user."""
+    ref = _file(tmp_path, "from concurrent.futures import ThreadPoolExecutor\nPOOL = ThreadPoolExecutor(1)\n"
+                          "POOL.submit(int).result()\n" + NET)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.run([sys.executable, "-m", "edgest", "compile", "--model", ref, "--input-shape", "1x4", "--target",
+                           "eager", "--samples", "1", "-q", "--out", str(tmp_path / "run")],
+                          check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "still running" not in proc.stderr and (tmp_path / "run" / "report.json").is_file()
+
+
 def test_a_deleted_working_folder_is_named(tmp_path: Path) -> None:
     gone = tmp_path / "gone"
     gone.mkdir()
