@@ -285,22 +285,24 @@ def test_an_op_without_lowering_is_named_with_its_source_line(registry, tmp_path
 
 @toolchain
 def test_add_with_alpha_is_rewritten_for_the_converter():
-    """litert-torch 0.10 cannot lower add(a, b, alpha=k) (the spiking LMUFormer's neurons): it becomes add(a, b * k)."""
+    """litert-torch 0.10 cannot lower add(a, b, alpha=k) (the spiking LMUFormer's neurons): it becomes add(a, b * k)
+    (edgest.graph_fixes, which the converter applies), and rsub(a, b, alpha=k) becomes rsub(a * k, b)."""
     import torch
 
-    from edgest_litert.convert import scale_alpha
+    from edgest.graph_fixes import without_alpha
 
     class Leaky(torch.nn.Module):
         def forward(self, v: torch.Tensor) -> torch.Tensor:
-            return torch.sub(torch.add(v, v * v, alpha=0.5), v, alpha=2.0) + v
+            return torch.rsub(torch.sub(torch.add(v, v * v, alpha=0.5), v, alpha=2.0), v, alpha=3.0) + v
 
     v = torch.randn(2, 6)
-    module = torch.export.export(Leaky(), (v,), strict=False).module()
-    before = module(v)
-    assert scale_alpha(module) == 2
-    assert not any("alpha" in n.kwargs for n in module.graph.nodes if n.op == "call_function")
-    torch.testing.assert_close(module(v), before)
-    assert scale_alpha(module) == 0
+    program = torch.export.export(Leaky(), (v,), strict=False)
+    before = program.module()(v)
+    fixed, count = without_alpha(program)
+    assert count == 3
+    assert not any("alpha" in n.kwargs for n in fixed.graph.nodes if n.op == "call_function")
+    torch.testing.assert_close(fixed.module()(v), before)
+    assert without_alpha(fixed) == (fixed, 0)
 
 
 @pytest.mark.slow  # ~30 s: a fresh venv and ai-edge-litert's 60 MB wheel

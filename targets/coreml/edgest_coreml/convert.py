@@ -15,7 +15,7 @@ and ``converters/mil/frontend/torch/converter.py``):
   their dtype; a static size given there must equal the exported one);
 - ``add``, ``sub`` and ``rsub`` read only positional inputs, and torch.export gives ``alpha`` as a
   keyword: ``x.add(y, alpha=a)`` would silently become ``x + y``. :func:`convert` first rewrites
-  each into an explicit ``mul(y, a)`` (:func:`_scale_alpha_operands`);
+  each into an explicit ``mul(y, a)`` (:func:`edgest.graph_fixes.alpha_as_mul`);
 - mutable buffers become Core ML *states* (fp16 only, iOS18+); edgest's models have none;
 - an op with no converter raises ``NotImplementedError("Unsupported fx node NAME, kind KIND")``
   while the graph is read; a converter that fails logs ``ERROR - converting 'KIND' op
@@ -44,6 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.capture import op_origin
 from edgest.errors import Unsupported
+from edgest.graph_fixes import (
+    alpha_as_mul as _scale_alpha_operands,  # coremltools drops alpha; tests switch it off
+)
 
 if TYPE_CHECKING:
     import torch
@@ -338,52 +341,6 @@ def _drop_aliases(program: torch.export.ExportedProgram) -> int:
     if dropped:
         program.graph_module.recompile()
     return dropped
-
-
-def _alpha_ops() -> dict[Any, int]:
-    """aten ops with an ``alpha`` keyword → the position of the operand it scales."""
-    import torch
-
-    aten = torch.ops.aten
-    return {aten.add.Tensor: 1, aten.add.Scalar: 1, aten.sub.Tensor: 1, aten.sub.Scalar: 1,
-            aten.rsub.Tensor: 0, aten.rsub.Scalar: 0}
-
-
-def _scale_alpha_operands(program: torch.export.ExportedProgram) -> int:
-    """Rewrite ``add/sub/rsub(..., alpha=a)`` (a != 1) so the scaled operand is an explicit ``mul(operand, a)``.
-
-    coremltools 9's ``add``, ``sub`` and ``rsub`` converters read only the positional inputs, and
-    torch.export passes ``alpha`` as a keyword, so ``x.add(y, alpha=0.5)`` silently became
-    ``x + y`` (spiking LMUFormer's LIF leak ``g + (1 - 1/tau) w`` lost its factor 0.5). The
-    rewrite is the same function; torch's CPU kernel fuses ``x + a*y`` into one multiply-add, so
-    the result may differ from eager by one float rounding, and not at all when ``a`` is a power
-    of two. A scalar operand is folded: ``a * operand`` in Python. Edits ``program`` in place.
-    """
-    import torch
-
-    graph = program.graph_module.graph
-    scales = _alpha_ops()
-    rewritten = 0
-    for node in list(graph.nodes):
-        if node.op != "call_function" or node.target not in scales or node.kwargs.get("alpha", 1) == 1:
-            continue
-        alpha = node.kwargs["alpha"]
-        i = scales[node.target]
-        operand = node.args[i]
-        if isinstance(operand, torch.fx.Node):
-            with graph.inserting_before(node):
-                scaled = graph.call_function(torch.ops.aten.mul.Tensor, (operand, alpha))
-            scaled.meta = {k: v for k, v in node.meta.items() if k in ("stack_trace", "nn_module_stack", "source_fn_stack")}
-            if "val" in operand.meta:
-                scaled.meta["val"] = operand.meta["val"] * alpha
-        else:
-            scaled = operand * alpha
-        node.args = (*node.args[:i], scaled, *node.args[i + 1:])
-        node.kwargs = {k: v for k, v in node.kwargs.items() if k != "alpha"}
-        rewritten += 1
-    if rewritten:
-        program.graph_module.recompile()
-    return rewritten
 
 
 def _no_runtime_binding() -> bool:

@@ -7,8 +7,8 @@ made (PT2E: quantize/dequantize ops around the quantised ops) is converted with 
 ``QuantConfig`` for the same PT2E scheme, so the converter folds each Q/DQ pattern into an
 int8 TFLite kernel instead of keeping float ops between quantize and dequantize nodes.
 
-Before conversion, ``add``/``sub`` with an ``alpha`` are rewritten (:func:`scale_alpha`): litert-torch
-0.10 cannot lower them. A failure is one line naming the aten op without a lowering and the source
+Before conversion, ``add``/``sub``/``rsub`` with an ``alpha`` are rewritten
+(:func:`edgest.graph_fixes.without_alpha`): litert-torch 0.10 cannot lower them. A failure is one line naming the aten op without a lowering and the source
 line it came from (:func:`explain`). litert-torch and torch are imported inside the functions (the
 plugin must stay cheap to import).
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import Unsupported
+from edgest.graph_fixes import without_alpha
 from edgest_litert.quiet import NativeLog, quiet
 
 if TYPE_CHECKING:
@@ -57,31 +58,6 @@ def quant_config(mode: str | None) -> Any:
     return QuantConfig(pt2e_quantizer=PT2EQuantizer().set_global(config))
 
 
-def scale_alpha(module: torch.fx.GraphModule) -> int:
-    """Rewrite ``aten.add/sub.Tensor(a, b, alpha=k)`` as ``add/sub(a, b * k)`` in place; returns how many.
-
-    litert-torch 0.10's lowerings of add and sub take no ``alpha`` (the spiking LMUFormer's
-    neurons use ``torch.add(v, x, alpha=0.5)``: "_aten_add_tensor() got an unexpected keyword
-    argument 'alpha'").
-    """
-    import torch
-
-    aten = torch.ops.aten
-    done = 0
-    for node in list(module.graph.nodes):
-        alpha = node.kwargs.get("alpha", 1) if node.op == "call_function" else 1
-        if node.target not in (aten.add.Tensor, aten.sub.Tensor) or alpha == 1:
-            continue
-        with module.graph.inserting_before(node):
-            scaled = module.graph.call_function(aten.mul.Tensor, (node.args[1], alpha))
-        scaled.meta = dict(node.meta)
-        node.args, node.kwargs = (node.args[0], scaled), {k: v for k, v in node.kwargs.items() if k != "alpha"}
-        done += 1
-    if done:
-        module.recompile()
-    return done
-
-
 def convert(program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], path: Path) -> dict[str, Any]:
     """Write ``program`` as a ``.tflite`` file at ``path``; returns what was done (JSON-able)."""
     from edgest_litert.flatbuffer import describe
@@ -93,8 +69,9 @@ def convert(program: torch.export.ExportedProgram, example_inputs: tuple[Any, ..
         import litert_torch
 
         try:
+            program, scaled = without_alpha(program)
             module = program.module()
-            rewrites = {"add_sub_alpha_scaled": scale_alpha(module)}
+            rewrites = {"add_sub_alpha_scaled": scaled}
             edge = litert_torch.convert(module, tuple(example_inputs), quant_config=quant_config(mode))
             edge.export(str(path))
         except Exception as exc:  # noqa: BLE001 - the converter raises many kinds; explain after fd 2 is back
