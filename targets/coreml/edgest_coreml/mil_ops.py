@@ -63,6 +63,44 @@ def _reduce(fn: Callable[..., np.ndarray]) -> Kernel:
     return lambda a: fn(a["x"], axis=_axes(a), keepdims=bool(a.get("keep_dims", False)))
 
 
+def _cumsum(a: Args) -> np.ndarray:
+    """MIL ``cumsum``: along ``axis``, optionally exclusive (shifted by one) and from the end."""
+    x, axis = a["x"], int(a.get("axis", 0))
+    x = np.flip(x, axis) if a.get("reverse", False) else x
+    out = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if a.get("exclusive", False):
+        out = out - x
+    return np.flip(out, axis) if a.get("reverse", False) else out
+
+
+#: elementwise MIL ops (coremltools' ``elementwise_unary`` / ``elementwise_binary`` / activation ops), with
+#: their documented defaults (``log`` and ``rsqrt`` add ``epsilon``)
+ELEMENTWISE: dict[str, Kernel] = {
+    "abs": lambda a: np.abs(a["x"]),
+    "floor": lambda a: np.floor(a["x"]),
+    "ceil": lambda a: np.ceil(a["x"]),
+    "sign": lambda a: np.sign(a["x"]),
+    "sqrt": lambda a: np.sqrt(a["x"]),
+    "rsqrt": lambda a: 1.0 / np.sqrt(a["x"] + a.get("epsilon", 1e-12)),
+    "square": lambda a: a["x"] * a["x"],
+    "exp": lambda a: np.exp(a["x"]),
+    "log": lambda a: np.log(a["x"] + a.get("epsilon", 1e-45)),
+    "tanh": lambda a: np.tanh(a["x"]),
+    "clip": lambda a: np.minimum(np.maximum(a["x"], a["alpha"]), a["beta"]),
+    "maximum": lambda a: np.maximum(a["x"], a["y"]),
+    "minimum": lambda a: np.minimum(a["x"], a["y"]),
+    "pow": lambda a: np.power(a["x"], a["y"]),
+    "floor_div": lambda a: np.floor(a["x"] / a["y"]),
+    "mod": lambda a: a["x"] - np.floor(a["x"] / a["y"]) * a["y"],
+    "leaky_relu": lambda a: np.where(a["x"] >= 0, a["x"], a.get("alpha", 0.01) * a["x"]),
+    "elu": lambda a: np.where(a["x"] > 0, a["x"], a.get("alpha", 1.0) * np.expm1(np.minimum(a["x"], 0))),
+    "softplus": lambda a: np.logaddexp(0, a["x"]),
+    "reverse": lambda a: np.flip(a["x"], _axes(a)),
+    "tile": lambda a: np.tile(a["x"], [int(r) for r in a["reps"]]),
+    "cumsum": _cumsum,
+}
+
+
 def _batch_norm(a: Args) -> np.ndarray:
     x = a["x"]
     shape = (1, -1) + (1,) * (x.ndim - 2)  # channels are axis 1
@@ -338,6 +376,10 @@ OPS: dict[str, Kernel] = {
     "max_pool": _pool("max"),
     "avg_pool": _pool("avg"),
     "reduce_mean": _reduce(np.mean),
+    "reduce_sum": _reduce(np.sum),
+    "reduce_max": _reduce(np.max),
+    "reduce_min": _reduce(np.min),
+    "reduce_log_sum_exp": lambda a: np.log(_reduce(np.sum)({**a, "x": np.exp(a["x"] - a["x"].max())})) + a["x"].max(),
     "reshape": _reshape,
     "transpose": lambda a: np.transpose(a["x"], [int(p) for p in a["perm"]]),
     "squeeze": _squeeze,
@@ -350,4 +392,5 @@ OPS: dict[str, Kernel] = {
     "constexpr_blockwise_shift_scale": _blockwise_shift_scale,  # iOS18: parameters are inputs
     "quantize": _quantize,
     "dequantize": _dequantize,
+    **ELEMENTWISE,
 }
