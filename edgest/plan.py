@@ -188,8 +188,9 @@ def _precision(precision: str | None, options: dict[str, Any], target_cls: type[
     return precision
 
 
-def _target(target_cls: type[Target], precision: str, options: dict[str, Any]) -> Target:
-    """Construct the target once (its option table checks the options) and make sure it can work here."""
+def _target(target_cls: type[Target], precision: str, options: dict[str, Any], available: bool = True) -> Target:
+    """Construct the target once (its option table checks the options) and make sure it can work here
+    (``available`` False: do not; ``edgest check`` asking a :attr:`~edgest.target.Target.coverage_needs_runtime` False target)."""
     options = dict(options)
     if precision in FLOAT_PRECISIONS:  # float precisions are the target's own business: pass them on as its option
         if options.get("precision", precision) != precision:
@@ -197,7 +198,8 @@ def _target(target_cls: type[Target], precision: str, options: dict[str, Any]) -
         if precision != "fp32" or "precision" in target_cls.option_table:
             options["precision"] = precision
     tgt = target_cls(**options)
-    tgt.ensure_available()
+    if available:
+        tgt.ensure_available()
     return tgt
 
 

@@ -65,16 +65,21 @@ def capture_for_check(model: str | torch.nn.Module, input_shape: Sequence[int] |
 
 
 def target_for_check(target_cls: type[Target], precision: str | None) -> Target | str:
-    """The target instance at ``precision`` (as :func:`edgest.plan.plan` makes it), or why it cannot answer."""
+    """The target instance at ``precision`` (as :func:`edgest.plan.plan` makes it), or why it cannot answer.
+
+    An unavailable target is "unavailable" unless its coverage needs no runtime
+    (:attr:`~edgest.target.Target.coverage_needs_runtime` False): then it is made all the same.
+    """
     from edgest.plan import FLOAT_PRECISIONS, _target
 
     reason = target_cls.unavailable_reason()
-    if reason:
+    if reason and target_cls.coverage_needs_runtime:
         return f"unavailable: {reason}"
     if precision is not None and precision not in target_cls.precisions:
         return f"skipped: no precision {precision} (it supports {', '.join(target_cls.precisions)})"
     try:
-        return _target(target_cls, precision if precision in FLOAT_PRECISIONS else target_cls.default_precision, {})
+        return _target(target_cls, precision if precision in FLOAT_PRECISIONS else target_cls.default_precision, {},
+                       available=not reason)
     except EdgestError as exc:
         return f"failed: {exc}"
 
@@ -108,6 +113,8 @@ def ask(target: Target, program: torch.export.ExportedProgram, precision: str | 
         pytree.setLevel(level)
     if answer is None:
         return not_known(target.name, f"target '{target.name}' does not report op coverage")
+    if not target.coverage_needs_runtime and (reason := target.unavailable_reason()):
+        answer = replace(answer, note=f"{answer.note + '; ' if answer.note else ''}runtime unavailable here: {reason}")
     if precision == "int8":
         answer = Coverage(answer.target, answer.ops, (answer.note + "; " if answer.note else "")
                           + "int8: verdicts for the float graph (ops the quantizer leaves float are not marked)",

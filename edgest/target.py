@@ -68,6 +68,11 @@ class Target(ABC):
     #: ``dist=={dist}`` is pinned to the version of ``dist`` that built the artifact (its toolchain).
     runtime_requirements: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
+    #: False when :meth:`coverage` answers without the toolchain ``requires`` names (from a documented op table):
+    #: ``edgest check`` then asks it even where :meth:`unavailable_reason` says the target cannot work here,
+    #: and its note says so. True (the default): an unavailable target's column is "unavailable".
+    coverage_needs_runtime: ClassVar[bool] = True
+
     #: option name → (allowed values as a tuple, or a type; default). Targets that declare a table get
     #: their constructor options checked (one-line BadInput) and :meth:`option` defaults for free.
     option_table: ClassVar[dict[str, tuple[Any, Any]]] = {}

@@ -66,11 +66,28 @@ class DyingTarget(throwaway_plugin.PickleTarget):
         os._exit(3)
 
 
+class TableTarget(NoCumsumTarget):
+    """Its runtime is missing here, but its coverage comes from a table (``coverage_needs_runtime`` False)."""
+
+    name = "table-coverage"
+    requires = ("edgest_no_such_runtime",)
+    coverage_needs_runtime = False
+
+
+class RuntimeTarget(TableTarget):
+    """The same, with the contract's default: coverage needs the runtime."""
+
+    name = "runtime-coverage"
+    coverage_needs_runtime = True
+
+
 @hookimpl
 def register_targets(register):
     register(NoCumsumTarget)
     register(BrokenTarget)
     register(DyingTarget)
+    register(TableTarget)
+    register(RuntimeTarget)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +155,15 @@ def test_a_precision_the_target_lacks_is_skipped_not_an_error(registry):
     result = check(ConvCumsum(), ["no-cumsum"], precision="int8", input_shape=(1, 3, 8, 8), registry=registry)
     assert result.coverage["no-cumsum"].status == "skipped"
     assert "int8" in result.coverage["no-cumsum"].note
+
+
+def test_a_target_whose_coverage_needs_no_runtime_answers_while_unavailable(registry):
+    result = check(ConvCumsum(), ["table-coverage", "runtime-coverage"], input_shape=(1, 3, 8, 8), registry=registry)
+    table, runtime = result.coverage["table-coverage"], result.coverage["runtime-coverage"]
+    assert table.status == "known" and table.verdicts("aten.cumsum") == {"fallback": 1}
+    assert table.note == "fake toolchain; runtime unavailable here: edgest_no_such_runtime not installed"
+    assert runtime.status == "unavailable" and runtime.ops == ()
+    assert runtime.note == "edgest_no_such_runtime not installed"
 
 
 def test_the_contract_default_is_not_known():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -16,10 +17,11 @@ import torch
 from onnx import TensorProto, helper
 
 import edgest
+import edgest.preflight
 import edgest_models.plugin
 import edgest_tensorrt.plugin
 from edgest.capture import capture
-from edgest.errors import BadInput
+from edgest.errors import BadInput, Unsupported
 from edgest.plugins import new_plugin_manager
 from edgest.testing import TargetConformance
 from edgest_tensorrt import check_onnx_for_tensorrt, prepare_onnx, supported_ops
@@ -159,6 +161,93 @@ def test_options_are_validated():
         TensorRTTarget(fp16=True)
     with pytest.raises(BadInput, match="workspace_mb must be int"):
         TensorRTTarget(workspace_mb="big")
+
+
+class ConvThenRefused(torch.nn.Module):
+    """Conv and linear (TensorRT's parser takes them), an int bitwise and (ONNX BitwiseAnd: the parser's table says N)
+    and a 1D max pool (ONNX MaxPool on a 3D tensor: TensorRT pools 2D or 3D inputs only)."""
+
+    def __init__(self, refused: bool = True) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+        self.pool = torch.nn.MaxPool1d(2)
+        self.refused = refused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x)).mean((2, 3))
+        out = self.fc(y)
+        if self.refused:
+            out = out + torch.bitwise_and((y * 10).to(torch.int32), 3).float().sum() + self.pool(y.unsqueeze(1)).sum()
+        return out
+
+
+_SMALL = (1, 3, 8, 8)
+_ONNX_OP = re.compile(r"ONNX op (\w+)")
+
+
+def _checked(registry, refused: bool):
+    result = edgest.preflight.check(ConvThenRefused(refused).eval(), ["tensorrt"], input_shape=_SMALL, registry=registry)
+    return result.coverage["tensorrt"]
+
+
+def test_check_predicts_conv_and_linear_native_without_tensorrt(registry):
+    cov = _checked(registry, refused=False)
+    assert cov.status == "known", cov.note
+    assert cov.verdicts("aten.conv2d.default") == {"native": 1} and cov.verdicts("aten.linear.default") == {"native": 1}
+    assert set(cov.summary()) == {"native"}
+    assert "prediction from TensorRT 10.15's documented ONNX-parser operator table" in cov.note
+    assert "not from TensorRT itself" in cov.note
+    if not HAS_TRT:
+        assert cov.note.endswith("runtime unavailable here: tensorrt not installed (pip install tensorrt (needs an NVIDIA GPU and driver))")
+
+
+def test_check_names_the_onnx_op_the_parser_refuses_on_the_captured_op(registry):
+    cov = _checked(registry, refused=True)
+    assert cov.status == "known", cov.note
+    bad = {o.op: o.note for o in cov.ops if o.verdict == "unsupported"}
+    assert bad == {
+        "aten.bitwise_and.Scalar": "ONNX op BitwiseAnd is not supported by TensorRT 10.15's ONNX parser",
+        "aten.max_pool1d.default": "ONNX op MaxPool: TensorRT pools 2D or 3D inputs only, this one is 1D",
+    }, cov.ops
+    assert cov.verdicts("aten.conv2d.default") == {"native": 1} and cov.verdicts("aten.linear.default") == {"native": 1}
+    assert next(o for o in cov.ops if o.op == "aten.max_pool1d.default").where[0].endswith("(pool)")
+
+
+def test_coverage_flags_the_ops_the_compiles_own_onnx_check_flags(tmp_path, monkeypatch):
+    import edgest.coverage
+
+    model = ConvThenRefused().eval()
+    example = (torch.randn(*_SMALL),)
+    program = capture(model, example)
+    _, problems = prepare_onnx(program, example, tmp_path)  # what lower() records as onnx_problems
+    flagged = {re.match(r"(?:op )?(\w+)", p).group(1) for p in problems}
+    cov = TensorRTTarget().coverage(program)
+    assert flagged == {"BitwiseAnd", "MaxPool"}
+    assert {m for o in cov.ops for m in _ONNX_OP.findall(o.note)} == flagged
+    monkeypatch.setattr(edgest.coverage, "SAMPLE_OPS", False)  # the whole graph exported: the same verdicts
+    assert TensorRTTarget().coverage(capture(model, example)).ops == cov.ops
+
+
+def test_an_op_the_onnx_export_lacks_is_unsupported_as_the_export_fails(tmp_path):
+    class Cummax(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cummax(torch.relu(x), 2)[0]
+
+    example = (torch.randn(*_SMALL),)
+    cov = TensorRTTarget().coverage(capture(Cummax(), example))
+    assert cov.verdicts("aten.cummax") == {"unsupported": 1} and cov.verdicts("aten.relu") == {"native": 1}
+    assert "ONNX export: no ONNX function for aten.cummax.default" in next(o.note for o in cov.ops if "cummax" in o.op)
+    with pytest.raises(Unsupported, match=r"target 'tensorrt' \(ONNX export\) cannot lower op aten.cummax"):
+        prepare_onnx(capture(Cummax(), example), example, tmp_path)
+
+
+@no_trt
+def test_cli_check_answers_for_tensorrt_without_it(tmp_path):
+    proc = _edgest(tmp_path, "check", "--model", "lmuformer_tiny", "--targets", "tensorrt", "--json")
+    assert proc.returncode == 0, proc.stderr
+    cov = json.loads(proc.stdout)["targets"]["tensorrt"]
+    assert cov["status"] == "known" and cov["summary"] and "tensorrt not installed" in cov["note"]
 
 
 @trt_runtime

@@ -61,7 +61,7 @@ def _check_restrictions(node: Any, where: str, ranks: dict[str, int], consts: di
     """The restrictions of operators.md that a vision/video model can plausibly hit."""
     out: list[str] = []
     op = node.op_type
-    where = f"{op} {where}"
+    where = f"{op} {where}".rstrip()
     if op in _POOLS:
         rank = ranks.get(node.input[0])
         if rank is not None and rank not in (4, 5):
@@ -109,6 +109,30 @@ def _check_restrictions(node: Any, where: str, ranks: dict[str, int], consts: di
     elif op == "Constant":
         if any(a.name in ("sparse_value", "value_string", "value_strings") for a in node.attribute):
             out.append(f"{where}: TensorRT does not import sparse or string constants")
+    return out
+
+
+def node_refusals(node: Any, ranks: dict[str, int], consts: dict[str, Any], where: str = "") -> list[str]:
+    """What TensorRT's ONNX parser would refuse about one ONNX node (subgraphs not included); [] when nothing.
+
+    The operator table (:mod:`edgest_tensorrt.supported_ops`), the documented restrictions and
+    data-dependent output shapes. ``where`` (the node's location, :func:`_where`) goes into each
+    message; '' leaves it out, for a message shared by many nodes (``op Unique is not supported ...``).
+    """
+    at = f" ({where})" if where else ""
+    out: list[str] = []
+    if node.domain not in ops.DEFAULT_DOMAINS:
+        out.append(f"op {node.domain}::{node.op_type}{at} is outside the default ONNX domain; "
+                   "TensorRT's parser needs a plugin for it")
+    elif node.op_type in ops.UNSUPPORTED:
+        out.append(f"op {node.op_type}{at} is not supported by TensorRT {ops.TABLE_VERSION}'s ONNX parser")
+    elif node.op_type not in ops.SUPPORTED:
+        out.append(f"op {node.op_type}{at} is not in TensorRT {ops.TABLE_VERSION}'s ONNX operator list")
+    else:
+        out.extend(_check_restrictions(node, where, ranks, consts))
+    if node.op_type in ops.DATA_DEPENDENT_SHAPE and node.op_type not in ops.UNSUPPORTED:
+        out.append(f"op {node.op_type}{at} has a data-dependent output shape; "
+                   "edgest builds TensorRT engines for static shapes only")
     return out
 
 
@@ -226,18 +250,7 @@ def check_onnx_for_tensorrt(path: str | Path) -> list[str]:
             where = _where(node, where_scope)
             if (node.domain, node.op_type) in local_functions:
                 continue  # the parser inlines model-local functions; their bodies are checked below
-            if node.domain not in ops.DEFAULT_DOMAINS:
-                problems.append(f"op {node.domain}::{node.op_type} ({where}) is outside the default ONNX domain; "
-                                "TensorRT's parser needs a plugin for it")
-            elif node.op_type in ops.UNSUPPORTED:
-                problems.append(f"op {node.op_type} ({where}) is not supported by TensorRT {ops.TABLE_VERSION}'s ONNX parser")
-            elif node.op_type not in ops.SUPPORTED:
-                problems.append(f"op {node.op_type} ({where}) is not in TensorRT {ops.TABLE_VERSION}'s ONNX operator list")
-            else:
-                problems.extend(_check_restrictions(node, where, ranks, consts))
-            if node.op_type in ops.DATA_DEPENDENT_SHAPE and node.op_type not in ops.UNSUPPORTED:
-                problems.append(f"op {node.op_type} ({where}) has a data-dependent output shape; "
-                                "edgest builds TensorRT engines for static shapes only")
+            problems.extend(node_refusals(node, ranks, consts, where))
 
     visit(model.graph, "")
     for (domain, name), fn in local_functions.items():

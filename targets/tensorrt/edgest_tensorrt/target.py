@@ -28,6 +28,8 @@ from edgest_tensorrt import device
 if TYPE_CHECKING:
     import torch
 
+    from edgest.coverage import Coverage
+
 _PRECISIONS = ("fp32", "fp16")
 
 
@@ -101,6 +103,8 @@ class TensorRTTarget(Target):
     #: torch: the runner's I/O buffers are torch CUDA tensors (Jetson images ship torch)
     runtime_requirements = (("numpy", "tensorrt=={tensorrt}", "torch"),)
     precisions: ClassVar[tuple[str, ...]] = _PRECISIONS
+    #: coverage predicts from the ONNX parser's documented table: no TensorRT, no GPU needed
+    coverage_needs_runtime: ClassVar[bool] = False
 
     #: int8 is absent on purpose: it needs Q/DQ nodes in the ONNX graph, not offered yet
     option_table: ClassVar[dict[str, tuple[Any, Any]]] = {
@@ -133,6 +137,12 @@ class TensorRTTarget(Target):
         (out_dir / "io.json").write_text(json.dumps({"inputs": built["inputs"], "outputs": built["outputs"]}))
         # io.json keeps the network's I/O order; a device bundle copies the files listed here
         return Lowered(path, {**details, **built, "files": [path.name, "io.json"]})
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        """TensorRT 10's documented ONNX-parser table on the program's ONNX export (:mod:`edgest_tensorrt.coverage`)."""
+        from edgest_tensorrt.coverage import coverage
+
+        return coverage(program)
 
     def load(self, path: Path, threads: int) -> TrtRunner:
         import importlib.util
