@@ -108,25 +108,26 @@ def test_a_file_that_changes_folder_does_not_move_edgest(tmp_path: Path, monkeyp
     assert Path.cwd() == tmp_path
 
 
-def test_a_thread_the_model_leaves_running_does_not_keep_edgest_alive(tmp_path: Path) -> None:
-    ref = _file(tmp_path, "import threading, time\nthreading.Thread(target=time.sleep, args=(10000,), name='forever')"
-                          ".start()\n" + NET)
+def _compile_in_a_process(tmp_path: Path, head: str) -> subprocess.CompletedProcess:
+    """``edgest compile`` (eager) of a model file that runs ``head`` at import, as its own process."""
+    ref = _file(tmp_path, head + NET)
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    proc = subprocess.run([sys.executable, "-m", "edgest", "compile", "--model", ref, "--input-shape", "1x4", "--target",
+    return subprocess.run([sys.executable, "-m", "edgest", "compile", "--model", ref, "--input-shape", "1x4", "--target",
                            "eager", "--samples", "1", "-q", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300, env=env)
+                          check=False, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_a_thread_the_model_leaves_running_does_not_keep_edgest_alive(tmp_path: Path) -> None:
+    proc = _compile_in_a_process(tmp_path, "import threading, time\nthreading.Thread(target=time.sleep, args=(10000,), "
+                                           "name='forever').start()\n")
     assert proc.returncode == 0, proc.stderr
     assert "thread 'forever' (started by the model's code?) is still running; exiting without waiting" in proc.stderr
 
 
 def test_a_thread_pool_left_open_ends_without_a_note(tmp_path: Path) -> None:
     """NNCF leaves a ThreadPoolExecutor open after an OpenVINO int8 compile: its idle worker is no news to the user."""
-    ref = _file(tmp_path, "from concurrent.futures import ThreadPoolExecutor\nPOOL = ThreadPoolExecutor(1)\n"
-                          "POOL.submit(int).result()\n" + NET)
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    proc = subprocess.run([sys.executable, "-m", "edgest", "compile", "--model", ref, "--input-shape", "1x4", "--target",
-                           "eager", "--samples", "1", "-q", "--out", str(tmp_path / "run")],
-                          check=False, capture_output=True, text=True, timeout=300, env=env)
+    proc = _compile_in_a_process(tmp_path, "from concurrent.futures import ThreadPoolExecutor\n"
+                                           "POOL = ThreadPoolExecutor(1)\nPOOL.submit(int).result()\n")
     assert proc.returncode == 0, proc.stderr
     assert "still running" not in proc.stderr and (tmp_path / "run" / "report.json").is_file()
 
