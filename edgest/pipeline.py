@@ -20,6 +20,7 @@ from edgest import resources
 from edgest.data.tasks import TASK_FIRST_CLIP, TASK_SAMPLES, TaskSet, task_set  # noqa: F401 - historic import path
 from edgest.outdir import staged_output
 from edgest.plan import PassArg, Plan, parse_shape, plan  # noqa: F401 - parse_shape: historic import path
+from edgest.provenance import shared_provenance
 from edgest.records import Report
 from edgest.report import write_reports
 
@@ -43,7 +44,8 @@ class _Stages:
         if self.listener:
             self.listener(name, "start", 0.0)
         t0 = time.perf_counter()
-        yield
+        with shared_provenance():  # toolchains' passes share node provenance instead of copying it (edgest.provenance)
+            yield
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
         if self.listener:
             self.listener(name, "end", self.seconds[name])

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.coverage import Coverage, Preflight, not_known, program_ops
 from edgest.errors import EdgestError
+from edgest.provenance import shared_provenance
 from edgest.target import Target
 
 #: seconds all child processes together get to answer before the rest are marked failed
@@ -57,7 +58,8 @@ def capture_for_check(model: str | torch.nn.Module, input_shape: Sequence[int] |
                      model_name=the_plan.spec.name)
     inputs = seeded_inputs([the_plan.spec.input.shape], 1, the_plan.checks.seed)
     try:
-        program, _ = transform.capture_program(the_plan, Built(module, inputs, []))
+        with shared_provenance():
+            program, _ = transform.capture_program(the_plan, Built(module, inputs, []))
     except EdgestError:
         eager_sets_or_bad_input(module, inputs, the_plan.spec)  # an input the model cannot take is named as such
         raise
@@ -106,7 +108,8 @@ def ask(target: Target, program: torch.export.ExportedProgram, precision: str | 
     level = pytree.level
     pytree.setLevel(logging.ERROR)
     try:
-        answer = target.coverage(mine)
+        with shared_provenance():  # a toolchain's passes share node provenance instead of copying it
+            answer = target.coverage(mine)
     except Exception as exc:  # noqa: BLE001 - one target failing to answer must not hide the others
         return not_known(target.name, f"coverage failed: {type(exc).__name__}: {first_line(exc)[:200]}", "failed")
     finally:
