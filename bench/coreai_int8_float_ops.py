@@ -33,19 +33,10 @@ RULES = {"coreai-opt": (False, False), "+ logits float": (False, True), "+ eleme
 
 def _quantise(program: Any, example: Any, calibration: Any, float_ops: bool, float_logits: bool) -> Any:
     """prepare → calibrate → finalize as edgest_coreai.quantizer does, with the rules asked for."""
-    import torch
-    from coreai_opt.quantization import Quantizer
     from edgest_coreai import quantizer as q
 
     layers = q.output_layers(program.graph) if float_logits else []
-    quantizer = Quantizer(program.module(), q._config(layers, q.FLOAT_OPS if float_ops else ()))
-    prepared = quantizer.prepare((example,))
-    prepared.eval()
-    with torch.no_grad(), quantizer.calibration_mode():
-        for xs in calibration.inputs:
-            prepared(*(torch.from_numpy(x) for x in xs))
-    finalized = quantizer.finalize()
-    finalized.eval()
+    finalized = q.calibrated(program.module(), q._config(layers, q.FLOAT_OPS if float_ops else ()), (example,), calibration)
     if float_logits:
         q._float_output_path(finalized)
     return finalized

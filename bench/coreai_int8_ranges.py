@@ -41,16 +41,10 @@ def _config(ranges: str) -> Any:
 
 def _quantise(model: Any, example: Any, calibration: Any, ranges: str) -> Any:
     import torch
-    from coreai_opt.quantization import Quantizer
+    from edgest_coreai.quantizer import calibrated
 
-    quantizer = Quantizer(torch.export.export(model, (example,), strict=False).module(), _config(ranges))
-    prepared = quantizer.prepare((example,))
-    prepared.eval()
-    with torch.no_grad(), quantizer.calibration_mode():
-        for xs in calibration.inputs:
-            prepared(*(torch.from_numpy(x) for x in xs))
-    finalized = quantizer.finalize()
-    finalized.eval()
+    module = torch.export.export(model, (example,), strict=False).module()
+    finalized = calibrated(module, _config(ranges), (example,), calibration)
     return torch.export.export(finalized, (example,), strict=False)
 
 

@@ -163,6 +163,22 @@ def _custom_ops(program: Any) -> dict[str, int]:
     return dict(sorted(ops.items()))
 
 
+def calibrated(module: Any, config: Any, example_inputs: Sequence[Any], calibration: CalibrationSet) -> Any:
+    """coreai-opt's prepare (tracing ``example_inputs``) → ``calibration``'s inputs → finalize, on ``module``."""
+    import torch
+    from coreai_opt.quantization import Quantizer
+
+    quantizer = Quantizer(module, config)
+    prepared = quantizer.prepare(tuple(example_inputs))
+    prepared.eval()  # batch norm in inference form (coreai-opt rewrites the graph; returns None)
+    with torch.no_grad(), quantizer.calibration_mode():
+        for xs in calibration.inputs:
+            prepared(*(torch.from_numpy(x) for x in xs))
+    finalized = quantizer.finalize()
+    finalized.eval()
+    return finalized
+
+
 class CoreAIOptQuantizer(ProgramQuantizer):
     """Static W8A8 with coreai-opt (graph mode); min/max ranges over the calibration clips; logits and elementwise ops float."""
 
@@ -178,16 +194,7 @@ class CoreAIOptQuantizer(ProgramQuantizer):
         outputs = [m for m in output_layers(program.graph) if m not in skip]
         caught: list[str] = []
         with quiet(caught):
-            from coreai_opt.quantization import Quantizer
-
-            quantizer = Quantizer(program.module(), _config([*skip, *outputs]))
-            prepared = quantizer.prepare(tuple(example_inputs))
-            prepared.eval()  # batch norm in inference form (coreai-opt rewrites the graph; returns None)
-            with torch.no_grad(), quantizer.calibration_mode():
-                for xs in calibration.inputs:
-                    prepared(*(torch.from_numpy(x) for x in xs))
-            finalized = quantizer.finalize()
-            finalized.eval()
+            finalized = calibrated(program.module(), _config([*skip, *outputs]), example_inputs, calibration)
             dropped = _float_output_path(finalized)
             new = torch.export.export(finalized, tuple(example_inputs), strict=False)
         ops = _custom_ops(new)
