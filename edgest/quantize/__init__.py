@@ -7,11 +7,11 @@ from edgest.quantize.contract import (
     PASS_NAME, PRECISION, SCHEMES, ArtifactQuantizer, ArtifactStep, ProgramQuantizer, Quantized, Quantizer, Stage,
 )
 from edgest.quantize.sensitivity import SENSITIVITY_INPUTS, quantizable_layers, sensitivity, sensitivity_inputs
-from edgest.quantize.skip import check_skip, in_modules, module_names
+from edgest.quantize.skip import check_skip, in_modules, module_names, output_path
 from edgest.quantize.state import loop_of, state_loop
 
 __all__ = [
     "PASS_NAME", "PRECISION", "SCHEMES", "SENSITIVITY_INPUTS", "ArtifactQuantizer", "ArtifactStep", "ProgramQuantizer",
-    "Quantized", "Quantizer", "Stage", "check_skip", "in_modules", "loop_of", "module_names", "quantizable_layers",
-    "sensitivity", "sensitivity_inputs", "state_loop",
+    "Quantized", "Quantizer", "Stage", "check_skip", "in_modules", "loop_of", "module_names", "output_path",
+    "quantizable_layers", "sensitivity", "sensitivity_inputs", "state_loop",
 ]

@@ -1,12 +1,14 @@
-"""``--quant-skip`` for program quantizers: which modules a graph's nodes were traced in, and the check of the names.
+"""What program quantizers keep float: ``--quant-skip`` modules, and the path from the last layer to the outputs.
 
 Every PT2E-style quantizer (ExecuTorch, LiteRT, Core AI, a third party's) reads the same node metadata
 (``nn_module_stack``), so the lookup and its one-line error live here, in the contract's package.
+:func:`output_path` walks back from a graph's outputs; each target says which ops the walk passes
+through (its own op names: ATen overloads, or coreai-opt's packets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgest.errors import BadInput
@@ -30,3 +32,21 @@ def check_skip(graph: Any, skip: Sequence[str]) -> None:
         if not any(k == name or k.startswith(name + ".") for k in known):
             examples = ", ".join(sorted(known, key=lambda k: (k.count("."), k))[:4])
             raise BadInput(f"--quant-skip '{name}' is not a module of the model; e.g. {examples}")
+
+
+def output_path(graph: Any, passes_through: Callable[[Any], bool]) -> list[Any]:
+    """Every ``call_function`` node reached back from ``graph``'s outputs, continuing through those ``passes_through`` accepts.
+
+    The first node the walk does not pass through (the layer that computes an output) is included
+    and ends that branch; placeholders and constants end it too. Each node appears once.
+    """
+    found: dict[Any, None] = {}
+    todo = [a for n in graph.nodes if n.op == "output" for a in n.all_input_nodes]
+    while todo:
+        node = todo.pop()
+        if node.op != "call_function" or node in found:
+            continue
+        found[node] = None
+        if passes_through(node):
+            todo.extend(node.all_input_nodes)
+    return list(found)

@@ -50,7 +50,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.quantization import ProgramQuantizer, Quantized, check_skip
+from edgest.quantization import ProgramQuantizer, Quantized, check_skip, output_path
 
 if TYPE_CHECKING:
     import torch
@@ -81,20 +81,11 @@ def _op(node: Any) -> str:
 
 def output_layers(graph: Any) -> list[str]:
     """Module paths of the layers that compute the graph's outputs: back from each output through :data:`_PASS_THROUGH`."""
-    found: set[str] = set()
-    todo = [a for n in graph.nodes if n.op == "output" for a in n.all_input_nodes]
-    seen: set[Any] = set()
-    while todo:
-        node = todo.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if _op(node) in _PASS_THROUGH:
-            todo.extend(node.all_input_nodes)
-        elif _op(node) in _LAYERS:
-            stack = list((node.meta.get("nn_module_stack") or {}).values())
-            if stack and stack[-1][0]:  # a layer traced at the top level has no module to keep float
-                found.add(stack[-1][0])
+    found = set()
+    for node in output_path(graph, lambda n: _op(n) in _PASS_THROUGH):
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        if _op(node) in _LAYERS and stack and stack[-1][0]:  # a layer traced at the top level has no module to keep float
+            found.add(stack[-1][0])
     return sorted(found)
 
 

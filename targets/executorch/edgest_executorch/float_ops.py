@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from edgest.quantization import output_path
+
 #: ops that only move, reshape or average what they read: the output path continues through them
 _PASS_THROUGH = {"mean.dim", "mean", "view", "reshape", "flatten.using_ints", "transpose.int", "permute", "squeeze.dim",
                  "squeeze.dims", "squeeze", "unsqueeze", "adaptive_avg_pool2d", "avg_pool2d", "contiguous", "clone",
@@ -71,17 +73,7 @@ def output_layers(graph: Any) -> set[str]:
     downstream runs in int8 to repay it (squeezetime_tiny, trained: 16.4 dB → 32.7 dB on random
     inputs, 31.9 → 33.1 dB on labelled clips with its ``fc`` float; the fc is 1% of the weights).
     """
-    out: set[str] = set()
-    outputs = [n for n in graph.nodes if n.op == "output"]
-    todo = [a for n in outputs for a in n.all_input_nodes]
-    while todo:
-        node = todo.pop()
-        if node.op != "call_function" or node.name in out:
-            continue
-        out.add(node.name)
-        if aten_name(node) in _PASS_THROUGH or "getitem" in str(node.target):
-            todo.extend(node.all_input_nodes)
-    return out
+    return {n.name for n in output_path(graph, lambda n: aten_name(n) in _PASS_THROUGH or "getitem" in str(n.target))}
 
 
 def _consumers(node: Any) -> list[Any]:
