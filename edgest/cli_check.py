@@ -47,8 +47,9 @@ def print_preflight(result: Preflight) -> None:
            ["op", "nodes", "source", *known], rows)
     console = _console()
     for name, c in result.coverage.items():
-        console.print(f"{name}: {c.note}" if c.status == "known" else f"{name}: {c.status}: {c.note}", soft_wrap=True,
-                      markup=False)
+        kept = " (kept from an earlier check: --no-cache asks again)" if name in result.cached else ""
+        console.print(f"{name}: {c.note}{kept}" if c.status == "known" else f"{name}: {c.status}: {c.note}",
+                      soft_wrap=True, markup=False)
 
 
 @click.command("check")
@@ -62,14 +63,17 @@ def print_preflight(result: Preflight) -> None:
               help="Model option, repeatable: a key of the model's config, e.g. num_frames=8.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Targets asked at once, each in its own process (1: one after another, in this process).")
+@click.option("--no-cache", is_flag=True,
+              help="Ask every target again instead of reusing an answer kept for the same program, target and toolchain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
 def check_cmd(model: str, targets: str, precision: str | None, input_shape: str | None, model_option: tuple[str, ...],
-              jobs: int, as_json: bool) -> int:
+              jobs: int, no_cache: bool, as_json: bool) -> int:
     """Before compiling: which ops of MODEL each target runs natively, delegates, falls back on or rejects.
 
     The model is captured once, as compile captures it; each installed target then answers from
     its toolchain's own knowledge (a partitioner, an exporter's op registry, a frontend's convert
-    table) without compiling. A target that cannot say shows "not known".
+    table) without compiling. A target that cannot say shows "not known". An answer is kept per
+    user and reused while the program, the target's options, its toolchain and the code are the same.
     """
     from edgest.cli import _model_options
     from edgest.fsio import dumps_json
@@ -79,7 +83,8 @@ def check_cmd(model: str, targets: str, precision: str | None, input_shape: str 
     names = None if targets.strip() == "all" else name_list("--targets", targets, "eager,onnx")
     with _asking() as on_target:
         result = check(model, names, precision=precision, input_shape=input_shape,
-                       model_options=_model_options(model_option, [model]).get(model), on_target=on_target, jobs=jobs)
+                       model_options=_model_options(model_option, [model]).get(model), on_target=on_target, jobs=jobs,
+                       use_cache=not no_cache)
     if as_json:
         click.echo(dumps_json(result.to_dict()), nl=False)
     else:

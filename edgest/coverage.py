@@ -231,8 +231,10 @@ class Preflight:
     ops: tuple[dict[str, Any], ...]
     coverage: dict[str, Coverage] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: targets whose answer came from :mod:`edgest.coverage_cache` (no seconds: nothing was asked)
+    cached: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "input_shape": list(self.input_shape), "precision": self.precision,
                 "ops": list(self.ops), "targets": {t: c.to_dict() for t, c in self.coverage.items()},
-                "seconds": self.seconds}
+                "seconds": self.seconds, "cached": list(self.cached)}

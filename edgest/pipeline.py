@@ -100,10 +100,10 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
 
 def _coverage(plan: Plan, program: torch.export.ExportedProgram) -> dict[str, Any]:
     """The compiled target's op coverage of the captured program, for the report (``compile --coverage``)."""
-    from edgest.preflight import ask
+    from edgest.preflight import cached_ask
     from edgest.report.coverage import report_coverage
 
-    return report_coverage(ask(plan.target, program, plan.precision))
+    return report_coverage(cached_ask(plan.target, program, plan.precision))
 
 
 def compile(model: str | torch.nn.Module | Plan, target: str | None = None, *args: Any,

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgest import coverage_cache
 from edgest.coverage import Coverage, Preflight, not_known, program_ops
 from edgest.errors import EdgestError
 from edgest.provenance import shared_provenance
@@ -137,12 +138,15 @@ def shared_weights_copy(program: torch.export.ExportedProgram) -> torch.export.E
 
 def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *, precision: str | None = None,
           input_shape: Sequence[int] | str | None = None, model_options: dict[str, Any] | None = None,
-          registry: Registry | None = None, on_target: Callable[[str], None] | None = None, jobs: int = 1) -> Preflight:
+          registry: Registry | None = None, on_target: Callable[[str], None] | None = None, jobs: int = 1,
+          use_cache: bool = True) -> Preflight:
     """Capture ``model`` once and ask each of ``targets`` (None: every registered one) for its op coverage.
 
     ``precision`` None asks each target at its default precision; a precision a target lacks
     makes its column "skipped". ``jobs`` above 1 asks the targets in that many child processes at
-    once (each forked from this one after the capture, so only its toolchain is imported again). Raises an
+    once (each forked from this one after the capture, so only its toolchain is imported again). With
+    ``use_cache`` an answer kept from an earlier ask of the same program, target, toolchain and code
+    (:mod:`edgest.coverage_cache`) is reused, and new ``known`` answers are kept. Raises an
     :class:`~edgest.errors.EdgestError` for a bad model, shape, option or target name; a target
     that cannot answer is recorded, not raised.
     """
@@ -170,11 +174,40 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
             out[cls.name] = unasked
         else:
             asked.append(tgt)
-    answers = _answers(asked, program, precision, jobs, on_target)
+    cached, keys = _cached(asked, program, precision) if use_cache else ({}, {})
+    answers = _answers([t for t in asked if t.name not in cached], program, precision, jobs, on_target)
     seconds.update({name: s for name, (_, s) in answers.items()})
-    out.update({name: c for name, (c, _) in answers.items()})
+    out.update({name: c for name, (c, _) in answers.items()} | cached)
+    for name, key in keys.items():
+        if name in answers:
+            coverage_cache.store(key, answers[name][0])
     ordered = {cls.name: out[cls.name] for cls in classes}
-    return Preflight(spec.name, tuple(spec.input.shape), precision, tuple(program_ops(program)), ordered, seconds)
+    return Preflight(spec.name, tuple(spec.input.shape), precision, tuple(program_ops(program)), ordered, seconds,
+                     tuple(n for n in ordered if n in cached))
+
+
+def _cached(targets: list[Target], program: torch.export.ExportedProgram,
+            precision: str | None) -> tuple[dict[str, Coverage], dict[str, str]]:
+    """(answers kept for these targets, each target's cache key): :mod:`edgest.coverage_cache`. A program or
+    target the cache cannot key (a tensor it cannot read) is asked as if nothing were kept."""
+    try:
+        fingerprint = coverage_cache.program_fingerprint(program)
+        keys = {t.name: coverage_cache.cache_key(t, fingerprint, precision) for t in targets}
+    except Exception:  # noqa: BLE001 - the cache only saves time: never a reason for check to fail
+        return {}, {}
+    hits = {name: coverage_cache.load(key) for name, key in keys.items()}
+    return {name: c for name, c in hits.items() if c is not None}, keys
+
+
+def cached_ask(target: Target, program: torch.export.ExportedProgram, precision: str | None) -> Coverage:
+    """:func:`ask`, reusing and keeping answers in :mod:`edgest.coverage_cache` (``compile --coverage``)."""
+    hits, keys = _cached([target], program, precision)
+    if target.name in hits:
+        return hits[target.name]
+    answer = ask(target, program, precision)
+    if target.name in keys:
+        coverage_cache.store(keys[target.name], answer)
+    return answer
 
 
 def _timed(target: Target, program: torch.export.ExportedProgram, precision: str | None,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def _edgest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _edgest(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edgest", *args], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          check=False)
+                          check=False, env=env)
 
 
 def _check_document(doc: dict, targets: set[str]) -> None:
@@ -52,6 +52,19 @@ def test_check_table_shows_ops_by_targets_and_what_is_not_known(tmp_path, conv_c
     assert {"conv2d", "relu", "cumsum"} <= set(rows)
     assert "native" in rows["cumsum"]
     assert "example-pt2: not known: target 'example-pt2' does not report op coverage" in proc.stdout
+
+
+def test_a_second_check_says_which_answers_it_kept_and_no_cache_asks_again(tmp_path, conv_cumsum_file):
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ("check", "--model", "net.py:ConvCumsum", "--input-shape", "1x3x8x8", "--targets", "eager")
+    first, second, third = (_edgest(*args, *extra, cwd=tmp_path, env=env) for extra in ((), (), ("--no-cache",)))
+    assert [p.returncode for p in (first, second, third)] == [0, 0, 0], second.stderr
+    kept = "(kept from an earlier check: --no-cache asks again)"
+    assert kept not in first.stdout and kept in second.stdout and kept not in third.stdout
+    assert second.stdout.replace(" " + kept, "") == first.stdout  # the same matrix and notes
+    assert len(list((tmp_path / "cache" / "edgest" / "coverage").glob("*.json"))) == 1
 
 
 def test_check_refuses_an_unknown_target_in_one_line():

@@ -1,0 +1,135 @@
+"""Op-coverage answers kept per user, keyed by what they depend on, so asking again is instant.
+
+A target's coverage of a program depends on the program (its nodes, shapes, source lines and
+weights), the target's options and precision, its toolchain's versions and the code that asks
+(edgest's and the target package's). :func:`cache_key` hashes all of them; an answer is reused
+only when every one is the same, so a cached answer is never stale, only absent. ``edgest check``
+looks every target up before forking any child, and ``compile --coverage`` before asking its
+target, so a compile after a check of the same program reuses the check's answer.
+
+Only ``known`` answers are kept (a failure or a time-out may not happen next time). A cache that
+cannot be read or written is only slower. The files are ``coverage/<key>.json`` in
+:func:`edgest.inventory.cache_dir`; deleting them is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgest.coverage import Coverage, OpVerdict
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgest.target import Target
+
+#: bumped when the stored answer's layout or meaning changes; older entries are then ignored
+FORMAT = 1
+
+
+def program_fingerprint(program: torch.export.ExportedProgram) -> str:
+    """A hash of everything in ``program`` a coverage answer can depend on: each node (op, arguments, value
+    shape/dtype/strides, source line and module path), the signature, and every weight's bytes."""
+    h = hashlib.blake2b(digest_size=20)
+    for node in program.graph.nodes:
+        val = node.meta.get("val")
+        vals = val if isinstance(val, (list, tuple)) else (val,)
+        shapes = [(tuple(v.shape), str(v.dtype), tuple(v.stride())) if hasattr(v, "stride") else repr(v) for v in vals]
+        # module paths and class names: a user file's module is imported under a name that differs per process
+        modules = [(fqn, str(cls).rpartition(".")[2]) for fqn, cls in (node.meta.get("nn_module_stack") or {}).values()]
+        h.update(repr((node.op, node.name, str(node.target), node.args, node.kwargs, shapes, node.meta.get("stack_trace"),
+                       modules)).encode())
+    h.update(str(program.graph_signature).encode())
+    for name, tensor in sorted({**program.state_dict, **program.constants}.items()):
+        h.update(repr((name, tuple(getattr(tensor, "shape", ())), str(getattr(tensor, "dtype", "")))).encode())
+        if hasattr(tensor, "detach"):
+            h.update(_tensor_bytes(tensor))
+    return h.hexdigest()
+
+
+def _tensor_bytes(tensor: Any) -> bytes:
+    """The tensor's values as bytes (a view of its memory where contiguous; bf16 and other dtypes NumPy lacks too)."""
+    import torch
+
+    t = tensor.detach().contiguous().cpu().reshape(-1)
+    return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+@cache
+def _source_hash(root: str) -> str:
+    """A hash of every ``.py`` file under ``root`` (a package folder) or of ``root`` itself (a module file)."""
+    path = Path(root)
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    h = hashlib.blake2b(digest_size=20)
+    for f in files:
+        try:
+            h.update(f.name.encode() + f.read_bytes())
+        except OSError:
+            h.update(f.name.encode())
+    return h.hexdigest()
+
+
+def code_fingerprint(target_cls: type) -> str:
+    """A hash of edgest's code and the code of the package (or module file) defining ``target_cls``."""
+    import edgest
+
+    roots = [Path(edgest.__file__).parent]
+    module = sys.modules.get(target_cls.__module__)
+    origin = getattr(module, "__file__", None)
+    if origin:
+        top = sys.modules.get(target_cls.__module__.partition(".")[0])
+        top_file = getattr(top, "__file__", None)
+        roots.append(Path(top_file).parent if top_file and top_file.endswith("__init__.py") else Path(origin))
+    return hashlib.blake2b("".join(_source_hash(str(r)) for r in roots).encode(), digest_size=20).hexdigest()
+
+
+def cache_key(target: Target, program_fp: str, precision: str | None) -> str:
+    """The key of ``target``'s answer on the program with fingerprint ``program_fp`` at ``precision``."""
+    from edgest import coverage, coverage_sample
+
+    cls = type(target)
+    parts = {"format": FORMAT, "target": target.name, "class": f"{cls.__module__}.{cls.__qualname__}",
+             "options": repr(sorted(target.options.items())), "precision": precision,
+             "toolchain": cls.toolchain_versions(), "unavailable": cls.unavailable_reason(),
+             "code": code_fingerprint(cls), "program": program_fp,
+             "sampling": [coverage.SAMPLE_OPS, coverage_sample.CONTEXT_SHARE]}  # how edgest samples the graph
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=20).hexdigest()
+
+
+def _folder() -> Path:
+    from edgest.inventory import cache_dir
+
+    return cache_dir() / "coverage"
+
+
+def load(key: str) -> Coverage | None:
+    """The answer stored under ``key``, or None (absent, unreadable, or not an answer)."""
+    try:
+        data = json.loads((_folder() / f"{key}.json").read_text())
+        ops = tuple(OpVerdict(o["op"], o["verdict"], int(o["count"]), tuple(o["where"]), o["note"]) for o in data["ops"])
+        return Coverage(data["target"], ops, data["note"], data["status"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+def store(key: str, coverage: Coverage) -> None:
+    """Keep a ``known`` answer under ``key``; anything else, or a folder that cannot be written, is skipped."""
+    from edgest.errors import BadInput
+    from edgest.fsio import atomic_write_text
+
+    if coverage.status != "known":
+        return
+    folder = _folder()
+    home = Path.home()
+    if folder.is_relative_to(home) and not home.is_dir():
+        return  # HOME names a folder that does not exist: never create someone's home for a cache
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / f"{key}.json", json.dumps(coverage.to_dict()))
+    except (OSError, BadInput):
+        pass
