@@ -27,6 +27,9 @@ def _print(doc: dict[str, Any], out: Path) -> None:
 @click.option("--precisions", help="Comma-separated precisions [default: fp32,int8, plus bf16/fp16 where this CPU has "
                                    "them]; each target is searched at those it supports.")
 @click.option("--pass", "passes", multiple=True, help="Pass applied to every cell, repeatable.")
+@click.option("--try-pass", "try_passes", multiple=True, metavar="NAME[:k=v,...]",
+              help="Pass searched as an axis, repeatable: every cell is benched without it and with it (and with "
+                   "each combination of the --try-pass passes).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="The model's weights file.")
 @click.option("--min-sqnr", type=FiniteFloat(), help="Accuracy budget: minimum SQNR vs eager (dB).")
 @click.option("--max-accuracy-drop", type=FiniteFloat(0, 100), help="Accuracy budget: maximum top-1 agreement lost vs eager (points).")
@@ -45,7 +48,8 @@ def _print(doc: dict[str, Any], out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the optimize document as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Show no progress, only warnings and the result.")
 @click.option("--verbose", "-v", is_flag=True, help="Show more progress: each pass and sub-step.")
-def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes: tuple[str, ...], weights: Path | None,
+def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes: tuple[str, ...],
+                 try_passes: tuple[str, ...], weights: Path | None,
                  min_sqnr: float | None, max_accuracy_drop: float | None, max_latency_ms: str | None, threads: int,
                  samples: int, finalists: int, rounds: int, out: Path, no_cache: bool, executor: str, jobs: int | None,
                  address: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
@@ -70,7 +74,12 @@ def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes
     target_list = name_list("--targets", targets, "eager,onnx") if targets is not None else None
     precision_list = name_list("--precisions", precisions, "fp32,int8") if precisions is not None else None
     space = build_space(registry, target_list, precision_list)  # unknown names, nothing available: one line
-    check_passes(passes, registry)
+    check_passes((*passes, *try_passes), registry)
+    if set(passes) & set(try_passes):
+        from edgest.errors import BadInput
+
+        raise BadInput(f"pass '{min(set(passes) & set(try_passes))}' is both applied (--pass) and searched "
+                       "(--try-pass); give it once")
     if weights is not None:
         from edgest.errors import BadInput
         from edgest.weights.files import why_not_a_file
@@ -84,12 +93,14 @@ def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes
     from edgest.outdir import check_output
 
     check_output(out, kind="bench")
-    settings = Settings(threads=threads, samples=samples, passes=passes, weights=weights, use_cache=not no_cache)
-    shown = progress.display(f"optimize {model}: {space.size} cells into {out}", _verbosity(quiet, verbose), hold="pre-flight")
+    settings = Settings(threads=threads, samples=samples, passes=passes, try_passes=try_passes, weights=weights,
+                        use_cache=not no_cache)
+    cells = space.size * len(settings.pass_sets)
+    shown = progress.display(f"optimize {model}: {cells} cells into {out}", _verbosity(quiet, verbose), hold="pre-flight")
     with progress.showing(shown):
         doc = optimize(model, out, targets=target_list, precisions=precision_list, budget=budget, settings=settings,
                        finalists=finalists, rounds=rounds, executor=runner, registry=registry,
-                       listen=lambda group: _listeners(shown, model, group, passes, out, not no_cache))
+                       listen=lambda group, pass_list: _listeners(shown, model, group, pass_list, out, not no_cache))
     if as_json:
         click.echo(dumps_json(doc), nl=False)
     else:

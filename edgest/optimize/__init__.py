@@ -44,8 +44,9 @@ def budget_text(budget: Budget) -> str:
 def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None, precisions: Sequence[str] | None = None,
              budget: Budget | None = None, settings: Settings | None = None, finalists: int = 3, rounds: int = 3,
              executor: Executor | None = None, registry: Registry | None = None,
-             listen: Callable[[Group], tuple[Any, Any]] | None = None) -> dict[str, Any]:
-    """Search ``targets`` × ``precisions`` for ``model`` on this host; the optimize document (also written to ``out_dir``).
+             listen: Callable[[Group, tuple[str, ...]], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    """Search ``targets`` × ``precisions`` × pass lists (:attr:`Settings.pass_sets`) for ``model`` on this host; the
+    optimize document (also written to ``out_dir``).
 
     Raises CheckFailed (after writing the frontier) when no cell is within ``budget``; BadInput for
     conflicting budgets, a folder edgest may not write, or nothing searchable.
@@ -105,9 +106,15 @@ def _document(model: str, space: SearchSpace, budget: Budget, settings: Settings
         "settings": {"model": model, "targets": space.targets, "precisions": space.precisions,
                      "groups": [asdict(g) for g in space.groups], "skipped": list(space.skipped),
                      "threads": settings.threads, "samples": settings.samples, "passes": list(settings.passes),
+                     "try_passes": list(settings.try_passes),
                      "weights": bench["settings"]["weights"].get(model), "use_cache": settings.use_cache,
                      "budget": asdict(budget), "budget_text": budget_text(budget), "finalists": finalists},
         "retime": {"threads": settings.threads, "rounds": rounds, "note": note,
-                   "ratios": {f"{r['target']} {r['precision']}": r["retime_ratio"] for r in rows if r["retime_ratio"] is not None}},
+                   "ratios": {_label(r): r["retime_ratio"] for r in rows if r["retime_ratio"] is not None}},
         "winner": winner, "no_winner": "", "bench": "bench.json", "cells": rows,
     }
+
+
+def _label(row: dict[str, Any]) -> str:
+    """``onnx int8``, with ``+pass`` for each pass the cell ran (two cells differing only in passes stay apart)."""
+    return " ".join([row["target"], row["precision"], *(f"+{p}" for p in row["passes"])])

@@ -28,24 +28,35 @@ class Settings:
     threads: int = 1
     samples: int = 8
     passes: tuple[str, ...] = ()
+    #: passes searched as an axis: every cell is benched without and with each, and each combination
+    try_passes: tuple[str, ...] = ()
     weights: Path | None = None
     use_cache: bool = True
     latency: LatencyConfig = field(default_factory=LatencyConfig)
 
+    @property
+    def pass_sets(self) -> list[tuple[str, ...]]:
+        """The pass lists searched: ``passes``, then ``passes`` with each non-empty combination of ``try_passes``."""
+        from itertools import combinations
+
+        tried = [c for n in range(len(self.try_passes) + 1) for c in combinations(self.try_passes, n)]
+        return [(*self.passes, *c) for c in tried]
+
 
 def run_search(model: str, space: SearchSpace, out_dir: Path, settings: Settings, budget: Budget, *,
                executor: Executor | None = None, registry: Registry | None = None,
-               listen: Callable[[Group], tuple[Any, Any]] | None = None) -> dict[str, Any]:
-    """Bench every group into ``out_dir``; the merged bench document (also written there as bench.json).
+               listen: Callable[[Group, tuple[str, ...]], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    """Bench every group with every pass list (:attr:`Settings.pass_sets`) into ``out_dir``; the merged bench
+    document (also written there as bench.json).
 
-    ``listen(group)`` gives the ``on_cell`` and ``on_stage`` listeners of that group's bench (progress).
+    ``listen(group, passes)`` gives the ``on_cell`` and ``on_stage`` listeners of that bench (progress).
     """
     from edgest.report.bench_writers import write_bench_reports
 
     docs = []
-    for group in space.groups:
-        on_cell, on_stage = listen(group) if listen else (None, None)
-        docs.append(run_bench([model], group.targets, group.precisions, out_dir, passes=settings.passes,
+    for passes, group in ((p, g) for p in settings.pass_sets for g in space.groups):
+        on_cell, on_stage = listen(group, passes) if listen else (None, None)
+        docs.append(run_bench([model], group.targets, group.precisions, out_dir, passes=passes,
                               weights={model: settings.weights} if settings.weights else None,
                               use_cache=settings.use_cache, budget=budget, threads=settings.threads,
                               samples=settings.samples, latency=settings.latency, registry=registry,

@@ -14,7 +14,8 @@ from edgest.report.bench_cells import num
 from edgest.report.svg_marks import SQNR_CAP, esc
 
 #: 1.0: the first optimize document
-OPTIMIZE_SCHEMA_VERSION = "1.0"
+#: 1.1: settings.try_passes (passes searched as an axis); a 1.0 document reads the same with it absent
+OPTIMIZE_SCHEMA_VERSION = "1.1"
 _HEAD = ["target", "precision", "status", "SQNR dB", "top-1 agree", "bench p50 ms", "in turns p50 ms", "vs winner",
          "within budget", "Pareto", "why not"]
 

@@ -93,6 +93,29 @@ def test_second_run_uses_the_cache(copy, capsys, monkeypatch):
     assert (copy / "winner" / "report.json").is_file()
 
 
+def test_pass_lists_searched_are_every_combination_of_the_tried_passes_after_the_applied_ones():
+    assert Settings().pass_sets == [()]
+    assert Settings(try_passes=("a",)).pass_sets == [(), ("a",)]
+    assert Settings(passes=("p",), try_passes=("a", "b")).pass_sets == [("p",), ("p", "a"), ("p", "b"), ("p", "a", "b")]
+
+
+def test_a_tried_pass_is_an_axis_of_the_search(copy, capsys, monkeypatch):
+    """The cells without the pass come from the cache; those with it are new cells beside them, judged alike."""
+    code, out, err = cli(capsys, monkeypatch, "--out", str(copy), "--try-pass", "fuse-bn", "--targets", "onnx",
+                         "--precisions", "fp32", "--json", "--quiet")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["settings"]["try_passes"] == ["fuse-bn"] and doc["schema_version"] == "1.1"
+    rows = {(r["target"], r["precision"], tuple(r["passes"])): r for r in doc["cells"]}
+    assert set(rows) == {("onnx", "fp32", ()), ("onnx", "fp32", ("fuse-bn",))}
+    assert rows[("onnx", "fp32", ())]["cached"] and not rows[("onnx", "fp32", ("fuse-bn",))]["cached"]
+    assert rows[("onnx", "fp32", ("fuse-bn",))]["status"] == "passed"
+    assert doc["winner"]["passes"] in ([], ["fuse-bn"])
+    report = json.loads((copy / "winner" / "report.json").read_text())
+    assert [p["name"] for p in report["passes"]] == doc["winner"]["passes"]
+    assert len(doc["retime"]["ratios"]) == sum(r["finalist"] for r in doc["cells"])  # one label per finalist
+
+
 def test_too_strict_min_sqnr_exits_non_zero_with_the_fix(copy, capsys, monkeypatch):
     code, _, err = cli(capsys, monkeypatch, "--out", str(copy), "--min-sqnr", "500", "--quiet")
     assert code == 1
@@ -111,6 +134,8 @@ def test_too_strict_min_sqnr_exits_non_zero_with_the_fix(copy, capsys, monkeypat
     (("--max-latency-ms", "nosuch=5"), ("not in the bench",)),
     (("--targets", "onnx", "--precisions", "bf16"), ("no available target supports bf16", "onnx bf16: not supported")),
     (("--weights", "no-such.pt"), ("weights file 'no-such.pt' does not exist",)),
+    (("--try-pass", "nosuch"), ("unknown pass 'nosuch'",)),
+    (("--pass", "fuse-bn", "--try-pass", "fuse-bn"), ("both applied (--pass) and searched (--try-pass)",)),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, args, words):
     from edgest.cli import main
