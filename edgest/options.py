@@ -35,12 +35,15 @@ def from_text(subject: str, table: OptionTable, key: str, text: str) -> Any:
     if allowed is bool:
         if text.lower() in _TRUE + _FALSE:
             return text.lower() in _TRUE
-        raise BadInput(f"{subject} option {key} must be true or false, not '{text}'")
+        raise BadInput(f"{subject} option {key} must be true or false, not '{text}'; write {key}=true or {key}=false")
     if allowed in (int, float):
         try:
             return allowed(text)
         except ValueError:
-            raise BadInput(f"{subject} option {key} must be {allowed.__name__}, not '{text}'") from None
+            default = table[key][1]
+            example = default if isinstance(default, (int, float)) and not isinstance(default, bool) else 1
+            raise BadInput(f"{subject} option {key} must be {allowed.__name__}, not '{text}'; write a number "
+                           f"(e.g. {key}={example})") from None
     if allowed is list:
         return [item for item in text.split("+") if item]
     return str(text)
@@ -60,7 +63,8 @@ def check_option(subject: str, table: OptionTable, key: str, value: Any) -> Any:
         return value
     if isinstance(allowed, tuple):
         if value not in allowed:
-            raise BadInput(f"{subject} option {key}={value!r} is not one of {', '.join(map(str, allowed))}")
+            raise BadInput(f"{subject} option {key}={value!r} is not one of {', '.join(map(str, allowed))}; "
+                           "give one of those")
         return value
     if allowed is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -68,7 +72,8 @@ def check_option(subject: str, table: OptionTable, key: str, value: Any) -> Any:
         value = list(value)
     # bool is an int to Python; an int or str option given True/False is still a mistake
     if not isinstance(value, allowed) or (allowed is not bool and isinstance(value, bool)):
-        raise BadInput(f"{subject} option {key} must be {allowed.__name__}, not {value!r}")
+        kind = {int: "an integer", float: "a number", bool: "True or False", list: "a list"}.get(allowed, "text")
+        raise BadInput(f"{subject} option {key} must be {allowed.__name__}, not {value!r}; give {kind}")
     return value
 
 

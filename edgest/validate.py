@@ -51,11 +51,16 @@ def check_precisions(targets: Sequence[type[Target]], precisions: Sequence[str],
 
 
 def check_passes(passes: Sequence[str], registry: Registry) -> None:
-    """Each ``--pass NAME[:k=v,...]`` parses and names a registered pass."""
+    """Each ``--pass NAME[:k=v,...]`` parses, names a registered pass, and gives options its table accepts
+    (checked here, before any cell compiles, as the pass's constructor would check them)."""
+    from edgest.options import check_options
     from edgest.passes.options import parse_pass_arg
 
     for text in passes:
-        registry.pass_(parse_pass_arg(text)[0])
+        name, options = parse_pass_arg(text)
+        table = getattr(registry.pass_(name), "option_table", None)
+        if table is not None:  # a pass without a table (not an edgest.passes.Pass) checks its own options
+            check_options(f"pass '{name}'", table, options)
 
 
 def weights_map(items: Sequence[str], models: Sequence[str]) -> dict[str, Path]:

@@ -68,6 +68,7 @@ def frontier(cells: list[dict[str, Any]], budget: Budget, finalists: int = 3) ->
     ``pareto`` (no other timed, faithful-or-not cell is both faster and closer to eager) and ``finalist``."""
     searched = [c for c in cells if c.get("in_matrix", True)]
     rows = [_row(c, reasons(c, budget)) for c in searched]
+    _unchanged_by_passes(rows)
     drawn = {id(r): (r["p50_ms"], _sqnr(c)) for r, c in zip(rows, searched)}  # as the chart draws them
     front = set(pareto([p for r in rows if None not in (p := drawn[id(r)]) and r["status"] != "failed"]))
     ranked = sorted((r for r in rows if r["within_budget"]), key=lambda r: r["p50_ms"])
@@ -78,6 +79,20 @@ def frontier(cells: list[dict[str, Any]], budget: Budget, finalists: int = 3) ->
     return rows
 
 
+def _unchanged_by_passes(rows: list[dict[str, Any]]) -> None:
+    """A cell whose artifact is byte-identical to that of the same target and precision with fewer passes (its
+    extra passes changed nothing, e.g. ``--try-pass attention-to-conv`` on a model without attention) is not a
+    candidate of its own: the two would be told apart by timing noise alone."""
+    for row in rows:
+        twin = next((o for o in rows if o["sha256"] and o["sha256"] == row["sha256"] and len(o["passes"]) < len(row["passes"])
+                     and (o["target"], o["precision"]) == (row["target"], row["precision"])), None)
+        if twin is not None:
+            extra = "+".join(p for p in row["passes"] if p not in twin["passes"])
+            label = " ".join([twin["target"], twin["precision"], *(f"+{p}" for p in twin["passes"])])
+            row["reasons"].append(f"the same artifact as {label}: {extra} changed nothing")
+            row["within_budget"] = False
+
+
 def _row(cell: dict[str, Any], why: list[str]) -> dict[str, Any]:
     acc, art = cell.get("accuracy") or {}, cell.get("artifact") or {}
     return {
@@ -86,7 +101,7 @@ def _row(cell: dict[str, Any], why: list[str]) -> dict[str, Any]:
         "sqnr_db": _finite(acc.get("sqnr_db")), "exact": acc.get("max_abs") == 0, "top1_agreement": acc.get("top1_agreement"), "accuracy_status": acc.get("status"),
         "accuracy_limits": acc.get("limits"), "p50_ms": _p50(cell), "p90_ms": (cell.get("latency") or {}).get("p90_ms"),
         "speedup_vs_eager": cell.get("speedup_vs_eager"), "size_bytes": art.get("size_bytes"),
-        "compile_seconds": art.get("compile_seconds"), "within_budget": not why, "reasons": why,
+        "compile_seconds": art.get("compile_seconds"), "sha256": art.get("sha256"), "within_budget": not why, "reasons": why,
         "retime_p50_ms": None, "retime_ratio": None, "retime_vs_bench": None, "winner": False,
     }
 

@@ -14,7 +14,8 @@ from edgest.report.bench_cells import num
 from edgest.report.svg_marks import SQNR_CAP, esc
 
 #: 1.0: the first optimize document
-#: 1.1: settings.try_passes (passes searched as an axis); a 1.0 document reads the same with it absent
+#: 1.1: settings.try_passes (passes searched as an axis) and each cell's artifact sha256; a 1.0 document reads the
+#: same with them absent
 OPTIMIZE_SCHEMA_VERSION = "1.1"
 _HEAD = ["target", "precision", "status", "SQNR dB", "top-1 agree", "bench p50 ms", "in turns p50 ms", "vs winner",
          "within budget", "Pareto", "why not"]
@@ -41,7 +42,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     lines = [(f"Host: {doc['host']['cpu']}, {doc['host']['cpu_count']} cores; ISA: {doc['isa_summary']}; "
               f"{s['threads']} thread(s)."), f"Accuracy budget: {s['budget_text']}."]
     if w:
-        lines.append(f"Winner: {w['target']} {w['precision']} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
+        lines.append(f"Winner: {w['target']} {w['precision']}{''.join(' +' + p for p in w['passes'])} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
                      f"(in turns; bench {num(w['p50_ms'], '.3f')} ms), SQNR {'exact' if w['exact'] else num(w['sqnr_db'], '.1f') + ' dB'}, "
                      f"{num(w['speedup_vs_eager'], '.2f')}x eager → {w['run_dir']}/")
     else:

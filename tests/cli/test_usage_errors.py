@@ -81,6 +81,8 @@ CASES = {
     "target option naming a target not in the bench": ((*BENCH, "--target-option", "onxx:threads=2"),
                                                        ("names target 'onxx', which is not being compiled", "did you mean 'onnx'?")),
     "bench pass unknown": ((*BENCH, "--pass", "quantise"), ("unknown pass 'quantise'", "did you mean 'quantize'")),
+    "bench pass option value": ((*BENCH, "--pass", "attention-to-conv:form=conv"),
+                                ("pass 'attention-to-conv' option form", "'conv'")),
     "bench weights for a model not benched": ((*BENCH, "--weights", "squeezetime=w.pt"),
                                               ("names model 'squeezetime', which is not in --models", "did you mean 'squeezetime_tiny'")),
     "bench weights file missing": ((*BENCH, "--weights", "squeezetime_tiny=nope.pt"), ("weights file 'nope.pt'", "does not exist")),

@@ -39,6 +39,20 @@ def test_a_cell_that_failed_its_accuracy_check_never_qualifies():
     assert {k for k, r in rows.items() if r["pareto"]} == {("b", "int8"), ("a", "int8"), ("a", "fp32")}
 
 
+def test_a_pass_that_changed_nothing_is_not_a_candidate_of_its_own():
+    same, other = {"size_bytes": 1, "sha256": "ab" * 32}, {"size_bytes": 1, "sha256": "cd" * 32}
+    cells = [cell("a", "fp32", 10.0, 90.0, artifact=same),
+             cell("a", "fp32", 9.0, 90.0, passes=["attention-to-conv"], artifact=same),  # faster by noise alone
+             cell("a", "fp32", 8.0, 90.0, passes=["fuse-bn"], artifact=other),
+             cell("b", "fp32", 7.0, 90.0, passes=["attention-to-conv"], artifact=same)]  # another target: its own
+    rows = {(r["target"], tuple(r["passes"])): r for r in frontier(cells, Budget())}
+    unchanged = rows["a", ("attention-to-conv",)]
+    assert not unchanged["within_budget"] and not unchanged["finalist"]
+    assert unchanged["reasons"] == ["the same artifact as a fp32: attention-to-conv changed nothing"]
+    assert rows["a", ()]["within_budget"] and rows["a", ("fuse-bn",)]["within_budget"]
+    assert rows["b", ("attention-to-conv",)]["within_budget"]
+
+
 def test_a_budget_narrows_the_finalists_and_names_the_fix_when_nothing_is_left():
     rows = frontier(CELLS, Budget(min_sqnr_db=85), finalists=1)
     assert [(r["target"], r["precision"]) for r in rows if r["finalist"]] == [("a", "fp32")]

@@ -136,6 +136,8 @@ def test_too_strict_min_sqnr_exits_non_zero_with_the_fix(copy, capsys, monkeypat
     (("--weights", "no-such.pt"), ("weights file 'no-such.pt' does not exist",)),
     (("--try-pass", "nosuch"), ("unknown pass 'nosuch'",)),
     (("--pass", "fuse-bn", "--try-pass", "fuse-bn"), ("both applied (--pass) and searched (--try-pass)",)),
+    (("--try-pass", "fuse-bn:verify=maybe"), ("pass 'fuse-bn' option verify must be true or false, not 'maybe'",)),
+    (("--pass", "fuse-bn:nosuch=1"), ("unknown pass 'fuse-bn' option 'nosuch'",)),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, args, words):
     from edgest.cli import main

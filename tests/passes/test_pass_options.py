@@ -35,9 +35,11 @@ def test_command_line_text_is_typed_by_the_pass_table():
 
 @pytest.mark.parametrize("arg,message", [
     ("attention-to-conv:foo=1", "unknown pass 'attention-to-conv' option 'foo'; available: form, norm, verify"),
-    ("attention-to-conv:norm=maybe", "pass 'attention-to-conv' option norm must be true or false, not 'maybe'"),
-    ("attention-to-conv:form=conv", "pass 'attention-to-conv' option form='conv' is not one of matmul, einsum"),
-    ("quantize:calibration_size=lots", "pass 'quantize' option calibration_size must be int, not 'lots'"),
+    ("attention-to-conv:norm=maybe", "pass 'attention-to-conv' option norm must be true or false, not 'maybe'; write norm=true or "
+                                      "norm=false"),
+    ("attention-to-conv:form=conv", "pass 'attention-to-conv' option form='conv' is not one of matmul, einsum; give one of those"),
+    ("quantize:calibration_size=lots", "pass 'quantize' option calibration_size must be int, not 'lots'; write a number "
+                                        "(e.g. calibration_size=1)"),
     ("quantize:calibration_size=0", "pass 'quantize' option calibration_size must be a positive integer, not 0"),
 ])
 def test_bad_pass_options_are_refused_in_one_line(arg, message):
