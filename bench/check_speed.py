@@ -3,7 +3,7 @@
 Each run is a fresh ``edgest`` process, as a user types it, with ``XDG_CACHE_HOME`` pointed at a new
 folder for the cold run and the same folder for the second. Prints one row per model (wall seconds,
 capture seconds, the slowest target and its seconds, how many answers the second run reused) and the
-host's ISA; ``--json FILE`` keeps every run's ``seconds``.
+host's ISA (reused: of the targets the cold run asked); ``--json FILE`` keeps every run's ``seconds``.
 
 Run: ``python bench/check_speed.py`` (every full zoo config, about a minute per model on 2 cores) or
 ``python bench/check_speed.py --models squeezetime,lmuformer``.
@@ -55,7 +55,7 @@ def main() -> None:
         asked = {k: v for k, v in doc["seconds"].items() if k != "capture"}
         slow = max(asked, key=asked.get) if asked else "-"
         print(f"{model:<20} {cold:7.1f} {again:8.1f} {doc['seconds']['capture']:10.1f} "
-              f"{slow + ' ' + format(asked.get(slow, 0.0), '.1f'):>22} {len(doc2['cached']):>3}/{len(doc2['targets'])}",
+              f"{slow + ' ' + format(asked.get(slow, 0.0), '.1f'):>22} {len(doc2['cached']):>3}/{len(asked)}",
               flush=True)
         rows.append({"model": model, "cold_s": round(cold, 2), "again_s": round(again, 2), "seconds": doc["seconds"],
                      "again_seconds": doc2["seconds"], "reused": doc2["cached"]})
