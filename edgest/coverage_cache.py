@@ -14,6 +14,7 @@ cannot be read or written is only slower. The files are ``coverage/<key>.json`` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -21,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgest.coverage import Coverage, OpVerdict
+from edgest.coverage import VERDICTS, Coverage, OpVerdict
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: bumped when the stored answer's layout or meaning changes; older entries are then ignored
 FORMAT = 1
+#: answers kept at most; past it the least recently used go (a few KB to a few hundred KB each)
+MAX_ENTRIES = 500
 
 
 def program_fingerprint(program: torch.export.ExportedProgram) -> str:
@@ -109,12 +112,32 @@ def _folder() -> Path:
 
 def load(key: str) -> Coverage | None:
     """The answer stored under ``key``, or None (absent, unreadable, or not an answer)."""
+    path = _folder() / f"{key}.json"
     try:
-        data = json.loads((_folder() / f"{key}.json").read_text())
-        ops = tuple(OpVerdict(o["op"], o["verdict"], int(o["count"]), tuple(o["where"]), o["note"]) for o in data["ops"])
-        return Coverage(data["target"], ops, data["note"], data["status"])
+        data = json.loads(path.read_text())
+        ops = tuple(_verdict(o) for o in data["ops"])
+        answer = Coverage(_text(data["target"]), ops, _text(data["note"]), data["status"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
+    if answer.status != "known":
+        return None
+    with contextlib.suppress(OSError):
+        path.touch()  # recently used: kept longest (:func:`store` drops the least recently used)
+    return answer
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _verdict(item: dict[str, Any]) -> OpVerdict:
+    """One stored op verdict, checked: a file changed by hand must not reach the table as something it is not."""
+    count = item["count"]
+    if item["verdict"] not in VERDICTS or not isinstance(count, int) or count < 0:
+        raise ValueError("not a verdict")
+    return OpVerdict(_text(item["op"]), item["verdict"], count, tuple(_text(w) for w in item["where"]), _text(item["note"]))
 
 
 def store(key: str, coverage: Coverage) -> None:
@@ -131,5 +154,14 @@ def store(key: str, coverage: Coverage) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / f"{key}.json", json.dumps(coverage.to_dict()))
+        _prune(folder)
     except (OSError, BadInput):
         pass
+
+
+def _prune(folder: Path) -> None:
+    """Keep the :data:`MAX_ENTRIES` most recently used answers."""
+    kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[MAX_ENTRIES:]:
+        with contextlib.suppress(OSError):
+            old.unlink()

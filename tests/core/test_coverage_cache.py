@@ -144,3 +144,29 @@ def test_how_edgest_samples_the_graph_is_part_of_the_key(registry, monkeypatch):
     sampled = coverage_cache.cache_key(CountingTarget(), fp, None)
     monkeypatch.setattr(coverage, "SAMPLE_OPS", False)
     assert coverage_cache.cache_key(CountingTarget(), fp, None) != sampled
+
+
+@pytest.mark.parametrize("change", [{"verdict": "teleported"}, {"count": -1}, {"count": "3"}, {"where": [1]}])
+def test_a_cache_file_changed_by_hand_is_asked_again(registry, tmp_path, change):
+    _check(registry)
+    (kept,) = (tmp_path / "cache" / "edgest" / "coverage").glob("*.json")
+    data = json.loads(kept.read_text())
+    data["ops"][0].update(change)
+    kept.write_text(json.dumps(data))
+    again = _check(registry)
+    assert CountingTarget.asked == 2 and again.cached == () and again.coverage["counting"].status == "known"
+
+
+def test_only_the_most_recently_used_answers_are_kept(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(coverage_cache, "MAX_ENTRIES", 2)
+    answer = Coverage("t", (), "note")
+    for i, key in enumerate(("a", "b")):
+        coverage_cache.store(key, answer)
+        os.utime(tmp_path / "cache" / "edgest" / "coverage" / f"{key}.json", (1000 + i, 1000 + i))
+    assert coverage_cache.load("a") == answer  # read: now the most recently used
+    coverage_cache.store("c", answer)
+    assert sorted(p.stem for p in (tmp_path / "cache" / "edgest" / "coverage").glob("*.json")) == ["a", "c"]
+    assert coverage_cache.load("b") is None
