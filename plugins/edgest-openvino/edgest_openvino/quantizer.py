@@ -51,24 +51,25 @@ def _nncf() -> Iterator[Any]:
     """
     from unittest import mock
 
+    # quiet before importing: nncf imports torchao, which logs a warning per CUDA kernel library it cannot load
+    loggers = [logging.getLogger(n) for n in ("nncf", "torchao", "torch.utils._pytree")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import nncf
-        import nncf.experimental.torch.fx.quantization.quantize_model as fx_quantize
-        import nncf.telemetry.decorator as telemetry
-        from nncf.common.logging.track_progress import track
-        from nncf.telemetry.wrapper import NNCFTelemetryStub
-
-        show = track.__init__
-
-        def hidden(self: Any, *args: Any, **kwargs: Any) -> None:
-            show(self, *args, **{**kwargs, "disable": True})
-
-        loggers = [logging.getLogger(n) for n in ("nncf", "torchao", "torch.utils._pytree")]
-        levels = [lg.level for lg in loggers]
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
         try:
+            import nncf
+            import nncf.experimental.torch.fx.quantization.quantize_model as fx_quantize
+            import nncf.telemetry.decorator as telemetry
+            from nncf.common.logging.track_progress import track
+            from nncf.telemetry.wrapper import NNCFTelemetryStub
+
+            show = track.__init__
+
+            def hidden(self: Any, *args: Any, **kwargs: Any) -> None:
+                show(self, *args, **{**kwargs, "disable": True})
+
             with (mock.patch.object(telemetry, "telemetry", NNCFTelemetryStub()),
                   mock.patch.object(fx_quantize, "_fold_conv_bn_qat", lambda model: model),
                   mock.patch.object(track, "__init__", hidden)):
