@@ -31,9 +31,12 @@ STATS_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """edgest's per-user cache folder: ``$XDG_CACHE_HOME/edgest``, else ``~/.cache/edgest``."""
+    """edgest's per-user cache folder: ``$XDG_CACHE_HOME/edgest``, else ``~/.cache/edgest``.
+
+    A relative ``XDG_CACHE_HOME`` is ignored, as the XDG base-directory spec says (it would put a cache folder
+    into whatever folder edgest was started from)."""
     base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "edgest"
+    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "edgest"
 
 
 def stats_key(entry: ModelEntry, spec: ModelSpec) -> str | None:

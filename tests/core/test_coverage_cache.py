@@ -170,3 +170,15 @@ def test_only_the_most_recently_used_answers_are_kept(tmp_path, monkeypatch):
     coverage_cache.store("c", answer)
     assert sorted(p.stem for p in (tmp_path / "cache" / "edgest" / "coverage").glob("*.json")) == ["a", "c"]
     assert coverage_cache.load("b") is None
+
+
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
+    """The XDG spec: a relative path is invalid; edgest would otherwise make a cache folder wherever it was started."""
+    from edgest.inventory import cache_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relcache")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "edgest"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert cache_dir() == tmp_path / "abs" / "edgest"
