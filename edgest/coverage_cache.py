@@ -142,21 +142,12 @@ def _verdict(item: dict[str, Any]) -> OpVerdict:
 
 def store(key: str, coverage: Coverage) -> None:
     """Keep a ``known`` answer under ``key``; anything else, or a folder that cannot be written, is skipped."""
-    from edgest.errors import BadInput
-    from edgest.fsio import atomic_write_text
+    from edgest.inventory import write_cache_file
 
-    if coverage.status != "known":
-        return
     folder = _folder()
-    home = Path.home()
-    if folder.is_relative_to(home) and not home.is_dir():
-        return  # HOME names a folder that does not exist: never create someone's home for a cache
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / f"{key}.json", json.dumps(coverage.to_dict()))
-        _prune(folder)
-    except (OSError, BadInput):
-        pass
+    if coverage.status == "known" and write_cache_file(folder / f"{key}.json", json.dumps(coverage.to_dict())):
+        with contextlib.suppress(OSError):
+            _prune(folder)
 
 
 def _prune(folder: Path) -> None:

@@ -107,19 +107,28 @@ class _StatsCache:
 
     def save(self) -> None:
         """Write the cache if anything was measured; a folder that cannot be written is skipped."""
-        if not self.dirty:
-            return
-        from edgest.errors import BadInput
-        from edgest.fsio import atomic_write_text
+        if self.dirty:
+            write_cache_file(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
 
-        home = Path.home()
-        if self.path.is_relative_to(home) and not home.is_dir():
-            return  # HOME names a folder that does not exist: never create someone's home for a cache
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
-        except (OSError, BadInput):
-            pass
+
+def write_cache_file(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` under :func:`cache_dir` atomically, making its folder; False when it cannot be written.
+
+    A cache only saves time, so a folder that cannot be written (or a full disk) is not an error. A ``HOME``
+    naming a folder that does not exist is left alone: edgest never creates someone's home for a cache.
+    """
+    from edgest.errors import BadInput
+    from edgest.fsio import atomic_write_text
+
+    home = Path.home()
+    if path.is_relative_to(home) and not home.is_dir():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except (OSError, BadInput):
+        return False
+    return True
 
 
 def _models(name: str | None = None, option_items: Sequence[str] = (), stats: bool = False,

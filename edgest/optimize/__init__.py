@@ -95,6 +95,7 @@ def check_budget(budget: Budget) -> None:
 def _document(model: str, space: SearchSpace, budget: Budget, settings: Settings, rows: list[dict[str, Any]],
               win: dict[str, Any] | None, note: str, rounds: int, finalists: int, bench: dict[str, Any]) -> dict[str, Any]:
     from edgest.host import isa_summary
+    from edgest.optimize.frontier import cell_label
 
     winner = None if win is None else {**{k: win[k] for k in ("target", "precision", "passes", "p50_ms", "retime_p50_ms",
                                                                "sqnr_db", "exact", "top1_agreement", "speedup_vs_eager")},
@@ -110,11 +111,6 @@ def _document(model: str, space: SearchSpace, budget: Budget, settings: Settings
                      "weights": bench["settings"]["weights"].get(model), "use_cache": settings.use_cache,
                      "budget": asdict(budget), "budget_text": budget_text(budget), "finalists": finalists},
         "retime": {"threads": settings.threads, "rounds": rounds, "note": note,
-                   "ratios": {_label(r): r["retime_ratio"] for r in rows if r["retime_ratio"] is not None}},
+                   "ratios": {cell_label(r): r["retime_ratio"] for r in rows if r["retime_ratio"] is not None}},
         "winner": winner, "no_winner": "", "bench": "bench.json", "cells": rows,
     }
-
-
-def _label(row: dict[str, Any]) -> str:
-    """``onnx int8``, with ``+pass`` for each pass the cell ran (two cells differing only in passes stay apart)."""
-    return " ".join([row["target"], row["precision"], *(f"+{p}" for p in row["passes"])])

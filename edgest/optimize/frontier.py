@@ -79,6 +79,11 @@ def frontier(cells: list[dict[str, Any]], budget: Budget, finalists: int = 3) ->
     return rows
 
 
+def cell_label(row: dict[str, Any]) -> str:
+    """``onnx int8``, with ``+pass`` for each pass the cell ran (two cells differing only in passes stay apart)."""
+    return " ".join([row["target"], row["precision"], *(f"+{p}" for p in row["passes"])])
+
+
 def _unchanged_by_passes(rows: list[dict[str, Any]]) -> None:
     """A cell whose artifact is byte-identical to that of the same target and precision with fewer passes (its
     extra passes changed nothing, e.g. ``--try-pass attention-to-conv`` on a model without attention) is not a
@@ -88,8 +93,7 @@ def _unchanged_by_passes(rows: list[dict[str, Any]]) -> None:
                      and (o["target"], o["precision"]) == (row["target"], row["precision"])), None)
         if twin is not None:
             extra = "+".join(p for p in row["passes"] if p not in twin["passes"])
-            label = " ".join([twin["target"], twin["precision"], *(f"+{p}" for p in twin["passes"])])
-            row["reasons"].append(f"the same artifact as {label}: {extra} changed nothing")
+            row["reasons"].append(f"the same artifact as {cell_label(twin)}: {extra} changed nothing")
             row["within_budget"] = False
 
 

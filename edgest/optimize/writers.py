@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgest.fsio import atomic_write_files, dumps_json, finite_json
+from edgest.optimize.frontier import cell_label
 from edgest.report.bench_cells import num
 from edgest.report.svg_marks import SQNR_CAP, esc
 
@@ -42,7 +43,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     lines = [(f"Host: {doc['host']['cpu']}, {doc['host']['cpu_count']} cores; ISA: {doc['isa_summary']}; "
               f"{s['threads']} thread(s)."), f"Accuracy budget: {s['budget_text']}."]
     if w:
-        lines.append(f"Winner: {w['target']} {w['precision']}{''.join(' +' + p for p in w['passes'])} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
+        lines.append(f"Winner: {cell_label(w)} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
                      f"(in turns; bench {num(w['p50_ms'], '.3f')} ms), SQNR {'exact' if w['exact'] else num(w['sqnr_db'], '.1f') + ' dB'}, "
                      f"{num(w['speedup_vs_eager'], '.2f')}x eager → {w['run_dir']}/")
     else:
