@@ -174,7 +174,7 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
             out[cls.name] = unasked
         else:
             asked.append(tgt)
-    cached, keys = _cached(asked, program, precision) if use_cache else ({}, {})
+    cached, keys = _cached(asked, program, precision) if use_cache and asked else ({}, {})  # nothing asked: no hashing
     answers = _answers([t for t in asked if t.name not in cached], program, precision, jobs, on_target)
     seconds.update({name: s for name, (_, s) in answers.items()})
     out.update({name: c for name, (c, _) in answers.items()} | cached)
