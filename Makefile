@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml models/pyproject.toml $(foreach t,$(TARGETS),targets/$(
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q $(DISTS) "torch==2.13.0" "pytest>=8" "pytest-xdist==3.8.0" "jsonschema>=4" "av>=12" "hypothesis>=6.100,<7" "nncf==3.4.0" "ray==2.60.0"
+	$(BIN)/python -m pip install -q $(DISTS) "torch==2.13.0" "pytest>=8" "pytest-xdist==3.8.0" "jsonschema>=4" "av>=12" "hypothesis>=6.100,<7" "nncf==3.4.0" "ray==2.60.0" "olive-ai==0.13.0"
 	$(BIN)/python -m pip install -q $(LITERT_DEPS) "torch==2.13.0"
 	$(BIN)/python -m pip install -q --no-deps $(LITERT_NODEPS)
 	$(BIN)/python -m pip install -q --pre $(COREAI) "torch==2.13.0"

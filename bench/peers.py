@@ -5,8 +5,10 @@ Peers (``--peers``, names in :data:`peers_lib.builders.PEERS`): torch eager; ``t
 ONNX Runtime ``quantize_static`` (QDQ, per-channel, its default MinMax calibration on the
 calibration inputs edgest uses); ExecuTorch's default XNNPACK lowering fp32 and stock PT2E int8
 (XNNPACKQuantizer, symmetric per-channel config); OpenVINO f32 (hint f32) and default (no hint);
-OpenVINO + NNCF int8 (``nncf.quantize`` defaults); Olive int8 where ``olive`` is installed. A peer
-that cannot build a model is a row with its one-line error.
+OpenVINO + NNCF int8 (``nncf.quantize`` defaults); Olive int8 (``olive.workflows.run``: OnnxConversion →
+OnnxPeepholeOptimizer → OnnxStaticQuantization QDQ per-channel; ``olive-ai``, which ``make setup``
+installs; without it the row says "not installed"). A peer that cannot build a model is a row with its
+one-line error.
 
 edgest's side (``--edgest-targets`` × ``--edgest-precisions``) is compiled through
 :func:`edgest.bench.run_bench` into ``--cache`` and loaded by each target's runner, in the same turns.

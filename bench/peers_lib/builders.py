@@ -11,11 +11,13 @@ peers that start from them (``quantize_static`` starts from the plain export, NN
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
+import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,10 +206,77 @@ def build_ov_nncf(ctx: BuildContext, folder: Path) -> dict[str, Any]:
             f"{len(ctx.calibration)} calibration inputs"}
 
 
+@contextlib.contextmanager
+def _loggers_at(level: str, *names: str) -> Iterator[None]:
+    """Raise the named loggers ("" is the root) to ``level`` for the duration."""
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, before, strict=True):
+            lg.setLevel(lv)
+
+
+def _olive_dataset(ctx: BuildContext, name: str) -> str:
+    """Register (once per process) an Olive dataset of edgest's calibration inputs under ``name``; returns ``name``."""
+    import torch
+    from olive.data.registry import Registry
+
+    def dataset(**_: Any) -> list[tuple[dict[str, Any], int]]:
+        return [({"x": torch.from_numpy(xs[0][0])}, 0) for xs in ctx.calibration]  # batch 1: the loader adds it
+
+    Registry.register_dataset(name)(dataset)
+    return name
+
+
 def build_olive(ctx: BuildContext, folder: Path) -> dict[str, Any]:
-    """Olive's OnnxConversion → OnnxPeepholeOptimizer → OnnxStaticQuantization (QDQ, per-channel): not written yet."""
-    raise NotImplementedError("olive is installed, but this script has no Olive workflow yet (OnnxConversion → "
-                              "OnnxPeepholeOptimizer → OnnxStaticQuantization QDQ per-channel); add it in bench/peers_lib/builders.py")
+    """Olive's documented workflow, run from Python (``olive.workflows.run``): the PyTorch model →
+    OnnxConversion → OnnxPeepholeOptimizer → OnnxStaticQuantization (QDQ, per-channel; Olive's defaults
+    otherwise) calibrated on edgest's calibration inputs; no search, no evaluation."""
+    from unittest import mock
+
+    from olive.telemetry.telemetry import Telemetry
+
+    # no telemetry, not even the heartbeat it sends before reading OLIVE_DISABLE_TELEMETRY: its CI path sends nothing
+    with mock.patch.object(Telemetry, "_is_ci_environment", staticmethod(lambda: True)):
+        Telemetry()
+        from olive.workflows import run as olive_run
+
+    shape = list(ctx.example.shape)
+    data = _olive_dataset(ctx, f"edgest_calibration_{id(ctx)}")
+    config = {
+        "input_model": {"type": "PyTorchModel", "model_loader": lambda _path: ctx.module,
+                        "io_config": {"input_names": ["x"], "input_shapes": [shape], "output_names": ["out"]}},
+        "data_configs": [{"name": "calibration", "load_dataset_config": {"type": data},
+                          "dataloader_config": {"batch_size": 1}}],
+        "passes": {"conversion": {"type": "OnnxConversion"},
+                   "peephole": {"type": "OnnxPeepholeOptimizer"},
+                   "quantization": {"type": "OnnxStaticQuantization", "quant_format": "QDQ", "per_channel": True,
+                                    "data_config": "calibration"}},
+        "engine": {"output_dir": str(folder / "olive"), "cache_dir": str(folder / "olive-cache"),
+                   "evaluate_input_model": False, "log_severity_level": 3},
+    }
+    olive_log = logging.getLogger("olive")
+    kept = olive_log.handlers[:], olive_log.propagate
+    olive_log.handlers, olive_log.propagate = [], False  # it prints its run history at any level; failures raise
+    try:
+        with _loggers_at("ERROR", ""):  # ORT's quantizer warns per weight on the root logger
+            olive_run(config)
+    finally:
+        olive_log.handlers, olive_log.propagate = kept
+    found = sorted((folder / "olive").rglob("*.onnx"))
+    if not found:
+        raise RuntimeError(f"Olive wrote no .onnx under {folder / 'olive'}")
+    shutil.copy(found[0], folder / "model.onnx")
+    data_file = found[0].with_name(found[0].name + ".data")
+    if data_file.exists():
+        shutil.copy(data_file, folder / data_file.name.replace(found[0].stem, "model", 1))
+    shutil.rmtree(folder / "olive-cache", ignore_errors=True)
+    return {"artifact": "model.onnx", "how": "olive.workflows.run: OnnxConversion → OnnxPeepholeOptimizer → "
+            f"OnnxStaticQuantization(QDQ, per_channel=True) on {len(ctx.calibration)} calibration inputs"}
 
 
 #: every peer, in table order

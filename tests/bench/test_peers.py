@@ -51,3 +51,19 @@ def test_peers_rows_times_sqnr_and_errors(tmp_path, monkeypatch):
     md = table["markdown"]
     assert "| a peer that raises | peer | - | - | - | - | - | error: RuntimeError: this toolchain cannot lower op" in md
     assert md.count("| peer |") == 4 and "torch eager" in md
+
+
+@pytest.mark.slow
+def test_olive_peer_builds_a_faithful_qdq_int8_model(tmp_path):
+    """Olive's workflow (conversion, peephole, static QDQ per-channel) runs from Python and its model is timed."""
+    pytest.importorskip("olive", reason="the Olive peer needs olive-ai (make setup installs it)")
+    peers = _load()
+    doc = peers.main(["--models", "squeezetime_tiny", "--threads", "1", "--rounds", "1", "--samples", "2",
+                      "--peers", "olive-int8", "--edgest-targets", "none", "--cache", str(tmp_path / "cache")])
+    row = doc["models"]["squeezetime_tiny"]["threads"]["1"]["rows"][0]
+    assert row["key"] == "olive-int8" and "error" not in row, row.get("error")
+    assert row["faithful"] is True and row["p50_ms"] > 0
+    assert row["executes"].startswith("int8")
+    built = next((tmp_path / "cache").rglob("olive-int8/build.json"))
+    assert "OnnxStaticQuantization(QDQ, per_channel=True)" in json.loads(built.read_text())["how"]
+    assert not list(built.parent.rglob("olive-cache"))  # Olive's cache is not kept next to the model
