@@ -10,12 +10,35 @@ import click
 from edgest.cli_usage import FiniteFloat
 
 
+class ThreadCounts(click.ParamType):
+    """``1`` or ``1,2``: distinct thread counts from 1 to 256, in the order given."""
+
+    name = "N[,N...]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        if not all(p.isdigit() and 1 <= int(p) <= 256 for p in parts):
+            self.fail(f"{value!r} is not a thread count or a list of them; write e.g. 1 or 1,2 (each 1 to 256)", param, ctx)
+        counts = tuple(int(p) for p in parts)
+        if len(set(counts)) != len(counts):
+            self.fail(f"{value!r} names a thread count twice; give each count once (e.g. 1,2)", param, ctx)
+        return counts
+
+
 def _print(doc: dict[str, Any], out: Path) -> None:
     """The frontier as a table, with the summary lines (host, budget, winner, skipped) under it."""
     from edgest.cli import _console, _table
-    from edgest.optimize.writers import _HEAD, _cells, summary_lines
+    from edgest.optimize.writers import (
+        summary_lines,
+        table_head,
+        table_rows,
+        thread_counts,
+    )
 
-    _table(f"edgest optimize → {out}/optimize.md, optimize.html", _HEAD, _cells(doc["cells"]))
+    counts = thread_counts(doc)
+    _table(f"edgest optimize → {out}/optimize.md, optimize.html", table_head(counts), table_rows(doc["cells"], counts))
     console = _console()
     for line in summary_lines(doc):
         console.print(line, soft_wrap=True, markup=False)
@@ -34,7 +57,10 @@ def _print(doc: dict[str, Any], out: Path) -> None:
 @click.option("--min-sqnr", type=FiniteFloat(), help="Accuracy budget: minimum SQNR vs eager (dB).")
 @click.option("--max-accuracy-drop", type=FiniteFloat(0, 100), help="Accuracy budget: maximum top-1 agreement lost vs eager (points).")
 @click.option("--max-latency-ms", help="Latency budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Runtime threads, bench and re-time.")
+@click.option("--threads", default="1", show_default=True, type=ThreadCounts(),
+              help="Runtime threads: one count (1), or several (1,2) to search as an axis: cells are benched at the "
+                   "first, every qualifying cell is timed again in turns at each, and the winner is the fastest "
+                   "cell at its fastest count.")
 @click.option("--samples", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random inputs for each cell's accuracy check.")
 @click.option("--finalists", default=3, show_default=True, type=click.IntRange(1, 32),
               help="Fastest qualifying cells timed again in turns in one process; the fastest there wins.")
@@ -50,7 +76,7 @@ def _print(doc: dict[str, Any], out: Path) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Show more progress: each pass and sub-step.")
 def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes: tuple[str, ...],
                  try_passes: tuple[str, ...], weights: Path | None,
-                 min_sqnr: float | None, max_accuracy_drop: float | None, max_latency_ms: str | None, threads: int,
+                 min_sqnr: float | None, max_accuracy_drop: float | None, max_latency_ms: str | None, threads: tuple[int, ...],
                  samples: int, finalists: int, rounds: int, out: Path, no_cache: bool, executor: str, jobs: int | None,
                  address: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
     """Search targets x precisions for MODEL on this host through the bench (cached); write the fastest
@@ -93,8 +119,8 @@ def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes
     from edgest.outdir import check_output
 
     check_output(out, kind="bench")
-    settings = Settings(threads=threads, samples=samples, passes=passes, try_passes=try_passes, weights=weights,
-                        use_cache=not no_cache)
+    settings = Settings(threads=threads[0], thread_counts=threads, samples=samples, passes=passes,
+                        try_passes=try_passes, weights=weights, use_cache=not no_cache)
     cells = space.size * len(settings.pass_sets)
     shown = progress.display(f"optimize {model}: {cells} cells into {out}", _verbosity(quiet, verbose), hold="pre-flight")
     with progress.showing(shown):

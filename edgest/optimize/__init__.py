@@ -62,14 +62,19 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     t0 = time.perf_counter()
     reg, budget, settings = registry or get_registry(), budget or Budget(), settings or Settings()
     check_budget(budget)
+    if settings.counts[0] != settings.threads:
+        raise BadInput(f"the bench's thread count ({settings.threads}) must be the first of thread_counts "
+                       f"{list(settings.counts)}; give threads={settings.counts[0]}")
     reg.model(model)
     space = build_space(reg, targets, precisions)
     out_dir = Path(out_dir).absolute()
     check_output(out_dir, kind="bench")  # new, empty or a bench (optimize) folder: before any cell compiles
     check_output(out_dir / "winner", force=True, kind="run")  # an earlier winner is replaced; anything else is refused
     bench = run_search(model, space, out_dir, settings, budget, executor=executor, registry=reg, listen=listen)
-    rows = frontier(bench["cells"], budget, finalists)
-    note = retime_finalists(rows, out_dir, settings.threads, rounds, reg)
+    # one thread count: the fastest few by the bench's p50; several: every qualifying cell, since the bench timed
+    # them at the first count only and a cell may scale with threads better than the ones ahead of it there
+    rows = frontier(bench["cells"], budget, finalists if len(settings.counts) == 1 else len(bench["cells"]))
+    note = retime_finalists(rows, out_dir, settings.counts, rounds, reg)
     win = next((r for r in rows if r["winner"]), None)
     if win is not None:
         write_winner(out_dir / win["run_dir"], out_dir / "winner")
@@ -83,6 +88,19 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     if win is None:
         raise CheckFailed(f"no artifact qualifies: {doc['no_winner']} (frontier: {out_dir / 'optimize.md'})")
     return doc
+
+
+def winners_by_threads(rows: list[dict[str, Any]], counts: Sequence[int]) -> dict[str, str]:
+    """Each thread count's fastest finalist in turns (its :func:`~edgest.optimize.frontier.cell_label`), for a
+    device that will run at that count; empty where the re-time did not run."""
+    from edgest.optimize.frontier import cell_label
+
+    out = {}
+    for t in map(str, counts):
+        timed = [r for r in rows if t in (r.get("retime_by_threads") or {})]
+        if timed:
+            out[t] = cell_label(min(timed, key=lambda r: r["retime_by_threads"][t]))
+    return out
 
 
 def check_budget(budget: Budget) -> None:
@@ -99,6 +117,7 @@ def _document(model: str, space: SearchSpace, budget: Budget, settings: Settings
 
     winner = None if win is None else {**{k: win[k] for k in ("target", "precision", "passes", "p50_ms", "retime_p50_ms",
                                                                "sqnr_db", "exact", "top1_agreement", "speedup_vs_eager")},
+                                        "threads": win["retime_threads"] or settings.threads,
                                         "run_dir": "winner", "cell_run_dir": win["run_dir"]}
     return {
         "schema_version": OPTIMIZE_SCHEMA_VERSION, "kind": "edgest-optimize",
@@ -106,11 +125,12 @@ def _document(model: str, space: SearchSpace, budget: Budget, settings: Settings
         "isa_summary": isa_summary(),
         "settings": {"model": model, "targets": space.targets, "precisions": space.precisions,
                      "groups": [asdict(g) for g in space.groups], "skipped": list(space.skipped),
-                     "threads": settings.threads, "samples": settings.samples, "passes": list(settings.passes),
+                     "threads": settings.threads, "thread_counts": list(settings.counts), "samples": settings.samples, "passes": list(settings.passes),
                      "try_passes": list(settings.try_passes),
                      "weights": bench["settings"]["weights"].get(model), "use_cache": settings.use_cache,
                      "budget": asdict(budget), "budget_text": budget_text(budget), "finalists": finalists},
-        "retime": {"threads": settings.threads, "rounds": rounds, "note": note,
-                   "ratios": {cell_label(r): r["retime_ratio"] for r in rows if r["retime_ratio"] is not None}},
+        "retime": {"threads": settings.threads, "thread_counts": list(settings.counts), "rounds": rounds, "note": note,
+                   "ratios": {cell_label(r): r["retime_ratio"] for r in rows if r["retime_ratio"] is not None},
+                   "winners_by_threads": winners_by_threads(rows, settings.counts)},
         "winner": winner, "no_winner": "", "bench": "bench.json", "cells": rows,
     }

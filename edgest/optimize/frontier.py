@@ -106,7 +106,8 @@ def _row(cell: dict[str, Any], why: list[str]) -> dict[str, Any]:
         "accuracy_limits": acc.get("limits"), "p50_ms": _p50(cell), "p90_ms": (cell.get("latency") or {}).get("p90_ms"),
         "speedup_vs_eager": cell.get("speedup_vs_eager"), "size_bytes": art.get("size_bytes"),
         "compile_seconds": art.get("compile_seconds"), "sha256": art.get("sha256"), "within_budget": not why, "reasons": why,
-        "retime_p50_ms": None, "retime_ratio": None, "retime_vs_bench": None, "winner": False,
+        "retime_p50_ms": None, "retime_ratio": None, "retime_vs_bench": None, "retime_threads": None,
+        "retime_by_threads": {}, "winner": False,
     }
 
 

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 class Settings:
     """How every cell of the search compiles and is checked (the bench's own settings)."""
 
+    #: the runtime threads every cell is benched at (the first of :attr:`thread_counts`)
     threads: int = 1
+    #: every count the finalists are timed at again (``--threads 1,2``); empty: ``threads`` alone
+    thread_counts: tuple[int, ...] = ()
     samples: int = 8
     passes: tuple[str, ...] = ()
     #: passes searched as an axis: every cell is benched without and with each, and each combination
@@ -33,6 +36,11 @@ class Settings:
     weights: Path | None = None
     use_cache: bool = True
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The thread counts searched: :attr:`thread_counts`, or :attr:`threads` alone."""
+        return self.thread_counts or (self.threads,)
 
     @property
     def pass_sets(self) -> list[tuple[str, ...]]:

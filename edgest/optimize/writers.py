@@ -17,20 +17,34 @@ from edgest.report.svg_marks import SQNR_CAP, esc
 #: 1.0: the first optimize document
 #: 1.1: settings.try_passes (passes searched as an axis) and each cell's artifact sha256; a 1.0 document reads the
 #: same with them absent
-OPTIMIZE_SCHEMA_VERSION = "1.1"
-_HEAD = ["target", "precision", "status", "SQNR dB", "top-1 agree", "bench p50 ms", "in turns p50 ms", "vs winner",
-         "within budget", "Pareto", "why not"]
+#: 1.2: thread counts as an axis of the re-time: settings/retime.thread_counts, retime.winners_by_threads, each
+#: cell's retime_by_threads and retime_threads, the winner's threads; a 1.1 document reads as one count
+OPTIMIZE_SCHEMA_VERSION = "1.2"
 
 
-def _cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+def thread_counts(doc: dict[str, Any]) -> list[int]:
+    """The thread counts the finalists were timed at (a 1.1 document: its one count)."""
+    return doc["settings"].get("thread_counts") or [doc["settings"]["threads"]]
+
+
+def table_head(counts: list[int]) -> list[str]:
+    """The frontier table's columns: one "in turns" column per thread count."""
+    timed = ["in turns p50 ms"] if len(counts) == 1 else [f"in turns p50 ms @{t} thr" for t in counts]
+    return ["target", "precision", "status", "SQNR dB", "top-1 agree", "bench p50 ms", *timed, "vs winner",
+            "within budget", "Pareto", "why not"]
+
+
+def table_rows(rows: list[dict[str, Any]], counts: list[int]) -> list[list[str]]:
     """Table rows, the winner first, then finalists, then by bench p50 (untimed last)."""
     order = sorted(rows, key=lambda r: (not r["winner"], not r["finalist"], r["p50_ms"] is None, r["p50_ms"] or 0.0))
     out = []
     for r in order:
         label = f"{r['precision']}" + (f" +{'+'.join(r['passes'])}" if r["passes"] else "")
+        by = r.get("retime_by_threads") or {}
+        timed = [num(r["retime_p50_ms"], ".3f")] if len(counts) == 1 else [num(by.get(str(t)), ".3f") for t in counts]
         out.append([r["target"] + (" (winner)" if r["winner"] else ""), label,
                     r["status"] + (" (cached)" if r["cached"] else ""), "exact" if r["exact"] else num(r["sqnr_db"], ".1f"),
-                    num(r["top1_agreement"], ".2f"), num(r["p50_ms"], ".3f"), num(r["retime_p50_ms"], ".3f"),
+                    num(r["top1_agreement"], ".2f"), num(r["p50_ms"], ".3f"), *timed,
                     f"{r['retime_ratio']:.2f}x" if r["retime_ratio"] is not None else "–",
                     "yes" if r["within_budget"] else "no", "yes" if r["pareto"] else "",
                     "; ".join(r["reasons"]) or ("finalist" if r["finalist"] and not r["winner"] else "")])
@@ -39,15 +53,21 @@ def _cells(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 def summary_lines(doc: dict[str, Any]) -> list[str]:
     """Host, budget, winner (or why none), what was skipped: the lines above the table, for Markdown and the console."""
-    s, w = doc["settings"], doc["winner"]
-    lines = [(f"Host: {doc['host']['cpu']}, {doc['host']['cpu_count']} cores; ISA: {doc['isa_summary']}; "
-              f"{s['threads']} thread(s)."), f"Accuracy budget: {s['budget_text']}."]
+    s, w, counts = doc["settings"], doc["winner"], thread_counts(doc)
+    threads = (f"{s['threads']} thread(s)" if len(counts) == 1 else
+               f"threads {', '.join(map(str, counts))} (cells benched at {s['threads']}, finalists timed at each)")
+    lines = [f"Host: {doc['host']['cpu']}, {doc['host']['cpu_count']} cores; ISA: {doc['isa_summary']}; {threads}.",
+             f"Accuracy budget: {s['budget_text']}."]
     if w:
-        lines.append(f"Winner: {cell_label(w)} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
+        at = f" at {w['threads']} thread(s)" if len(counts) > 1 else ""
+        lines.append(f"Winner: {cell_label(w)}{at} — p50 {num(w['retime_p50_ms'] or w['p50_ms'], '.3f')} ms "
                      f"(in turns; bench {num(w['p50_ms'], '.3f')} ms), SQNR {'exact' if w['exact'] else num(w['sqnr_db'], '.1f') + ' dB'}, "
                      f"{num(w['speedup_vs_eager'], '.2f')}x eager → {w['run_dir']}/")
     else:
         lines.append(f"No winner: {doc['no_winner']}")
+    by = doc["retime"].get("winners_by_threads") or {}
+    if len(counts) > 1 and by:
+        lines.append("Fastest at each count: " + "; ".join(f"{t} thread(s): {label}" for t, label in by.items()) + ".")
     if doc["retime"]["note"]:
         lines.append(f"Note: {doc['retime']['note']}")
     lines += [f"Skipped: {x}" for x in s["skipped"]]
@@ -57,8 +77,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
 def render_markdown(doc: dict[str, Any]) -> str:
     """optimize.md: the summary lines and the frontier table."""
     lines = [f"# edgest optimize: {doc['settings']['model']}", ""] + [f"- {x}" for x in summary_lines(doc)]
-    lines += ["", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _cells(doc["cells"])]
+    head = table_head(thread_counts(doc))
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table_rows(doc["cells"], thread_counts(doc))]
     lines += ["", ("Bench p50: each cell timed alone in its own process; in turns: the finalists timed again in one "
                    f"process, {doc['retime']['rounds']} rounds in turns (the winner is the fastest there). "
                    "Every cell's run folder, bench.json and report.html are in this folder.")]
@@ -70,8 +91,9 @@ def render_html(doc: dict[str, Any], bench_cells: list[dict[str, Any]]) -> str:
     from edgest.report.charts import scatter_latency_accuracy
     from edgest.report.html import CSS
 
-    head = "".join(f'<th class="text">{esc(h)}</th>' for h in _HEAD)
-    body = "".join("<tr>" + "".join(f'<td class="text">{esc(c)}</td>' for c in row) + "</tr>" for row in _cells(doc["cells"]))
+    head = "".join(f'<th class="text">{esc(h)}</th>' for h in table_head(thread_counts(doc)))
+    body = "".join("<tr>" + "".join(f'<td class="text">{esc(c)}</td>' for c in row) + "</tr>"
+                   for row in table_rows(doc["cells"], thread_counts(doc)))
     body = body.replace("<tr>", '<tr style="font-weight:600">', 1) if doc["winner"] else body
     items = "".join(f"<li>{esc(x)}</li>" for x in summary_lines(doc))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgest optimize</title><style>{CSS}</style></head>

@@ -105,7 +105,7 @@ def test_a_tried_pass_is_an_axis_of_the_search(copy, capsys, monkeypatch):
                          "--precisions", "fp32", "--json", "--quiet")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["settings"]["try_passes"] == ["fuse-bn"] and doc["schema_version"] == "1.1"
+    assert doc["settings"]["try_passes"] == ["fuse-bn"] and doc["schema_version"] == "1.2"
     rows = {(r["target"], r["precision"], tuple(r["passes"])): r for r in doc["cells"]}
     assert set(rows) == {("onnx", "fp32", ()), ("onnx", "fp32", ("fuse-bn",))}
     assert rows[("onnx", "fp32", ())]["cached"] and not rows[("onnx", "fp32", ("fuse-bn",))]["cached"]
@@ -114,6 +114,45 @@ def test_a_tried_pass_is_an_axis_of_the_search(copy, capsys, monkeypatch):
     report = json.loads((copy / "winner" / "report.json").read_text())
     assert [p["name"] for p in report["passes"]] == doc["winner"]["passes"]
     assert len(doc["retime"]["ratios"]) == sum(r["finalist"] for r in doc["cells"])  # one label per finalist
+
+
+def test_thread_counts_are_an_axis_of_the_re_time(copy, capsys, monkeypatch):
+    """--threads 1,2: no cell compiles again (they were benched at 1); every qualifying cell is timed in turns at 1
+    and at 2, and the winner is the fastest cell at its fastest count."""
+    code, out, err = cli(capsys, monkeypatch, "--out", str(copy), "--threads", "1,2", "--json", "--quiet")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert all(r["cached"] for r in doc["cells"])
+    assert doc["settings"]["thread_counts"] == [1, 2] and doc["settings"]["threads"] == 1
+    qualifying = [r for r in doc["cells"] if r["within_budget"]]
+    assert qualifying and all(r["finalist"] and set(r["retime_by_threads"]) == {"1", "2"} for r in qualifying)
+    for r in qualifying:
+        assert r["retime_p50_ms"] == min(r["retime_by_threads"].values())
+        assert r["retime_by_threads"][str(r["retime_threads"])] == r["retime_p50_ms"]
+    (win,) = [r for r in doc["cells"] if r["winner"]]
+    assert win["retime_p50_ms"] == min(p for r in qualifying for p in r["retime_by_threads"].values())
+    assert doc["winner"]["threads"] == win["retime_threads"]
+    by = doc["retime"]["winners_by_threads"]
+    assert set(by) == {"1", "2"}
+    for t, label in by.items():
+        fastest = min(qualifying, key=lambda r: r["retime_by_threads"][t])
+        assert label == f"{fastest['target']} {fastest['precision']}"
+    md = (copy / "optimize.md").read_text()
+    assert "| in turns p50 ms @1 thr | in turns p50 ms @2 thr |" in md
+    assert f"Winner: {win['target']} {win['precision']} at {win['retime_threads']} thread(s)" in md
+    assert "Fastest at each count: 1 thread(s): " in md
+
+
+def test_a_finalists_figures_are_its_fastest_counts():
+    from edgest.optimize.retiming import _fill
+
+    row = {"p50_ms": 10.0}
+    _fill(row, {1: {"p50_ms": 9.0, "min_p50_ms": 8.5, "max_p50_ms": 9.5},
+                2: {"p50_ms": 6.0, "min_p50_ms": 5.5, "max_p50_ms": 7.0}}, bench_threads=1)
+    assert row["retime_threads"] == 2 and row["retime_p50_ms"] == 6.0
+    assert (row["retime_min_p50_ms"], row["retime_max_p50_ms"]) == (5.5, 7.0)
+    assert row["retime_by_threads"] == {"1": 9.0, "2": 6.0}
+    assert row["retime_vs_bench"] == 0.9  # against the bench's own count, not the fastest
 
 
 def test_too_strict_min_sqnr_exits_non_zero_with_the_fix(copy, capsys, monkeypatch):
@@ -138,6 +177,9 @@ def test_too_strict_min_sqnr_exits_non_zero_with_the_fix(copy, capsys, monkeypat
     (("--pass", "fuse-bn", "--try-pass", "fuse-bn"), ("both applied (--pass) and searched (--try-pass)",)),
     (("--try-pass", "fuse-bn:verify=maybe"), ("pass 'fuse-bn' option verify must be true or false, not 'maybe'",)),
     (("--pass", "fuse-bn:nosuch=1"), ("unknown pass 'fuse-bn' option 'nosuch'",)),
+    (("--threads", "0"), ("'0' is not a thread count", "1,2")),
+    (("--threads", "1,x"), ("'1,x' is not a thread count", "1,2")),
+    (("--threads", "2,2"), ("names a thread count twice",)),
 ])
 def test_bad_input_is_one_line(capsys, tmp_path, args, words):
     from edgest.cli import main
