@@ -650,3 +650,26 @@ def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) ->
     cache_pattern_graphs()  # idempotent: no second wrapper
     utils._get_aten_graph_module(factory(torch.relu), x)
     assert len(exported) == 3
+
+
+_CONVERT_IN_A_FRESH_PROCESS = """
+import pathlib, sys, torch
+from edgest_coreml.convert import convert
+m = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+convert(torch.export.export(m, (torch.randn(1, 8),)), [torch.randn(1, 8)], pathlib.Path(sys.argv[1]))
+import sklearn  # importable again afterwards
+print(sorted(n for n in ("sklearn", "xgboost") if n in sys.modules))
+"""
+
+
+def test_a_conversion_does_not_import_scikit_learn_and_leaves_it_importable(tmp_path) -> None:
+    """coremltools probes scikit-learn and XGBoost on import (1.5 s of CPU per compile) for converters a torch
+    program never uses; the conversion blocks that probe only while coremltools is first imported."""
+    import subprocess
+
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed: nothing to keep from being imported")
+    done = subprocess.run([sys.executable, "-c", _CONVERT_IN_A_FRESH_PROCESS, str(tmp_path / "m.mlpackage")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['sklearn']"  # only the explicit import after it
+    assert (tmp_path / "m.mlpackage" / "Manifest.json").is_file()

@@ -12,10 +12,7 @@ Importing coremltools takes seconds (it probes sklearn, xgboost and more), paid 
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import warnings
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from edgest.coverage import Coverage, is_work, judged_per_op
@@ -35,29 +32,11 @@ def kind(node: torch.fx.Node) -> str:
     return sanitize_op_kind(name)
 
 
-@contextlib.contextmanager
-def _without(*names: str) -> Iterator[None]:
-    """Make ``import NAME`` fail while coremltools is first imported, for modules not imported yet.
-
-    coremltools' ``_deps`` imports scikit-learn and XGBoost to offer their converters (over a
-    second of CPU); the torch op registry does not depend on them. Afterwards the names import
-    normally again (only coremltools' flags for those converters stay off in this process).
-    """
-    blocked = [n for n in names if n not in sys.modules]
-    sys.modules.update(dict.fromkeys(blocked))
-    try:
-        yield
-    finally:
-        for n in blocked:
-            if sys.modules.get(n, 0) is None:
-                del sys.modules[n]
-
-
 def coverage(program: torch.export.ExportedProgram) -> Coverage:
     """Prepare ``program`` as :func:`~edgest_coreml.convert.convert` does and judge each node by the registry."""
     import importlib.metadata
 
-    from edgest_coreml.convert import _drop_aliases, _quiet
+    from edgest_coreml.convert import _drop_aliases, _quiet, _without
 
     with _quiet(), _without("sklearn", "xgboost"):  # coremltools' import-time chatter; probes the torch frontend never uses
         from coremltools.converters.mil.frontend.torch import ops  # noqa: F401 - fills the registry
