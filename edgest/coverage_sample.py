@@ -11,6 +11,7 @@ subgraphs, symbolic shapes); the caller then judges the whole graph.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -105,9 +106,8 @@ def _build_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.E
     graph = torch.fx.Graph()
     reads = dict.fromkeys(a for n in firsts.values() for a in n.all_input_nodes)
     env, in_specs = _kept_weights(program, graph, reads, constant)
-    for arg in (a for a in reads if a.name not in constant):
-        env[arg] = _placeholder(graph, arg, arg.name)
-        in_specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(env[arg].name), None))
+    in_specs += _user_inputs(graph, [a for a in reads if a.name not in constant], _read_by_many(firsts.values()), env,
+                             lambda a, i: a.name)
     names: dict[str, str] = {}
     outs: list[torch.fx.Node] = []
     for node in firsts.values():
@@ -257,9 +257,8 @@ def _build_context_sample(program: torch.export.ExportedProgram, keep: list[torc
         val = node.meta["val"]
         made[f"_coverage_const_{i}"] = torch.zeros(val.shape, dtype=val.dtype)
         in_specs.append(InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(shared[node].name), f"_coverage_const_{i}"))
-    for i, node in enumerate(a for a in read if a.name not in constant):
-        shared[node] = _placeholder(graph, node, f"in_{i}")
-        in_specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(shared[node].name), None))
+    in_specs += _user_inputs(graph, [a for a in read if a.name not in constant], _read_by_many(keep), shared,
+                             lambda a, i: f"in_{i}")
     env: dict[torch.fx.Node, torch.fx.Node] = {}
     for n in keep:
         env[n] = graph.node_copy(n, lambda a: env.get(a) or shared[a])
@@ -281,6 +280,34 @@ def _kept_weights(program: torch.export.ExportedProgram, graph: torch.fx.Graph, 
             s = specs[node.name]
             in_specs.append(InputSpec(s.kind, TensorArgument(kept[node].name), s.target, s.persistent))
     return kept, in_specs
+
+
+def _read_by_many(nodes: Any) -> set[torch.fx.Node]:
+    """The nodes that only nodes reading more than :data:`MAX_READER_INPUTS` (a concatenation of every time
+    step) read among ``nodes``."""
+    members = set(nodes)
+    many = {n for n in members if len(n.all_input_nodes) > MAX_READER_INPUTS}
+    read = {a for n in many for a in n.all_input_nodes}
+    return {a for a in read if all(u in many for u in a.users if u in members)}
+
+
+def _user_inputs(graph: torch.fx.Graph, args: list[torch.fx.Node], many: set[torch.fx.Node],
+                 env: dict[torch.fx.Node, torch.fx.Node], name: Callable[[torch.fx.Node, int], str]) -> list[InputSpec]:
+    """A placeholder in ``graph`` for each of ``args`` (into ``env``), and their input specs. The args of ``many``
+    share one placeholder per shape, dtype and strides: a concatenation of 128 steps reads one input 128 times,
+    the same op on the same shapes, instead of adding 128 inputs that every toolchain traces one by one."""
+    specs, by_meta = [], {}
+    for i, arg in enumerate(args):
+        val = arg.meta.get("val")
+        key = (tuple(val.shape), val.dtype, tuple(val.stride())) if arg in many and isinstance(val, torch.Tensor) else None
+        if key is not None and key in by_meta:
+            env[arg] = by_meta[key]
+            continue
+        env[arg] = _placeholder(graph, arg, name(arg, i))
+        if key is not None:
+            by_meta[key] = env[arg]
+        specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(env[arg].name), None))
+    return specs
 
 
 def _placeholder(graph: torch.fx.Graph, like: torch.fx.Node, name: str) -> torch.fx.Node:

@@ -167,3 +167,53 @@ class _Dead(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch.sin(x)  # computed, never used
         return torch.relu(x)
+
+
+class _Stepped(torch.nn.Module):
+    """An unrolled time loop (12 steps, two ops each) whose steps are concatenated: a 12-input cat."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, gs = torch.zeros_like(x.narrow(-1, 0, 1)), []
+        for g_in in (x / -2.0).split(1, -1):
+            g = g_in.add(w, alpha=0.5)
+            gs.append(g)
+            w = torch.nn.functional.threshold(g, -1.0, 0.0)
+        return torch.cat(gs, -1).relu()
+
+
+STEPPED_SHAPE = (1, 4, 12)
+
+
+def test_a_concatenation_of_every_step_reads_one_shared_input_in_a_sample():
+    """Its 12 inputs would be 12 sample inputs, each traced by every toolchain (a spiking model: 700 of 826 nodes)."""
+    from torch.export.graph_signature import InputKind
+
+    from edgest.coverage_sample import context_sample, op_sample
+
+    program = torch.export.export(_Stepped().eval(), (torch.randn(*STEPPED_SHAPE),), strict=False)
+    for sampler in (op_sample, context_sample):
+        made = sampler(program)
+        if made is None:  # context_sample declines a sample that would not be much smaller
+            continue
+        sample, _ = made
+        (cat,) = [n for n in sample.graph.nodes if n.target is torch.ops.aten.cat.default]
+        assert len(cat.args[0]) == 12 and len(set(cat.args[0])) < 12, sampler.__name__
+        inputs = [s for s in sample.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+        assert len(inputs) < 12, (sampler.__name__, len(inputs))
+        sample.module()(*(torch.randn(*n.meta["val"].shape) for n in sample.graph.find_nodes(op="placeholder")
+                          if n.name in {s.arg.name for s in inputs}))  # still a program that runs
+
+
+@pytest.mark.parametrize("name", ["onnx", "tvm", "openvino", "executorch"])
+def test_a_sample_with_shared_step_inputs_gives_the_whole_graphs_verdicts(name, monkeypatch):
+    from edgest import coverage as cov
+    from edgest import coverage_sample
+
+    _target(name)
+    monkeypatch.setattr(coverage_sample, "CONTEXT_SHARE", 10.0)  # sample even where it saves little (small model)
+    sampled = check(_Stepped().eval(), [name], input_shape=STEPPED_SHAPE).coverage[name]
+    monkeypatch.setattr(cov, "SAMPLE_OPS", False)
+    whole = check(_Stepped().eval(), [name], input_shape=STEPPED_SHAPE).coverage[name]
+    assert sampled.status == whole.status == "known", (sampled.note, whole.note)
+    assert sorted(sampled.ops, key=repr) == sorted(whole.ops, key=repr)
+    assert sampled.summary() == whole.summary()
