@@ -319,7 +319,9 @@ def _placeholder(graph: torch.fx.Graph, like: torch.fx.Node, name: str) -> torch
 
 
 def _sinks(graph: torch.fx.Graph, copies: list[torch.fx.Node]) -> list[torch.fx.Node]:
-    """The tensors of the copied nodes nothing in the sample reads (a tuple's items through getitem): outputs."""
+    """The tensors of the copied nodes nothing in the sample reads (a tuple's items through getitem): outputs.
+    Of a tuple of more than :data:`MAX_READER_INPUTS` items (a split into every time step), one item per shape,
+    dtype and strides: the op and its shapes are the same, without an output per step."""
     outs = []
     for c in copies:
         if c.users:
@@ -328,9 +330,11 @@ def _sinks(graph: torch.fx.Graph, copies: list[torch.fx.Node]) -> list[torch.fx.
         if isinstance(val, torch.Tensor):
             outs.append(c)
         elif isinstance(val, (list, tuple)):
-            for i, v in enumerate(val):
-                if isinstance(v, torch.Tensor):
-                    item = graph.call_function(operator.getitem, (c, i))
-                    item.meta = {"val": v}
-                    outs.append(item)
+            items = [(i, v) for i, v in enumerate(val) if isinstance(v, torch.Tensor)]
+            if len(items) > MAX_READER_INPUTS:
+                items = list({(tuple(v.shape), v.dtype, tuple(v.stride())): (i, v) for i, v in reversed(items)}.values())
+            for i, v in sorted(items, key=lambda item: item[0]):
+                item = graph.call_function(operator.getitem, (c, i))
+                item.meta = {"val": v}
+                outs.append(item)
     return outs
