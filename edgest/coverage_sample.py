@@ -206,11 +206,12 @@ def _near(n: torch.fx.Node, constant: set[str]) -> Any:
     return op_key(n), loose, _arg_key(n.kwargs, constant)
 
 
-def _context_key(node: torch.fx.Node, constant: set[str]) -> tuple[Any, ...]:
-    """``node``'s :func:`op_signature` with its neighbours' :func:`_near` keys (its readers' as a set)."""
+def _context_key(node: torch.fx.Node, constant: set[str], near: Callable[[torch.fx.Node], Any]) -> tuple[Any, ...]:
+    """``node``'s :func:`op_signature` with its neighbours' keys (``near``: :func:`_near`, memoised; its readers' as
+    a set)."""
     return (op_signature(node, constant),
-            tuple(_near(a, constant) if a.name not in constant else "const" for a in node.all_input_nodes),
-            frozenset(_near(u, constant) for u in node.users))
+            tuple(near(a) if a.name not in constant else "const" for a in node.all_input_nodes),
+            frozenset(near(u) for u in node.users))
 
 
 def context_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.ExportedProgram, dict[str, str]] | None:
@@ -226,7 +227,14 @@ def context_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.
         constant = _constant_derived(program)
         firsts: dict[tuple[Any, ...], torch.fx.Node] = {}
         live = _live(program)
-        member = {n.name: firsts.setdefault(_context_key(n, constant), n) for n in program.graph.nodes
+        keys: dict[torch.fx.Node, Any] = {}  # a concatenation of 128 steps is every step's neighbour: key it once
+
+        def near(n: torch.fx.Node) -> Any:
+            if n not in keys:
+                keys[n] = _near(n, constant)
+            return keys[n]
+
+        member = {n.name: firsts.setdefault(_context_key(n, constant, near), n) for n in program.graph.nodes
                   if is_work(n) and n in live}
     except _NotSampled:
         return None
