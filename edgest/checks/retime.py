@@ -39,6 +39,10 @@ def retime(artifacts: Mapping[str, Compiled], threads: int = 1, rounds: int = 3,
     runs = {}
     for key, a in artifacts.items():
         runner = reg.target(a.target)(**a.options).load(a.path, threads)
+        actual = getattr(runner, "threads", threads)  # a runner may say how many threads its runtime really runs
+        if isinstance(actual, int) and actual != threads:
+            raise RuntimeError(f"target '{a.target}' runs {actual} thread(s), not {threads}: its runtime's thread pool "
+                               "was sized earlier in this process; time each thread count in its own process")
         x = np.random.default_rng(0).standard_normal(a.input_shape).astype(np.float32)
         runs[key] = lambda runner=runner, x=x: runner.run([x])
     return measure_interleaved(runs, rounds)

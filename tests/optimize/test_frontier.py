@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -111,3 +112,32 @@ def test_a_retime_that_cannot_run_leaves_the_bench_fastest_as_winner_and_says_wh
     note = retime_finalists(rows, tmp_path, threads=1)  # no run folders here: the finalists cannot be loaded
     assert note.startswith("re-time in turns failed (BadInput: ") and note.endswith("the winner is the fastest in the bench")
     assert [(r["target"], r["precision"]) for r in rows if r["winner"]] == [("a", "int8")]
+
+
+class _PoolOncePerProcess:
+    """A target whose runtime sizes its thread pool on the first load in a process (as ExecuTorch's does)."""
+
+    pool: int | None = None
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def load(self, path: object, threads: int) -> object:
+        cls = type(self)
+        cls.pool = cls.pool or threads
+        return type("Runner", (), {"threads": cls.pool, "run": lambda self, xs: xs})()
+
+
+class _Registry:
+    def target(self, name: str) -> type:
+        return _PoolOncePerProcess
+
+
+def test_a_runtime_that_runs_fewer_threads_than_asked_is_not_timed_as_if_it_did():
+    """Timing it at 2 threads after 1 in one process would report a one-thread figure as a two-thread one."""
+    from edgest.checks.retime import Compiled, retime
+
+    art = {"a": Compiled("once", Path("model.bin"), (1, 2))}
+    assert retime(art, threads=1, rounds=1, registry=_Registry())["a"]["p50_ms"] >= 0
+    with pytest.raises(RuntimeError, match="runs 1 thread\\(s\\), not 2: .* time each thread count in its own process"):
+        retime(art, threads=2, rounds=1, registry=_Registry())
