@@ -133,11 +133,23 @@ class _Registry:
         return _PoolOncePerProcess
 
 
-def test_a_runtime_that_runs_fewer_threads_than_asked_is_not_timed_as_if_it_did():
+def test_a_runtime_that_runs_fewer_threads_than_asked_is_not_timed_as_if_it_did(monkeypatch):
     """Timing it at 2 threads after 1 in one process would report a one-thread figure as a two-thread one."""
     from edgest.checks.retime import Compiled, retime
 
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
     art = {"a": Compiled("once", Path("model.bin"), (1, 2))}
     assert retime(art, threads=1, rounds=1, registry=_Registry())["a"]["p50_ms"] >= 0
     with pytest.raises(RuntimeError, match="runs 1 thread\\(s\\), not 2: .* time each thread count in its own process"):
         retime(art, threads=2, rounds=1, registry=_Registry())
+
+
+@pytest.mark.parametrize(("asked", "runs", "cores"), [(4, 2, 2), (2, 0, 8), (2, 2, 8)])
+def test_a_runtime_capped_at_the_cores_or_choosing_its_own_count_is_timed(monkeypatch, asked, runs, cores):
+    """OpenVINO caps INFERENCE_NUM_THREADS at the host's cores; 0 is the contract's "the runtime chooses"."""
+    from edgest.checks.retime import _check_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    _check_threads("t", runs, asked)  # no error
+    with pytest.raises(RuntimeError, match="runs 1 thread"):
+        _check_threads("t", 1, asked)
