@@ -307,7 +307,7 @@ def _user_inputs(graph: torch.fx.Graph, args: list[torch.fx.Node], many: set[tor
     specs, by_meta = [], {}
     for i, arg in enumerate(args):
         val = arg.meta.get("val")
-        key = (tuple(val.shape), val.dtype, tuple(val.stride())) if arg in many and isinstance(val, torch.Tensor) else None
+        key = _layout(val) if arg in many and isinstance(val, torch.Tensor) else None
         if key is not None and key in by_meta:
             env[arg] = by_meta[key]
             continue
@@ -316,6 +316,11 @@ def _user_inputs(graph: torch.fx.Graph, args: list[torch.fx.Node], many: set[tor
             by_meta[key] = env[arg]
         specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(env[arg].name), None))
     return specs
+
+
+def _layout(val: torch.Tensor) -> tuple[Any, ...]:
+    """A tensor's shape, dtype and strides: what makes two steps' tensors interchangeable in a sample."""
+    return tuple(val.shape), val.dtype, tuple(val.stride())
 
 
 def _placeholder(graph: torch.fx.Graph, like: torch.fx.Node, name: str) -> torch.fx.Node:
@@ -340,7 +345,7 @@ def _sinks(graph: torch.fx.Graph, copies: list[torch.fx.Node]) -> list[torch.fx.
         elif isinstance(val, (list, tuple)):
             items = [(i, v) for i, v in enumerate(val) if isinstance(v, torch.Tensor)]
             if len(items) > MAX_READER_INPUTS:
-                items = list({(tuple(v.shape), v.dtype, tuple(v.stride())): (i, v) for i, v in reversed(items)}.values())
+                items = list({_layout(v): (i, v) for i, v in reversed(items)}.values())
             for i, v in sorted(items, key=lambda item: item[0]):
                 item = graph.call_function(operator.getitem, (c, i))
                 item.meta = {"val": v}

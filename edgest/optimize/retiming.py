@@ -4,9 +4,10 @@ Each bench cell was timed in its own process, one after another; on a shared hos
 between them, so the bench's p50s alone can rank two close artifacts wrongly. The finalists are
 loaded with their targets' runners (at the options their cells compiled with) and timed in turns,
 holding the host's timing lock (:func:`edgest.executors.timing.timing_turn`);
-the fastest in turns wins. They are timed in one spawned process (a crashing runtime takes only that
-process with it; the search's result stays and names why). With several thread counts (``--threads 1,2``)
-the finalists are timed in turns at each; a finalist's figures are those of its fastest count
+the fastest in turns wins. They are timed in a spawned process per thread count (a crashing runtime takes
+only that process with it, and the search's result stays and names why; a runtime whose thread pool is sized
+once per process runs each count at that count). With several thread counts (``--threads 1,2``) the
+finalists are timed in turns at each; a finalist's figures are those of its fastest count
 (``retime_threads``; every count's p50 in ``retime_by_threads``). Ratios: each finalist's p50 in turns over the winner's
 (``retime_ratio``) and over its own bench p50 (``retime_vs_bench``, how much the load moved).
 """

@@ -77,9 +77,10 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
 def render_markdown(doc: dict[str, Any]) -> str:
     """optimize.md: the summary lines and the frontier table."""
     lines = [f"# edgest optimize: {doc['settings']['model']}", ""] + [f"- {x}" for x in summary_lines(doc)]
-    head = table_head(thread_counts(doc))
+    counts = thread_counts(doc)
+    head = table_head(counts)
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table_rows(doc["cells"], thread_counts(doc))]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table_rows(doc["cells"], counts)]
     lines += ["", ("Bench p50: each cell timed alone in its own process; in turns: the finalists timed again in one "
                    f"process, {doc['retime']['rounds']} rounds in turns (the winner is the fastest there). "
                    "Every cell's run folder, bench.json and report.html are in this folder.")]
@@ -91,9 +92,10 @@ def render_html(doc: dict[str, Any], bench_cells: list[dict[str, Any]]) -> str:
     from edgest.report.charts import scatter_latency_accuracy
     from edgest.report.html import CSS
 
-    head = "".join(f'<th class="text">{esc(h)}</th>' for h in table_head(thread_counts(doc)))
+    counts = thread_counts(doc)
+    head = "".join(f'<th class="text">{esc(h)}</th>' for h in table_head(counts))
     body = "".join("<tr>" + "".join(f'<td class="text">{esc(c)}</td>' for c in row) + "</tr>"
-                   for row in table_rows(doc["cells"], thread_counts(doc)))
+                   for row in table_rows(doc["cells"], counts))
     body = body.replace("<tr>", '<tr style="font-weight:600">', 1) if doc["winner"] else body
     items = "".join(f"<li>{esc(x)}</li>" for x in summary_lines(doc))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>edgest optimize</title><style>{CSS}</style></head>
