@@ -264,18 +264,15 @@ def build_olive(ctx: BuildContext, folder: Path) -> dict[str, Any]:
     olive_log.handlers, olive_log.propagate = [], False  # it prints its run history at any level; failures raise
     try:
         with _loggers_at("ERROR", ""):  # ORT's quantizer warns per weight on the root logger
-            olive_run(config)
+            best = olive_run(config).get_best_candidate()
     finally:
         olive_log.handlers, olive_log.propagate = kept
-    found = sorted((folder / "olive").rglob("*.onnx"))
-    if not found:
-        raise RuntimeError(f"Olive wrote no .onnx under {folder / 'olive'}")
-    shutil.copy(found[0], folder / "model.onnx")
-    data_file = found[0].with_name(found[0].name + ".data")
-    if data_file.exists():
-        shutil.copy(data_file, folder / data_file.name.replace(found[0].stem, "model", 1))
     shutil.rmtree(folder / "olive-cache", ignore_errors=True)
-    return {"artifact": "model.onnx", "how": "olive.workflows.run: OnnxConversion → OnnxPeepholeOptimizer → "
+    if best is None or not best.model_path or not Path(best.model_path).is_file():
+        raise RuntimeError(f"Olive's workflow gave no ONNX model (output folder {folder / 'olive'})")
+    # the model where Olive wrote it, beside any external-data file it names
+    artifact = Path(best.model_path).resolve().relative_to(folder.resolve())
+    return {"artifact": str(artifact), "how": "olive.workflows.run: OnnxConversion → OnnxPeepholeOptimizer → "
             f"OnnxStaticQuantization(QDQ, per_channel=True) on {len(ctx.calibration)} calibration inputs"}
 
 
