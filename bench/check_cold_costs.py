@@ -71,9 +71,10 @@ _ASK = """
 import sys, time, torch
 torch.set_num_threads(1)
 from edgest.plugins import get_registry
-from edgest.preflight import _preload, ask, capture_for_check, target_for_check
+from edgest.coverage_workers import preload
+from edgest.preflight import ask, capture_for_check, target_for_check
 program = capture_for_check(sys.argv[1])[1]
-_preload()
+preload()
 for name in sys.argv[2].split(","):
     target = target_for_check(get_registry().target(name), None)
     t = time.perf_counter()

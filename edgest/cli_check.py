@@ -62,7 +62,7 @@ def print_preflight(result: Preflight) -> None:
 @click.option("--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
               help="Model option, repeatable: a key of the model's config, e.g. num_frames=8.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="Targets asked at once, each in its own process (1: one after another, in this process).")
+              help="Processes asking targets at once, each asking one target after another (1: every target in this process).")
 @click.option("--no-cache", is_flag=True,
               help="Ask every target again instead of reusing an answer kept for the same program, target and toolchain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")

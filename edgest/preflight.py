@@ -26,9 +26,6 @@ from edgest.errors import EdgestError
 from edgest.provenance import shared_provenance
 from edgest.target import Target
 
-#: seconds all child processes together get to answer before the rest are marked failed
-TIMEOUT_S = 600.0
-
 if TYPE_CHECKING:
     import torch
 
@@ -219,13 +216,12 @@ def _timed(target: Target, program: torch.export.ExportedProgram, precision: str
 
 def _answers(targets: list[Target], program: torch.export.ExportedProgram, precision: str | None, jobs: int,
              on_target: Callable[[str], None] | None) -> dict[str, tuple[Coverage, float]]:
-    """Each target's answer and seconds: in this process, or ``jobs`` at a time in forked child processes.
-
-    A child is forked per target once the program is captured, so it starts with torch, edgest and
-    the program already in memory (no re-import, no serialising, no copy: the fork is the copy) and
-    imports only its own toolchain; one that crashes or hangs cannot take ``edgest check`` with it.
-    """
+    """Each target's answer and seconds: in this process, or in ``jobs`` forked worker processes
+    (:mod:`edgest.coverage_workers`: forked once the program is captured, each asking one target after another;
+    one that crashes or hangs cannot take ``edgest check`` with it)."""
     import multiprocessing
+
+    from edgest.coverage_workers import ask_in_workers
 
     if jobs <= 1 or len(targets) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         out = {}
@@ -234,79 +230,4 @@ def _answers(targets: list[Target], program: torch.export.ExportedProgram, preci
                 on_target(t.name)
             out[t.name] = _timed(t, program, precision)
         return out
-    return _forked(targets, program, precision, jobs, on_target)
-
-
-def _forked(targets: list[Target], program: torch.export.ExportedProgram, precision: str | None, jobs: int,
-            on_target: Callable[[str], None] | None) -> dict[str, tuple[Coverage, float]]:
-    """Fork one child per target, at most ``jobs`` at once; collect each answer from its pipe."""
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    ctx = multiprocessing.get_context("fork")
-    _preload()
-    waiting, running, out = list(targets), {}, {}
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                target = waiting.pop(0)
-                if on_target:
-                    on_target(target.name)
-                receive, send = ctx.Pipe(duplex=False)
-                # not a daemon: a toolchain may start processes of its own; die_with_parent and the kill below end it
-                child = ctx.Process(target=_child, args=(target, program, precision, send))
-                child.start()
-                send.close()  # the child holds the only write end: EOF means it ended
-                running[receive] = (target.name, child)
-            ready = wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            for receive in ready:
-                name, child = running.pop(receive)
-                out[name] = _received(name, receive, child)
-    finally:
-        for receive, (name, child) in running.items():  # past the deadline, or interrupted: do not keep waiting
-            child.kill()
-            child.join(5)
-            receive.close()
-    late = not_known("", f"coverage failed: no answer within {TIMEOUT_S:.0f} s", "failed")
-    return {t.name: out.get(t.name) or (replace(late, target=t.name), 0.0) for t in targets}
-
-
-def _preload() -> None:
-    """Import, once before forking, the part of torch most toolchains import (Inductor's lowerings, ~1 s of CPU):
-    every child then starts with it instead of each importing it again."""
-    import contextlib
-
-    with contextlib.suppress(Exception), warnings.catch_warnings():  # only a head start: a child imports what it needs
-        warnings.simplefilter("ignore")
-        import torch._inductor.lowering  # noqa: F401
-
-
-def _received(name: str, receive: Any, child: Any) -> tuple[Coverage, float]:
-    """The answer a child sent, or "failed" when it died without one."""
-    try:
-        answer = receive.recv()
-    except (EOFError, OSError):
-        child.join(5)
-        why = f"exit code {child.exitcode}" if child.exitcode is not None else "no answer"
-        answer = (not_known(name, f"coverage failed: the process asking it died ({why})", "failed"), 0.0)
-    finally:
-        receive.close()
-    child.join(5)
-    return answer
-
-
-def _child(target: Target, program: torch.export.ExportedProgram, precision: str | None, send: Any) -> None:
-    """In a forked child: ask ``target`` and send the answer."""
-    import torch
-
-    from edgest.checks.lifeline import die_with_parent
-
-    die_with_parent()
-    # one intra-op thread: the parent's OpenMP pool does not survive the fork (a parallel op would hang), and
-    # the children share the cores anyway
-    torch.set_num_threads(1)
-    send.send(_timed(target, program, precision, private=True))
-    send.close()
+    return ask_in_workers(targets, program, precision, jobs, _timed, on_target)

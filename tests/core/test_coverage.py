@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,6 +67,35 @@ class DyingTarget(throwaway_plugin.PickleTarget):
         os._exit(3)
 
 
+class PidTarget(NoCumsumTarget):
+    """Answers as no-cumsum does, naming the process that asked it in its note."""
+
+    name = "pid-coverage"
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        import os
+
+        return replace(super().coverage(program), note=str(os.getpid()))
+
+
+class PidTarget2(PidTarget):
+    name = "pid-coverage-2"
+
+
+class GraphEatingTarget(throwaway_plugin.PickleTarget):
+    """Its toolchain empties the program's graph in place (what a copy must protect the next target from)."""
+
+    name = "graph-eating"
+
+    def coverage(self, program: torch.export.ExportedProgram) -> Coverage:
+        graph = program.graph
+        for node in reversed(list(graph.nodes)):
+            if node.op == "call_function":
+                node.replace_all_uses_with(next(n for n in graph.nodes if n.op == "placeholder"))
+                graph.erase_node(node)
+        return Coverage(self.name, (), "ate the graph")
+
+
 class TableTarget(NoCumsumTarget):
     """Its runtime is missing here, but its coverage comes from a table (``coverage_needs_runtime`` False)."""
 
@@ -86,6 +116,9 @@ def register_targets(register):
     register(NoCumsumTarget)
     register(BrokenTarget)
     register(DyingTarget)
+    register(PidTarget)
+    register(PidTarget2)
+    register(GraphEatingTarget)
     register(TableTarget)
     register(RuntimeTarget)
 
@@ -199,3 +232,39 @@ def test_a_child_that_dies_while_answering_marks_only_its_target_failed(registry
     assert result.coverage["dying-coverage"].status == "failed"
     assert "died (exit code 3)" in result.coverage["dying-coverage"].note
     assert result.coverage["no-cumsum"].verdicts("aten.cumsum") == {"fallback": 1}
+
+
+def test_workers_ask_one_target_after_another_and_a_death_loses_only_the_target_it_was_asking(registry):
+    import os
+
+    names = ["pid-coverage", "dying-coverage", "no-cumsum", "pid-coverage-2", "broken-coverage"]
+    result = check(ConvCumsum(), names, input_shape=(1, 3, 8, 8), registry=registry, jobs=2)
+    assert list(result.coverage) == names
+    assert result.coverage["dying-coverage"].status == "failed" and "died (exit code 3)" in result.coverage["dying-coverage"].note
+    assert result.coverage["broken-coverage"].status == "failed"
+    assert result.coverage["no-cumsum"].verdicts("aten.cumsum") == {"fallback": 1}
+    pids = {result.coverage[n].note for n in ("pid-coverage", "pid-coverage-2")}
+    assert str(os.getpid()) not in pids
+    assert all(result.coverage[n].verdicts("aten.cumsum") == {"fallback": 1} for n in ("pid-coverage", "pid-coverage-2"))
+
+
+def test_a_worker_gives_each_target_but_its_last_a_copy_of_the_program(program):
+    from edgest.coverage_workers import ask_in_workers
+    from edgest.preflight import _timed
+
+    asked = []
+    out = ask_in_workers([GraphEatingTarget(), PidTarget(), GraphEatingTarget()], program, None, 1, _timed, asked.append)
+    assert asked == ["graph-eating", "pid-coverage", "graph-eating"]
+    assert out["pid-coverage"][0].verdicts("aten.cumsum") == {"fallback": 1}, "the graph-eater before it had a copy"
+    assert out["graph-eating"][0].note == "ate the graph"
+    assert any(n.op == "call_function" for n in program.graph.nodes), "the parent's program is the worker's fork"
+
+
+def test_one_worker_asks_every_target_in_one_process(program):
+    import os
+
+    from edgest.coverage_workers import ask_in_workers
+    from edgest.preflight import _timed
+
+    out = ask_in_workers([PidTarget(), PidTarget2()], program, None, 1, _timed)
+    assert out["pid-coverage"][0].note == out["pid-coverage-2"][0].note != str(os.getpid())
