@@ -623,6 +623,7 @@ def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) ->
     import torch
     from executorch.backends.apple.coreml.quantizer import _coreml_quantizer_utils as utils
 
+    from edgest.quantize import patterns
     from edgest_coreml.quantizer import cache_pattern_graphs
 
     exported = []
@@ -631,7 +632,8 @@ def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) ->
         exported.append(type(pattern).__qualname__)
         return torch.nn.Module()
 
-    monkeypatch.setattr(utils, "_get_aten_graph_module", fake_export)
+    monkeypatch.setattr(utils, "_get_aten_graph_module", lambda *a: pytest.fail("captured through Dynamo"))
+    monkeypatch.setattr(patterns, "pattern_graph", fake_export)  # the non-strict capture the cache fills from
     cache_pattern_graphs()
 
     def factory(fn):

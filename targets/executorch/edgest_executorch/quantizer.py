@@ -36,7 +36,15 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import Unsupported
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
+from edgest.quantization import (
+    ProgramQuantizer,
+    Quantized,
+    Quantizer,
+    check_skip,
+    in_modules,
+    state_loop,
+)
+from edgest.quantize.patterns import no_qat_conv_bn_fold
 from edgest_executorch.float_ops import aten_name as _op
 from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
@@ -122,27 +130,6 @@ def _count(prepared: Any, converted: Any) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _no_qat_conv_bn_fold() -> Iterator[None]:
-    """Skip ``convert_pt2e``'s QAT conv+BN folding, which this post-training flow never needs.
-
-    It looks for the conv+BN pattern ``prepare_qat_pt2e`` leaves behind, and does so whenever
-    the graph has any BatchNorm: it traces 96 pattern graphs with ``torch.export`` first
-    (~60 s on 2 cores). After ``prepare_pt2e`` on an eval-mode program, conv+BN pairs are
-    already folded and the BatchNorms left stand alone, so the search finds nothing (checked
-    on squeezetime_tiny and emov2_tiny_video: identical graphs and outputs, 20x faster).
-    """
-    from unittest import mock
-
-    import torchao.quantization.pt2e.quantize_pt2e as qp
-
-    if not hasattr(qp, "_fold_conv_bn_qat"):  # another torchao: let convert do what it does
-        yield
-        return
-    with mock.patch.object(qp, "_fold_conv_bn_qat", lambda model: model):
-        yield
-
-
 def _xnnpack_quantizer(config: Any) -> Any:
     """``XNNPACKQuantizer().set_global(config)`` whose ``cat`` annotator obeys the filter function.
 
@@ -180,16 +167,19 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
         import torch
 
         with _quiet():
+            from executorch.backends.xnnpack.quantizer import xnnpack_quantizer_utils
             from torchao.quantization.pt2e.quantize_pt2e import (
                 convert_pt2e,
                 prepare_pt2e,
             )
 
+            from edgest.quantize.patterns import fast_pattern_graphs
             from edgest_executorch.prequant import (
                 batch_norm_as_depthwise_conv,
                 fold_constant_weights,
             )
 
+            fast_pattern_graphs(xnnpack_quantizer_utils, "_get_aten_graph_module_for_pattern")  # conv+BN patterns
             dynamic = self.scheme == "int8-weight"
             quantizer = _xnnpack_quantizer(_config(dynamic))
             if skip:
@@ -210,7 +200,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             with torch.no_grad():
                 for xs in calibration.inputs:
                     prepared(*(torch.from_numpy(x) for x in xs))
-            with _no_qat_conv_bn_fold():
+            with no_qat_conv_bn_fold():
                 converted = convert_pt2e(prepared)
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
         counts.update({k: v for k, v in _count(prepared, new).items() if not k.startswith("ops_")})

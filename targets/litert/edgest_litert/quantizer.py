@@ -23,12 +23,19 @@ quantisation" before the quantizer's patterns run, so no pattern takes them and 
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
+from edgest.quantization import (
+    ProgramQuantizer,
+    Quantized,
+    Quantizer,
+    check_skip,
+    in_modules,
+    state_loop,
+)
+from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +54,10 @@ def quantizer_for(scheme: str) -> Quantizer | None:
 def _pt2e_quantizer(dynamic: bool, skip: Sequence[str], names: Collection[str] = ()) -> Any:
     """litert-torch's ``PT2EQuantizer`` (per-channel symmetric config) that leaves the ``skip`` modules and the
     nodes ``names`` (a step program's state loop) float."""
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.pt2e_quantizer import (
+        PT2EQuantizer,
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
     class SkippingPT2EQuantizer(PT2EQuantizer):
@@ -63,26 +73,6 @@ def _pt2e_quantizer(dynamic: bool, skip: Sequence[str], names: Collection[str] =
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
     return SkippingPT2EQuantizer().set_global(config)
-
-
-@contextlib.contextmanager
-def _no_qat_conv_bn_fold() -> Iterator[None]:
-    """Skip ``convert_pt2e``'s QAT conv+BN folding, which post-training quantisation never needs.
-
-    It searches for the conv+BN pattern ``prepare_qat_pt2e`` leaves, and does so whenever the
-    graph has a BatchNorm, tracing dozens of pattern graphs first: 38 of the 45 s that
-    squeezetime_tiny's quantisation took on one core. After ``prepare_pt2e`` on an inference
-    program the conv+BN pairs are already folded, so the search finds nothing.
-    """
-    from unittest import mock
-
-    import torchao.quantization.pt2e.quantize_pt2e as qp
-
-    if not hasattr(qp, "_fold_conv_bn_qat"):  # another torchao: let convert do what it does
-        yield
-        return
-    with mock.patch.object(qp, "_fold_conv_bn_qat", lambda model: model):
-        yield
 
 
 def drop_eval_dropouts(module: torch.fx.GraphModule) -> int:
@@ -133,7 +123,10 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
         dynamic = self.scheme == "int8-weight"
         check_skip(program.graph, skip)
         with quiet():
-            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+            from torchao.quantization.pt2e.quantize_pt2e import (
+                convert_pt2e,
+                prepare_pt2e,
+            )
 
             module = program.module()
             dropouts = drop_eval_dropouts(module)
@@ -144,7 +137,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             with torch.no_grad():
                 for xs in calibration.inputs[:1] if dynamic else calibration.inputs:
                     prepared(*(torch.from_numpy(x) for x in xs))
-            with _no_qat_conv_bn_fold():
+            with no_qat_conv_bn_fold():
                 converted = convert_pt2e(prepared, fold_quantize=False)
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
         kinds = ", ".join(f"{k} ×{v}" for k, v in sorted(ops.items()))
