@@ -654,6 +654,31 @@ def test_coreml_quantizer_patterns_are_exported_once_per_process(monkeypatch) ->
     assert len(exported) == 3
 
 
+@toolchain
+def test_coreml_int8_skips_the_qat_conv_bn_fold(monkeypatch) -> None:
+    """convert_pt2e searches for the conv+BN pattern QAT leaves (96 patterns through Dynamo, ~45 s here) whenever
+    the graph has a BatchNorm; after a post-training prepare there is none to find (identical graphs checked on
+    squeezetime_tiny), so the Core ML quantizer skips it as the ExecuTorch and LiteRT ones do."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import torch
+    import torchao.quantization.pt2e.quantize_pt2e as qp
+    from torch import nn
+
+    from edgest.capture import capture
+
+    monkeypatch.setattr(qp, "_fold_conv_bn_qat", lambda model: pytest.fail("searched for QAT conv+BN patterns"))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(),
+                          nn.Linear(64, 2)).eval()
+    x = torch.randn(1, 3, 8, 8)
+
+    class Calibration:
+        inputs: ClassVar[list] = [[x.numpy()]]
+
+    quantized = CoreMLTarget(precision="fp32").quantizer("int8").quantize_program(capture(model, (x,)), (x,),
+                                                                                   Calibration, ())
+    assert quantized.details["qdq_nodes"].get("quantize_per_tensor", 0) >= 1
+
+
 _CONVERT_IN_A_FRESH_PROCESS = """
 import pathlib, sys, torch
 from edgest_coreml.convert import convert
