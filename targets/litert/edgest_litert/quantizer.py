@@ -27,14 +27,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.quantization import (
-    ProgramQuantizer,
-    Quantized,
-    Quantizer,
-    check_skip,
-    in_modules,
-    state_loop,
-)
+from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
@@ -54,10 +47,7 @@ def quantizer_for(scheme: str) -> Quantizer | None:
 def _pt2e_quantizer(dynamic: bool, skip: Sequence[str], names: Collection[str] = ()) -> Any:
     """litert-torch's ``PT2EQuantizer`` (per-channel symmetric config) that leaves the ``skip`` modules and the
     nodes ``names`` (a step program's state loop) float."""
-    from litert_torch.quantize.pt2e_quantizer import (
-        PT2EQuantizer,
-        get_symmetric_quantization_config,
-    )
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 
     class SkippingPT2EQuantizer(PT2EQuantizer):
