@@ -2,9 +2,10 @@
 
 A worker is forked once the program is captured, so it starts with torch, edgest and the program
 in memory (the fork is the copy). It then asks the targets the parent hands it, one at a time, the
-next one as soon as it has answered. A toolchain import two targets share (the ONNX exporter and
-its op registry for ``onnx`` and ``tensorrt``, coremltools for ``coreml`` and ``coreai``, Inductor's
-lowerings) is then paid once per worker, not once per target.
+next one as soon as it has answered. What two targets asked by the same worker both import (torch's
+ONNX exporter, Inductor's pieces, coremltools) is then imported once in that worker, and ``--targets all``
+starts ``jobs`` processes instead of one per target. Which worker asks which target depends on who
+is free first.
 
 A target that crashes or hangs still cannot take ``edgest check`` with it: a worker that dies marks
 only the target it was asking "failed", and a new worker is forked for the targets still waiting;

@@ -3,8 +3,8 @@
 PT2E quantizers (ExecuTorch's XNNPACK and Core ML quantizers) find what to annotate by capturing
 each of their pattern callables with torchao's ``_get_aten_graph_module_for_pattern`` on every
 ``prepare_pt2e``, through ``torch.export.export(strict=True)``, that is Dynamo. The Core ML
-quantizer captures 405 patterns that way whatever the model: 87 s on a 2-core AVX2 host, against
-16 s captured non-strict, and all 405 graphs identical (``bench/pattern_capture.py`` measures and
+quantizer captures 405 patterns that way whatever the model: 73 s on a 2-core AVX2 host, against
+13 s captured non-strict, and all 405 graphs identical (``bench/pattern_capture.py`` measures and
 compares them). Apple's own successor quantizer (``coreai_opt``) made the same switch.
 
 :func:`pattern_graph` is torchao's capture with ``strict=False``; :func:`fast_pattern_graphs`

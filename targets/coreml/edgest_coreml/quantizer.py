@@ -41,8 +41,8 @@ def cache_pattern_graphs() -> None:
     (:func:`edgest.quantize.patterns.fast_pattern_graphs`).
 
     Its annotator captures every conv/linear/binary-op pattern it knows (405), on every
-    ``prepare_pt2e``, whatever the model: 87 s through Dynamo on a 2-core AVX2 host, 16 s non-strict,
-    and none the second time in a process (tests, benchmarks, the Python API).
+    ``prepare_pt2e``, whatever the model: 73 s through Dynamo on a 2-core AVX2 host, 13 s non-strict
+    (``bench/pattern_capture.py``), and none the second time in a process (tests, benchmarks, the Python API).
     """
     from executorch.backends.apple.coreml.quantizer import (
         _coreml_quantizer_utils as utils,
