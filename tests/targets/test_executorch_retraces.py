@@ -1,0 +1,148 @@
+"""ExecuTorch passes that changed nothing are not re-traced, and every other pass still is (edgest_executorch.retraces)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("executorch", reason="ExecuTorch toolchain not installed (pip install -e targets/executorch)")
+
+from edgest_executorch import lowering, retraces
+from executorch.exir.pass_base import ExportPass
+
+aten = torch.ops.aten
+
+
+class Tiny(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 2.0 + 1.0).relu()
+
+
+class NoOp(ExportPass):
+    """Rewrites nothing by hand, then re-traces (what XNNPACK's pattern passes do on a model without their pattern)."""
+
+    def call(self, graph_module: torch.fx.GraphModule):
+        return super().call(graph_module)
+
+
+class AddToSub(ExportPass):
+    """Does its work inside the re-trace: it must never be skipped."""
+
+    def call_operator(self, op, args, kwargs, meta):
+        return super().call_operator(aten.sub.Tensor if op == aten.add.Tensor else op, args, kwargs, meta)
+
+
+class ReluToSigmoid(ExportPass):
+    """Rewrites by hand, then re-traces."""
+
+    def call(self, graph_module: torch.fx.GraphModule):
+        for node in graph_module.graph.nodes:
+            if node.target == aten.relu.default:
+                node.target = aten.sigmoid.default
+        graph_module.recompile()
+        return super().call(graph_module)
+
+
+@pytest.fixture
+def retraced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the passes whose re-trace ran (ExportPass.call_submodule is the re-trace)."""
+    seen: list[str] = []
+    real = ExportPass.call_submodule
+
+    def counted(self, graph_module, inputs):
+        seen.append(type(self).__name__)
+        return real(self, graph_module, inputs)
+
+    monkeypatch.setattr(ExportPass, "call_submodule", counted)
+    return seen
+
+
+def graph() -> torch.fx.GraphModule:
+    return torch.export.export(Tiny(), (torch.randn(2, 3),)).run_decompositions({}).graph_module
+
+
+def targets(gm: torch.fx.GraphModule) -> list[object]:
+    return [n.target for n in gm.graph.nodes if n.op == "call_function"]
+
+
+def test_only_a_pass_that_changed_nothing_on_a_re_traced_graph_is_skipped(retraced: list[str]) -> None:
+    with retraces.skip_unchanged_retraces():
+        first = NoOp()(graph())
+        assert retraced == ["NoOp"]  # nothing re-traced before it: not known to be clean
+        again = NoOp()(first.graph_module)
+        assert retraced == ["NoOp"] and again.graph_module is first.graph_module and not again.modified
+        sub = AddToSub()(first.graph_module)
+        assert retraced == ["NoOp", "AddToSub"]  # its work is the re-trace
+        assert aten.sub.Tensor in targets(sub.graph_module) and aten.add.Tensor not in targets(sub.graph_module)
+        sigmoid = ReluToSigmoid()(sub.graph_module)
+        assert retraced == ["NoOp", "AddToSub", "ReluToSigmoid"]  # the graph changed: re-traced
+        assert aten.sigmoid.default in targets(sigmoid.graph_module)
+        node = sigmoid.graph_module.graph.find_nodes(op="call_function", target=aten.sigmoid.default)[0]
+        assert tuple(node.meta["val"].shape) == (2, 3)  # the re-trace gave the new node its metadata
+        NoOp()(sigmoid.graph_module)
+        assert retraced == ["NoOp", "AddToSub", "ReluToSigmoid"]
+    NoOp()(sigmoid.graph_module)  # outside: every pass re-traces again
+    assert retraced[-1] == "NoOp" and len(retraced) == 4
+
+
+def test_the_same_graph_at_another_input_shape_is_re_traced(retraced: list[str]) -> None:
+    with retraces.skip_unchanged_retraces():
+        NoOp()(graph())
+        other = torch.export.export(Tiny(), (torch.randn(4, 5),)).run_decompositions({}).graph_module
+        assert retraces.graph_signature(other) != retraces.graph_signature(graph())
+        NoOp()(other)
+    assert retraced == ["NoOp", "NoOp"]
+
+
+def test_the_original_re_trace_is_restored_after_an_error_and_nesting_is_the_outer_ones() -> None:
+    real = ExportPass.call
+    with pytest.raises(RuntimeError, match="boom"), retraces.skip_unchanged_retraces():
+        patched = ExportPass.call
+        assert patched is not real
+        with retraces.skip_unchanged_retraces():
+            assert ExportPass.call is patched
+        assert ExportPass.call is patched
+        raise RuntimeError("boom")
+    assert ExportPass.call is real
+
+
+def test_which_passes_may_be_skipped() -> None:
+    assert retraces.rewrites_only_by_hand(NoOp) and retraces.rewrites_only_by_hand(ReluToSigmoid)
+    assert not retraces.rewrites_only_by_hand(AddToSub)
+
+    class Placeholder(ExportPass):
+        def placeholder(self, name, arg, meta):
+            return super().placeholder(name, arg, meta)
+
+    assert not retraces.rewrites_only_by_hand(Placeholder)
+
+
+class ConvNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))
+
+
+def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retraced: list[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model, x = ConvNet().eval(), torch.randn(1, 3, 16, 16)
+    # a program each: the lowering changes the one it is given
+    lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "skip.pte", flavour="xnnpack", decompose=True)
+    with_skip = set(retraced)
+    retraced.clear()
+    monkeypatch.setattr(retraces, "skip_unchanged_retraces", contextlib.nullcontext)
+    lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "plain.pte", flavour="xnnpack", decompose=True)
+    without = set(retraced)
+    # XNNPACK's SDPA and upsampling passes find nothing here: skipped; edge passes working inside the re-trace are not
+    assert {"ConvertToSDPAPass", "ConvertToUpsampleBilinear2d"} <= without - with_skip, (with_skip, without)
+    assert {"ScalarToTensorPass", "FuseBatchNormPass"} <= with_skip
+    assert (tmp_path / "skip.pte").read_bytes() == (tmp_path / "plain.pte").read_bytes()
