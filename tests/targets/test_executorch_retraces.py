@@ -120,6 +120,54 @@ def test_which_passes_may_be_skipped() -> None:
     assert not retraces.rewrites_only_by_hand(Placeholder)
 
 
+@pytest.fixture
+def decomposed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The programs whose ``run_decompositions`` really ran."""
+    seen: list[object] = []
+    real = torch.export.ExportedProgram.run_decompositions
+
+    def counted(self, *args, **kwargs):
+        seen.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions", counted)
+    return seen
+
+
+def _add_to_sub(x: torch.Tensor, y: torch.Tensor, alpha: float = 1) -> torch.Tensor:
+    return torch.sub(x, y)
+
+
+def test_only_a_decomposition_that_could_change_nothing_on_a_decomposed_program_is_skipped(
+        decomposed: list[object]) -> None:
+    exported = torch.export.export(Tiny(), (torch.randn(2, 3),))
+    with retraces.skip_unchanged_retraces():
+        first = exported.run_decompositions({})
+        assert decomposed == [exported]  # captured, not decomposed yet: it may still need functionalising
+        assert first.run_decompositions({aten.sigmoid.default: torch.sigmoid}) is first  # no sigmoid to decompose
+        assert first.run_decompositions({}) is first and decomposed == [exported]
+        subbed = first.run_decompositions({aten.add.Tensor: _add_to_sub})  # an add to decompose: re-traced
+        assert decomposed == [exported, first]
+        assert aten.sub.Tensor in targets(subbed.graph_module) and aten.add.Tensor not in targets(subbed.graph_module)
+        assert first.run_decompositions() is not first  # None: the default table, re-traced
+        node = next(n for n in subbed.graph.nodes if n.target == aten.relu.default)
+        node.target = aten.relu_.default  # a mutating op put in by hand: it needs functionalising again
+        assert subbed.run_decompositions({}) is not subbed
+    assert first.run_decompositions({}) is not first  # outside: every decomposition re-traces again
+
+
+def test_a_decomposition_needs_no_mutation_and_no_op_of_the_table() -> None:
+    program = torch.export.export(Tiny(), (torch.randn(2, 3),)).run_decompositions({})
+    assert retraces.decomposes_nothing(program, {}) and retraces.decomposes_nothing(program, {aten.tanh.default: None})
+    assert not retraces.decomposes_nothing(program, {aten.mul.Tensor: None})
+    assert not retraces.decomposes_nothing(program, None)  # the default table: not built to be asked
+    assert retraces.decomposes_nothing(program, torch.export.default_decompositions())  # core ops only
+    # torch's lazy table knows its composite ops: a linear kept by ``{}`` is one the default table decomposes
+    linear = torch.export.export(torch.nn.Linear(3, 2), (torch.randn(2, 3),)).run_decompositions({})
+    assert aten.linear.default in targets(linear.graph_module)
+    assert not retraces.decomposes_nothing(linear, torch.export.default_decompositions())
+
+
 class ConvNet(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -132,16 +180,23 @@ class ConvNet(torch.nn.Module):
 
 
 def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retraced: list[str],
+                                                            decomposed: list[object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model, x = ConvNet().eval(), torch.randn(1, 3, 16, 16)
+    lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "warm.pte", flavour="xnnpack", decompose=True)
+    retraced.clear()  # the first lowering in a process also builds XNNPACK's pattern graphs
+    decomposed.clear()
     # a program each: the lowering changes the one it is given
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "skip.pte", flavour="xnnpack", decompose=True)
-    with_skip = set(retraced)
+    with_skip, decompositions_with_skip = set(retraced), len(decomposed)
     retraced.clear()
+    decomposed.clear()
     monkeypatch.setattr(retraces, "skip_unchanged_retraces", contextlib.nullcontext)
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "plain.pte", flavour="xnnpack", decompose=True)
     without = set(retraced)
+    # ExecuTorch's last decomposition, after the ops XNNPACK keeps are set aside, has nothing left to decompose
+    assert decompositions_with_skip == len(decomposed) - 1, (decompositions_with_skip, len(decomposed))
     # XNNPACK's SDPA and upsampling passes find nothing here: skipped; edge passes working inside the re-trace are not
     assert {"ConvertToSDPAPass", "ConvertToUpsampleBilinear2d"} <= without - with_skip, (with_skip, without)
     assert {"ScalarToTensorPass", "FuseBatchNormPass"} <= with_skip

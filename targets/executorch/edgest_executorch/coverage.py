@@ -61,6 +61,7 @@ def edge_program(program: torch.export.ExportedProgram, flavour: str, decompose:
     from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
     from edgest_executorch.lowering import decompose_conv3d, xnnpack_partitioner
+    from edgest_executorch.retraces import skip_unchanged_retraces
 
     if rewrite and flavour == "xnnpack":
         from edgest_executorch.rewrites import rewrite_for_xnnpack
@@ -69,8 +70,10 @@ def edge_program(program: torch.export.ExportedProgram, flavour: str, decompose:
     if decompose:
         program, _ = decompose_conv3d(program)
     partitioner = xnnpack_partitioner() if flavour == "xnnpack" else None
-    manager = _gen_edge_manager_for_partitioners({"forward": [partitioner] if partitioner else []}, {"forward": program},
-                                                 EdgeCompileConfig(_check_ir_validity=False), None, False)
+    with skip_unchanged_retraces():  # as lower_to_pte does: a decomposition that could change nothing is not re-run
+        manager = _gen_edge_manager_for_partitioners({"forward": [partitioner] if partitioner else []},
+                                                     {"forward": program}, EdgeCompileConfig(_check_ir_validity=False),
+                                                     None, False)
     return manager.exported_program(), partitioner
 
 
