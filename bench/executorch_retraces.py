@@ -7,10 +7,11 @@ one process (``--rounds`` pairs, the order alternating: off/on, then on/off, ...
 lowering that pays the process's one-time set-up. Prints the best
 seconds of each and whether every ``.pte`` is byte-identical to the first one; exits 1 if one is not.
 ``--baseline passes`` keeps the passes' skip on the "off" side, so the pair measures the decompositions'
-skip alone.
+skip alone. ``--stage coverage`` times what ``edgest check`` asks instead (the target's ``coverage`` on the
+captured fp32 program; identical means the same verdicts).
 
 Run: ``python bench/executorch_retraces.py [--models squeezetime,emov2_1m] [--precisions fp32,int8] [--rounds 1]
-[--baseline none|passes]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
+[--baseline none|passes] [--stage lower|coverage]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 import os
 import sys
 import tempfile
@@ -41,9 +43,25 @@ def program_for(model: str, precision: str) -> Any:
     return run_passes(p, program, example, built).program
 
 
-def lower(program: Any, path: Path, skip: bool, baseline: str = "none") -> float:
-    """Seconds to lower a copy of ``program`` to ``path``, with or without the skip (without: ``baseline``'s part
-    of it, ``none`` or ``passes``)."""
+def program_to_check(model: str, precision: str) -> Any:
+    """The program ``edgest check`` asks the targets about (captured fp32, whatever the precision)."""
+    from edgest.preflight import capture_for_check
+
+    return capture_for_check(model)[1]
+
+
+def coverage_to(program: Any, path: Path) -> None:
+    """The ExecuTorch target's coverage of ``program``, written to ``path`` as JSON (what ``edgest check`` asks)."""
+    from edgest.plugins import get_registry
+    from edgest.preflight import ask, target_for_check
+
+    answer = ask(target_for_check(get_registry().target("executorch"), None), program, None)
+    path.write_text(json.dumps(answer.to_dict(), sort_keys=True))
+
+
+def lower(program: Any, path: Path, skip: bool, baseline: str = "none", stage: str = "lower") -> float:
+    """Seconds to lower a copy of ``program`` to ``path`` (or, ``stage`` coverage, to ask its coverage), with or
+    without the skip (without: ``baseline``'s part of it, ``none`` or ``passes``)."""
     from edgest_executorch import lowering, retraces
 
     real = retraces.skip_unchanged_retraces
@@ -53,7 +71,10 @@ def lower(program: Any, path: Path, skip: bool, baseline: str = "none") -> float
     try:
         program = copy.deepcopy(program)
         t0 = time.perf_counter()
-        lowering.lower_to_pte(program, path, flavour="xnnpack", decompose=True)
+        if stage == "coverage":
+            coverage_to(program, path)
+        else:
+            lowering.lower_to_pte(program, path, flavour="xnnpack", decompose=True)
         return time.perf_counter() - t0
     finally:
         retraces.skip_unchanged_retraces = real  # type: ignore[assignment]
@@ -62,18 +83,19 @@ def lower(program: Any, path: Path, skip: bool, baseline: str = "none") -> float
 _WARM: list[bool] = []
 
 
-def compare(model: str, precision: str, rounds: int, work: Path, baseline: str) -> tuple[float, float, bool]:
-    """(best seconds without, best seconds with, every .pte identical)."""
-    program = program_for(model, precision)
+def compare(model: str, precision: str, rounds: int, work: Path, baseline: str,
+            stage: str = "lower") -> tuple[float, float, bool]:
+    """(best seconds without, best seconds with, every .pte, or coverage, identical)."""
+    program = (program_to_check if stage == "coverage" else program_for)(model, precision)
     if not _WARM:  # the first lowering in a process also builds XNNPACK's pattern graphs: not a side's cost
-        lower(program, work / "warm.pte", True)
+        lower(program, work / "warm.pte", True, stage=stage)
         _WARM.append(True)
     seconds: dict[bool, list[float]] = {False: [], True: []}
     blobs = []
     for r in range(rounds):
         for skip in ((False, True) if r % 2 == 0 else (True, False)):
             path = work / f"{model}-{precision}-{r}-{int(skip)}.pte"
-            seconds[skip].append(lower(program, path, skip, baseline))
+            seconds[skip].append(lower(program, path, skip, baseline, stage))
             blobs.append(path.read_bytes())
     return min(seconds[False]), min(seconds[True]), all(b == blobs[0] for b in blobs)
 
@@ -85,17 +107,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline", choices=("none", "passes"), default="none",
                         help="what the 'off' side still skips: nothing, or the passes' re-traces")
+    parser.add_argument("--stage", choices=("lower", "coverage"), default="lower",
+                        help="time the lowering, or the coverage edgest check asks (fp32 program)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # torch's deprecation notes on copying a program, once per lowering
     print(f"host: {cpu_model()}, ISA: {isa_summary()}, {os.cpu_count()} cores")
     off_side = "re-traced" if args.baseline == "none" else "passes skipped"
-    print(f"| model | precision | lower s, {off_side} | lower s, all skipped | ratio | .pte identical |")
+    what = "lower" if args.stage == "lower" else "coverage"
+    print(f"| model | precision | {what} s, {off_side} | {what} s, all skipped | ratio | identical |")
     print("|---|---|---|---|---|---|")
     same_everywhere = True
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             for precision in args.precisions.split(","):
-                off, on, same = compare(model, precision, args.rounds, Path(tmp), args.baseline)
+                off, on, same = compare(model, precision, args.rounds, Path(tmp), args.baseline, args.stage)
                 same_everywhere &= same
                 print(f"| {model} | {precision} | {off:.1f} | {on:.1f} | {on / off:.2f} | {'yes' if same else 'NO'} |",
                       flush=True)
