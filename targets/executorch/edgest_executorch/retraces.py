@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: ``ExportPass`` methods a pass may override without doing any of its work inside the re-trace
@@ -82,29 +82,39 @@ def skip_unchanged_retraces() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _skip_unchanged_passes() -> Iterator[None]:
-    from executorch.exir.pass_base import ExportPass
-    from torch.fx.passes.infra.pass_base import PassResult
-
-    retrace = ExportPass.call
-    if getattr(retrace, "_edgest_skips_unchanged", False):
+def _installed(owner: type, name: str, make: Callable[[Any], Any]) -> Iterator[None]:
+    """``owner.<name>`` replaced by ``make(original)`` while inside, restored on the way out however the block is
+    left; inside another such block for the same method, the outer replacement stays."""
+    original = getattr(owner, name)
+    if getattr(original, "_edgest_skips_unchanged", False):
         yield
         return
-    retraced: set[str] = set()  # signatures of graphs a re-trace in this lowering produced
-
-    def call(self: Any, graph_module: Any) -> Any:
-        if retraced and rewrites_only_by_hand(type(self)) and graph_signature(graph_module) in retraced:
-            return PassResult(graph_module, False)
-        result = retrace(self, graph_module)
-        retraced.add(graph_signature(result.graph_module))
-        return result
-
-    call._edgest_skips_unchanged = True  # type: ignore[attr-defined]
-    ExportPass.call = call  # type: ignore[method-assign]
+    replacement = make(original)
+    replacement._edgest_skips_unchanged = True
+    setattr(owner, name, replacement)
     try:
         yield
     finally:
-        ExportPass.call = retrace  # type: ignore[method-assign]
+        setattr(owner, name, original)
+
+
+def _skip_unchanged_passes() -> contextlib.AbstractContextManager[None]:
+    from executorch.exir.pass_base import ExportPass
+    from torch.fx.passes.infra.pass_base import PassResult
+
+    def make(retrace: Any) -> Any:
+        retraced: set[str] = set()  # signatures of graphs a re-trace in this lowering produced
+
+        def call(self: Any, graph_module: Any) -> Any:
+            if retraced and rewrites_only_by_hand(type(self)) and graph_signature(graph_module) in retraced:
+                return PassResult(graph_module, False)
+            result = retrace(self, graph_module)
+            retraced.add(graph_signature(result.graph_module))
+            return result
+
+        return call
+
+    return _installed(ExportPass, "call", make)
 
 
 def decomposes_nothing(program: Any, table: Any) -> bool:
@@ -131,28 +141,21 @@ def decomposes_nothing(program: Any, table: Any) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _skip_empty_decompositions() -> Iterator[None]:
+def _skip_empty_decompositions() -> contextlib.AbstractContextManager[None]:
     """``ExportedProgram.run_decompositions`` hands back a program that an earlier ``run_decompositions`` in this
     block made, instead of re-tracing it, when :func:`decomposes_nothing` says the re-trace could only rebuild it."""
     from torch.export import ExportedProgram
 
-    decompose = ExportedProgram.run_decompositions
-    if getattr(decompose, "_edgest_skips_unchanged", False):
-        yield
-        return
-    made: weakref.WeakSet[Any] = weakref.WeakSet()  # programs a run_decompositions in this block returned
+    def make(decompose: Any) -> Any:
+        made: weakref.WeakSet[Any] = weakref.WeakSet()  # programs a run_decompositions in this block returned
 
-    def run_decompositions(self: Any, decomp_table: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if self in made and not args and not kwargs and decomposes_nothing(self, decomp_table):
-            return self
-        result = decompose(self, decomp_table, *args, **kwargs)
-        made.add(result)
-        return result
+        def run_decompositions(self: Any, decomp_table: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if self in made and not args and not kwargs and decomposes_nothing(self, decomp_table):
+                return self
+            result = decompose(self, decomp_table, *args, **kwargs)
+            made.add(result)
+            return result
 
-    run_decompositions._edgest_skips_unchanged = True  # type: ignore[attr-defined]
-    ExportedProgram.run_decompositions = run_decompositions  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ExportedProgram.run_decompositions = decompose  # type: ignore[method-assign]
+        return run_decompositions
+
+    return _installed(ExportedProgram, "run_decompositions", make)
