@@ -99,6 +99,8 @@ def _installed(owner: type, name: str, make: Callable[[Any], Any]) -> Iterator[N
 
 
 def _skip_unchanged_passes() -> contextlib.AbstractContextManager[None]:
+    """``ExportPass.call`` hands back the graph it was given, without re-tracing it, for a pass that rewrites only by
+    hand on a graph an earlier re-trace in this block produced (see the module docstring)."""
     from executorch.exir.pass_base import ExportPass
     from torch.fx.passes.infra.pass_base import PassResult
 
@@ -120,7 +122,8 @@ def _skip_unchanged_passes() -> contextlib.AbstractContextManager[None]:
 def decomposes_nothing(program: Any, table: Any) -> bool:
     """Whether ``program.run_decompositions(table)`` can only rebuild ``program``, given that ``program`` already
     came out of a ``run_decompositions`` (so it is functional and its remaining ops are the ones kept then):
-    ``table`` is given (a dict or torch's ``CustomDecompTable``), no node (subgraphs included) calls an op in it, and no node calls a mutating op."""
+    ``table`` is given (a dict or torch's ``CustomDecompTable``), no node (subgraphs included) calls an op in it,
+    and no node calls a mutating op."""
     from executorch.exir.graph_module import (
         contains_any_call_fn_target_op,
         get_control_flow_submodules,
