@@ -2,8 +2,9 @@
 
 Prints, for one model (default ``squeezetime``):
 
-1. each toolchain's import seconds in a fresh process that has already imported torch, edgest and Inductor's
-   lowerings (what ``edgest check`` preloads before forking its children);
+1. each toolchain's import seconds in a fresh process that has already imported torch, edgest, Inductor's
+   lowerings and edgest's plugins (what ``edgest check`` has before forking its children); coremltools also
+   without the plugins, i.e. without :mod:`edgest_coreml.lean_import`;
 2. how long ExecuTorch's edge-dialect table (``edge.yaml``) takes to parse, and with which ruamel loader;
 3. ``torch.export.save``/``load`` seconds of the captured program, and whether ``pickle`` can copy it there and
    back (what sending the program to children started before the capture would cost);
@@ -34,6 +35,8 @@ PAIRS = (("onnx", "tensorrt"), ("coreml", "coreai"))
 
 _IMPORT = """
 import time, torch, edgest, torch._inductor.lowering
+from edgest.plugins import get_registry
+{plugins}
 t = time.perf_counter()
 import {modules}
 print(round(time.perf_counter() - t, 2))
@@ -97,9 +100,11 @@ def main() -> None:
     parser.add_argument("--model", default="squeezetime")
     args = parser.parse_args()
     print(f"host: {cpu_model()}, {os.cpu_count()} cores, ISA: {isa_summary()}; load {os.getloadavg()[0]:.1f}", flush=True)
-    print("1. import seconds after torch, edgest and Inductor's lowerings:")
+    print("1. import seconds after torch, edgest, Inductor's lowerings and edgest's plugins:")
     for name, modules in IMPORTS.items():
-        print(f"   {name}: {_run(_IMPORT.format(modules=modules))}", flush=True)
+        print(f"   {name}: {_run(_IMPORT.format(modules=modules, plugins='get_registry()'))}", flush=True)
+    bare = _run(_IMPORT.format(modules=IMPORTS["coremltools"], plugins=""))
+    print(f"   coremltools without edgest_coreml's lean import (edgest_coreml/lean_import.py): {bare}", flush=True)
     print(f"2. ExecuTorch edge.yaml parse (seconds, loader): {_run(_YAML)}", flush=True)
     print(f"3. {args.model} program: {_run(_SERIALISE, args.model)}", flush=True)
     print("4. coverage seconds, alone and after a sibling in the same process:")
