@@ -7,11 +7,12 @@ one process (``--rounds`` pairs, the order alternating: off/on, then on/off, ...
 lowering that pays the process's one-time set-up. Prints the best
 seconds of each and whether every ``.pte`` is byte-identical to the first one; exits 1 if one is not.
 ``--baseline passes`` keeps the passes' skip on the "off" side, so the pair measures the decompositions'
-skip alone. ``--stage coverage`` times what ``edgest check`` asks instead (the target's ``coverage`` on the
+skip alone; ``--baseline retraces`` keeps both re-trace skips, so it measures the memo of the edge verifier's
+dtype check alone. ``--stage coverage`` times what ``edgest check`` asks instead (the target's ``coverage`` on the
 captured fp32 program; identical means the same verdicts).
 
 Run: ``python bench/executorch_retraces.py [--models squeezetime,emov2_1m] [--precisions fp32,int8] [--rounds 1]
-[--baseline none|passes] [--stage lower|coverage]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
+[--baseline none|passes|retraces] [--stage lower|coverage]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
 """
 
 from __future__ import annotations
@@ -61,12 +62,12 @@ def coverage_to(program: Any, path: Path) -> None:
 
 def lower(program: Any, path: Path, skip: bool, baseline: str = "none", stage: str = "lower") -> float:
     """Seconds to lower a copy of ``program`` to ``path`` (or, ``stage`` coverage, to ask its coverage), with or
-    without the skip (without: ``baseline``'s part of it, ``none`` or ``passes``)."""
+    without the skip (without: ``baseline``'s part of it, ``none``, ``passes`` or ``retraces``)."""
     from edgest_executorch import lowering, retraces
 
     real = retraces.skip_unchanged_retraces
     if not skip:
-        off = retraces._skip_unchanged_passes if baseline == "passes" else contextlib.nullcontext
+        off = {"passes": retraces._skip_unchanged_passes, "retraces": _retraces_only}.get(baseline, contextlib.nullcontext)
         retraces.skip_unchanged_retraces = off  # type: ignore[assignment]
     try:
         program = copy.deepcopy(program)
@@ -78,6 +79,15 @@ def lower(program: Any, path: Path, skip: bool, baseline: str = "none", stage: s
         return time.perf_counter() - t0
     finally:
         retraces.skip_unchanged_retraces = real  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _retraces_only() -> Any:
+    """Both re-trace skips without the dtype-check memo (``--baseline retraces``)."""
+    from edgest_executorch import retraces
+
+    with retraces._skip_unchanged_passes(), retraces._skip_empty_decompositions():
+        yield
 
 
 _WARM: list[bool] = []
@@ -105,14 +115,14 @@ def main() -> int:
     parser.add_argument("--models", default="squeezetime")
     parser.add_argument("--precisions", default="int8,fp32")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--baseline", choices=("none", "passes"), default="none",
-                        help="what the 'off' side still skips: nothing, or the passes' re-traces")
+    parser.add_argument("--baseline", choices=("none", "passes", "retraces"), default="none",
+                        help="what the 'off' side still skips: nothing, the passes' re-traces, or both re-trace skips")
     parser.add_argument("--stage", choices=("lower", "coverage"), default="lower",
                         help="time the lowering, or the coverage edgest check asks (fp32 program)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # torch's deprecation notes on copying a program, once per lowering
     print(f"host: {cpu_model()}, ISA: {isa_summary()}, {os.cpu_count()} cores")
-    off_side = "re-traced" if args.baseline == "none" else "passes skipped"
+    off_side = {"none": "re-traced", "passes": "passes skipped", "retraces": "re-traces skipped"}[args.baseline]
     what = "lower" if args.stage == "lower" else "coverage"
     print(f"| model | precision | {what} s, {off_side} | {what} s, all skipped | ratio | identical |")
     print("|---|---|---|---|---|---|")

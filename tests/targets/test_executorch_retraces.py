@@ -179,19 +179,79 @@ class ConvNet(torch.nn.Module):
         return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))
 
 
+@pytest.fixture
+def dtype_checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Signatures of the graphs the edge verifier's dtype check really ran on (the memo wraps this counter)."""
+    from executorch.exir.verification import verifier
+
+    seen: list[str] = []
+    real = verifier._check_tensor_args_matching_op_allowed_dtype
+
+    def counted(gm: torch.fx.GraphModule) -> None:
+        seen.append(retraces.checked_signature(gm))
+        if getattr(gm, "planted_dtype_error", False):
+            raise RuntimeError("planted dtype error")
+        real(gm)
+
+    monkeypatch.setattr(verifier, "_check_tensor_args_matching_op_allowed_dtype", counted)
+    return seen
+
+
+def _with_table(dtype: torch.dtype) -> torch.fx.GraphModule:
+    """:func:`graph` with an unused attribute ``table`` of ``dtype`` read by a ``get_attr`` node."""
+    gm = graph()
+    gm.register_buffer("table", torch.zeros(3, dtype=dtype))
+    with gm.graph.inserting_after(next(iter(gm.graph.nodes))):
+        gm.graph.get_attr("table")
+    return gm
+
+
+def test_the_dtype_check_runs_once_per_graph_and_a_failure_every_time(dtype_checked: list[str]) -> None:
+    from executorch.exir.verification import verifier
+
+    gm, other = graph(), graph()
+    with retraces.skip_unchanged_retraces():
+        verifier._check_tensor_args_matching_op_allowed_dtype(gm)
+        verifier._check_tensor_args_matching_op_allowed_dtype(gm)
+        verifier._check_tensor_args_matching_op_allowed_dtype(other)  # another graph module, the same graph
+        assert len(dtype_checked) == 1
+        ReluToSigmoid().call(gm)  # changed by hand and re-traced: checked again
+        verifier._check_tensor_args_matching_op_allowed_dtype(gm)
+        assert len(dtype_checked) == 2
+        bad = _with_table(torch.float64)
+        bad.planted_dtype_error = True
+        for _ in range(2):  # a graph that failed is not remembered: checked (and failing) each time
+            with pytest.raises(RuntimeError, match="planted"):
+                verifier._check_tensor_args_matching_op_allowed_dtype(bad)
+        assert len(dtype_checked) == 4
+    verifier._check_tensor_args_matching_op_allowed_dtype(other)  # outside the block: always run
+    assert len(dtype_checked) == 5
+
+
+def test_the_checked_signature_reads_input_and_attribute_dtypes() -> None:
+    half = torch.export.export(Tiny(), (torch.randn(2, 3, dtype=torch.float16),)).run_decompositions({}).graph_module
+    assert retraces.checked_signature(graph()) == retraces.checked_signature(graph())
+    assert retraces.checked_signature(graph()) != retraces.checked_signature(half)
+    f32, f64 = _with_table(torch.float32), _with_table(torch.float64)
+    assert retraces.graph_signature(f32) == retraces.graph_signature(f64)  # the same nodes ...
+    assert retraces.checked_signature(f32) != retraces.checked_signature(f64)  # ... an attribute of another dtype
+
+
 def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retraced: list[str],
-                                                            decomposed: list[object],
+                                                            decomposed: list[object], dtype_checked: list[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model, x = ConvNet().eval(), torch.randn(1, 3, 16, 16)
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "warm.pte", flavour="xnnpack", decompose=True)
     retraced.clear()  # the first lowering in a process also builds XNNPACK's pattern graphs
     decomposed.clear()
+    dtype_checked.clear()
     # a program each: the lowering changes the one it is given
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "skip.pte", flavour="xnnpack", decompose=True)
-    with_skip, decompositions_with_skip = set(retraced), len(decomposed)
+    with_skip, decompositions_with_skip, checks_with_skip = set(retraced), len(decomposed), list(dtype_checked)
     retraced.clear()
     decomposed.clear()
+    dtype_checked.clear()
     monkeypatch.setattr(retraces, "skip_unchanged_retraces", contextlib.nullcontext)
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "plain.pte", flavour="xnnpack", decompose=True)
     without = set(retraced)
@@ -200,4 +260,7 @@ def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retr
     # XNNPACK's SDPA and upsampling passes find nothing here: skipped; edge passes working inside the re-trace are not
     assert {"ConvertToSDPAPass", "ConvertToUpsampleBilinear2d"} <= without - with_skip, (with_skip, without)
     assert {"ScalarToTensorPass", "FuseBatchNormPass"} <= with_skip
+    # the verifier's dtype check ran on each distinct graph once, where it used to run on some several times
+    assert len(checks_with_skip) == len(set(checks_with_skip)) < len(dtype_checked), (checks_with_skip, dtype_checked)
+    assert set(checks_with_skip) == set(dtype_checked)
     assert (tmp_path / "skip.pte").read_bytes() == (tmp_path / "plain.pte").read_bytes()
