@@ -114,16 +114,46 @@ def _build_sample(program: torch.export.ExportedProgram) -> tuple[torch.export.E
         copy_ = graph.node_copy(node, env.__getitem__)  # it reads sample inputs, never another stand-in
         names[node.name] = copy_.name
         # a multi-output op's items are outputs as they are: a split into every time step would add an op per step
-        outs += [_used(graph, o) if o is copy_ else o for o in _sinks(graph, [copy_])]
+        outs += [_used(graph, o) if o is copy_ and may_fold_away(node, constant) else o
+                 for o in _sinks(graph, [copy_])]
     graph.output(tuple(outs))
     out_specs = [OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(o.name), None) for o in outs]
     sample = _program(program, graph, ExportGraphSignature(in_specs, out_specs), {})
     return sample, {name: names[rep.name] for name, rep in member.items()}
 
 
+#: ops that compute a new value from the tensors they read, whatever those hold: no toolchain drops one as an
+#: identity, so a sample leaves its result as an output instead of reading it (:func:`may_fold_away`)
+COMPUTES = frozenset({
+    "convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "linear", "mm", "bmm", "addmm", "baddbmm", "matmul", "scaled_dot_product_attention",
+    "relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "softmax", "_softmax", "log_softmax",
+    "_log_softmax", "exp", "log", "sqrt", "rsqrt", "erf", "reciprocal",
+    "batch_norm", "_native_batch_norm_legit_no_training", "layer_norm", "native_layer_norm", "group_norm",
+    "native_group_norm",
+})
+#: arithmetic that computes when both operands are computed tensors (with a literal or a weight it may be x * 1)
+ARITHMETIC = frozenset({"add", "sub", "mul", "div"})
+
+
+def may_fold_away(node: torch.fx.Node, constant: set[str]) -> bool:
+    """Whether a toolchain could drop ``node`` as an identity where its result is read, not output: a view, a
+    copy, a cast, a reduction or pool over size-1 extents, arithmetic with a literal or a weight, and every op
+    not known to compute (:data:`COMPUTES`, :data:`ARITHMETIC` between two computed tensors)."""
+    schema = getattr(node.target, "_schema", None)
+    name = schema.name.split("::")[-1] if schema is not None else ""
+    if name in COMPUTES:
+        return False
+    if name in ARITHMETIC:
+        tensors = [a for a in node.args if isinstance(a, torch.fx.Node)]
+        return not (len(tensors) == len(node.args) == 2 and all(a.name not in constant for a in tensors))
+    return True
+
+
 def _used(graph: torch.fx.Graph, node: torch.fx.Node) -> torch.fx.Node:
     """``node + node``: read by an op, as in the whole graph, so a view or no-op the toolchain would fold there
-    (a full-range slice, an identity cast) is not kept only because the sample's output is that value."""
+    (a full-range slice, an identity cast) is not kept only because the sample's output is that value. Only for
+    a node that :func:`may_fold_away`: on full SqueezeTime the reads were half the sample's nodes."""
     from torch._guards import detect_fake_mode
 
     val = node.meta["val"]

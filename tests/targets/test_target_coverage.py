@@ -217,3 +217,47 @@ def test_a_sample_with_shared_step_inputs_gives_the_whole_graphs_verdicts(name, 
     assert sampled.status == whole.status == "known", (sampled.note, whole.note)
     assert sorted(sampled.ops, key=repr) == sorted(whole.ops, key=repr)
     assert sampled.summary() == whole.summary()
+
+
+class _Mixed(torch.nn.Module):
+    """Ops that always compute next to ops a toolchain may drop as identities (a full-length narrow, a clone,
+    x * 1, + a zero bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bias = torch.nn.Parameter(torch.zeros(1, 4, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).relu()
+        z = y.narrow(3, 0, SHAPE[3]).clone() * 1.0 + self.bias
+        return (z + y).sigmoid().mean((2, 3))
+
+
+def test_only_a_node_that_may_fold_away_is_read_by_an_add_in_a_sample():
+    from edgest.coverage_sample import may_fold_away, op_sample
+
+    program = torch.export.export(_Mixed().eval(), (torch.randn(*SHAPE),), strict=False)
+    constant = {s.arg.name for s in program.graph_signature.input_specs if s.kind.name != "USER_INPUT"}
+    folds = {str(n.target): may_fold_away(n, constant) for n in program.graph.nodes if n.op == "call_function"}
+    assert folds["aten.conv2d.default"] is folds["aten.relu.default"] is folds["aten.sigmoid.default"] is False
+    assert all(folds[f"aten.{op}"] for op in ("narrow.default", "clone.default", "mul.Tensor", "mean.dim"))
+    adds = {tuple(a.name in constant for a in n.args): may_fold_away(n, constant)
+            for n in program.graph.nodes if n.target is torch.ops.aten.add.Tensor}
+    assert adds == {(False, True): True, (False, False): False}  # + a parameter may be + 0; y + z computes
+    sample, _ = op_sample(program)
+    reads = [n for n in sample.graph.nodes if n.target is torch.ops.aten.add.Tensor and n.args[0] is n.args[1]]
+    expected = [t for t, f in folds.items() if f and t != "aten.add.Tensor"] + ["aten.add.Tensor"]  # + the bias
+    assert sorted(str(n.args[0].target) for n in reads) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", ["onnx", "tvm", "openvino", "coreml", "litert"])
+def test_a_sample_reading_only_foldable_nodes_gives_the_whole_graphs_verdicts(name, monkeypatch):
+    from edgest import coverage as cov
+
+    _target(name)
+    sampled = check(_Mixed().eval(), [name], input_shape=SHAPE).coverage[name]
+    monkeypatch.setattr(cov, "SAMPLE_OPS", False)
+    whole = check(_Mixed().eval(), [name], input_shape=SHAPE).coverage[name]
+    assert sampled.status == whole.status == "known", (sampled.note, whole.note)
+    assert sorted(sampled.ops, key=repr) == sorted(whole.ops, key=repr)
