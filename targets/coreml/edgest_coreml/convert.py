@@ -35,7 +35,6 @@ import contextlib
 import io
 import logging
 import re
-import sys
 import time
 import warnings
 from collections import Counter
@@ -117,24 +116,6 @@ class _Records(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         line = next((ln.strip() for ln in record.getMessage().splitlines() if ln.strip()), "")
         self.messages.append(f"{record.levelname.lower()}: {line}")
-
-
-@contextlib.contextmanager
-def _without(*names: str) -> Iterator[None]:
-    """Make ``import NAME`` fail while coremltools is first imported, for modules not imported yet.
-
-    coremltools' ``_deps`` imports scikit-learn and XGBoost to offer their converters (over a
-    second of CPU); the torch op registry does not depend on them. Afterwards the names import
-    normally again (only coremltools' flags for those converters stay off in this process).
-    """
-    blocked = [n for n in names if n not in sys.modules]
-    sys.modules.update(dict.fromkeys(blocked))
-    try:
-        yield
-    finally:
-        for n in blocked:
-            if sys.modules.get(n, 0) is None:
-                del sys.modules[n]
 
 
 @contextlib.contextmanager
@@ -266,9 +247,9 @@ def convert(program: torch.export.ExportedProgram, example_inputs: Sequence[Any]
 
     imported = "coremltools" in sys.modules
     t0 = time.perf_counter()
-    # its import logs about sklearn, xgboost, torch versions and the missing runtime binding; it probes
-    # scikit-learn and XGBoost (1.5 s of CPU) for converters a torch program never uses
-    with _quiet(), _without("sklearn", "xgboost"):
+    # its import logs about torch versions and the missing runtime binding (the frameworks it would probe for
+    # converters a torch program never uses are hidden from it: edgest_coreml.lean_import)
+    with _quiet():
         import coremltools as ct
         from coremltools._deps import _TORCH_MAX_VERSION
     import_s = time.perf_counter() - t0
