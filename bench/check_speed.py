@@ -36,13 +36,15 @@ def tree_env(tree: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(str(f) for f in folders if f.is_dir())}
 
 
-def timed_check(model: str, cache: Path, jobs: int, env: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:
+def timed_check(model: str, scratch: Path, jobs: int, env: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:
     """(wall seconds, the JSON document) of one ``edgest check --model MODEL --targets all --json``, run from the
-    cache folder (so no checkout in the current directory shadows the one being timed)."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), **(env or {})}
+    ``scratch`` folder (so no checkout in the current directory shadows the one being timed) with its coverage
+    cache in ``scratch/cache``. Not in ``scratch`` itself: ``python -m`` puts the current folder first on the
+    path, and the cache's ``edgest/coverage`` folder there would shadow an editable install's ``edgest``."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache"), **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edgest", "check", "--model", model, "--targets", "all", "--json",
-                           "--jobs", str(jobs)], capture_output=True, text=True, env=env, check=False, cwd=cache)
+                           "--jobs", str(jobs)], capture_output=True, text=True, env=env, check=False, cwd=scratch)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"edgest check --model {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -65,9 +67,9 @@ def main() -> None:
     print(f"{'model':<20} {'cold s':>7} {'again s':>8} {'capture s':>10} {'slowest target':>22} {'reused':>7}")
     rows = []
     for model in args.models.split(","):
-        with tempfile.TemporaryDirectory() as cache:
-            cold, doc = timed_check(model, Path(cache), args.jobs)
-            again, doc2 = timed_check(model, Path(cache), args.jobs)
+        with tempfile.TemporaryDirectory() as scratch:
+            cold, doc = timed_check(model, Path(scratch), args.jobs)
+            again, doc2 = timed_check(model, Path(scratch), args.jobs)
         asked = {k: v for k, v in doc["seconds"].items() if k != "capture"}
         slow = max(asked, key=asked.get) if asked else "-"
         print(f"{model:<20} {cold:7.1f} {again:8.1f} {doc['seconds']['capture']:10.1f} "
@@ -89,8 +91,8 @@ def compare_trees(models: list[str], baseline: Path, jobs: int) -> None:
         sides = [("baseline", tree_env(baseline)), ("this", None)]
         got = {}
         for side, env in sides if i % 2 == 0 else reversed(sides):
-            with tempfile.TemporaryDirectory() as cache:
-                got[side] = timed_check(model, Path(cache), jobs, env)
+            with tempfile.TemporaryDirectory() as scratch:
+                got[side] = timed_check(model, Path(scratch), jobs, env)
         verdicts = {k: {t: c["ops"] for t, c in doc["targets"].items()} for k, (_, doc) in got.items()}
         (old, _), (new, _) = got["baseline"], got["this"]
         same = "yes" if verdicts["baseline"] == verdicts["this"] else "NO"
