@@ -533,15 +533,23 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-def _exit_past_stray_threads(code: Any) -> None:
+def _exit_past_stray_threads(code: Any, wait_s: float = 2.0) -> None:
     """Exit now if a thread that a user's model file started would keep the process alive after its work is done
-    (Python waits for non-daemon threads before exiting)."""
+    (Python waits for non-daemon threads before exiting).
+
+    The threads get ``wait_s`` to end, all together; a thread pool's workers get none (an idle worker waits for
+    work that never comes). Each thread used to get its own 2 s: an OpenVINO compile, which leaves NNCF's pool
+    of six idle workers, waited 12 s after its report was written.
+    """
     import os
     import threading
+    import time
 
     stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    deadline = time.monotonic() + wait_s
     for t in stray:
-        t.join(timeout=2.0)
+        if not _pool_worker(t):
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
     stray = [t for t in stray if t.is_alive()]
     if stray:
         named = [t for t in stray if not _pool_worker(t)]  # a toolchain's thread pool (NNCF's) is not news to the user

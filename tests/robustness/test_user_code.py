@@ -132,6 +132,49 @@ def test_a_thread_pool_left_open_ends_without_a_note(tmp_path: Path) -> None:
     assert "still running" not in proc.stderr and (tmp_path / "run" / "report.json").is_file()
 
 
+def test_exit_waits_once_for_all_stray_threads_and_never_for_pool_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread used to get 2 s of its own: OpenVINO's telemetry pool (six idle workers) held every OpenVINO
+    compile 12 s after its report. Now the threads share one wait, and idle pool workers get none."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgest import cli
+
+    pool = ThreadPoolExecutor(3, thread_name_prefix="testpool")
+    for future in [pool.submit(int) for _ in range(3)]:
+        future.result()
+    stop = threading.Event()
+    slow = [threading.Thread(target=stop.wait, name=f"slow{i}") for i in range(2)]
+    for t in slow:
+        t.start()
+    joined: list[tuple[str, float | None]] = []
+    real_join = threading.Thread.join
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        joined.append((self.name, timeout))
+        real_join(self, timeout)
+
+    class Exited(Exception):
+        pass
+
+    def hard_exit(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    monkeypatch.setattr(os, "_exit", hard_exit)
+    try:
+        with pytest.raises(Exited) as exited:
+            cli._exit_past_stray_threads(3, wait_s=0.3)
+        during = list(joined)  # pool.shutdown() below joins the pool's workers itself
+    finally:
+        stop.set()
+        pool.shutdown()
+    assert exited.value.args == (3,)
+    assert not [name for name, _ in during if name.startswith("testpool")]
+    waits = dict(during)
+    assert waits["slow0"] == pytest.approx(0.3, abs=0.05) and waits["slow1"] < 0.1  # the second got what was left
+
+
 def test_a_deleted_working_folder_is_named(tmp_path: Path) -> None:
     gone = tmp_path / "gone"
     gone.mkdir()
