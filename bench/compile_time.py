@@ -66,7 +66,8 @@ def table_row(row: dict[str, Any]) -> str:
         return f"{cell} {' | '.join('-' for _ in STAGES)} | - | {row['error']} |"
     stages = " | ".join(f"{row['stages'].get(s, 0.0):.1f}" for s in STAGES)
     within = "yes" if row["wall_s"] <= budget(row["precision"]) else f"NO (> {budget(row['precision']):.0f})"
-    return f"{cell} {stages} | {within} | {row['accuracy']}{': ' + row['error'] if row['error'] else ''} |"
+    why = row["error"].split(";")[0][:90]  # the first clause; the whole message is in --json
+    return f"{cell} {stages} | {within} | {row['accuracy']}{': ' + why if why else ''} |"
 
 
 def main() -> None:
