@@ -2,7 +2,8 @@
 
 Cells run one after another, a failing cell is recorded and the run goes on. A cell whose
 inputs are unchanged (model spec and model options, weights hash, passes and options, target and its options,
-precision, toolchain versions, edgest version) is reused from the cache instead of recompiled.
+precision, toolchain versions, edgest version, and the code of edgest and of the target, model and pass packages)
+is reused from the cache instead of recompiled.
 Budgets turn the matrix into a CI gate. Speed-ups are measured against eager PyTorch: a model
 whose matrix has no eager fp32 cell gets one added (the reference: timed once, cached like any
 cell, never judged against the budget).
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest.checks.latency import LatencyConfig
+from edgest.code_fingerprint import code_fingerprint
 from edgest.errors import BadInput, EdgestError
 from edgest.fsio import atomic_write_text, sha256_of
 from edgest.host import describe as describe_host
@@ -130,12 +132,17 @@ class Cell:
 
 
 def cell_key(cell: Cell, registry: Registry, weights: Path | None, settings: dict[str, Any]) -> str:
-    """Hash of everything that decides a cell's outcome."""
+    """Hash of everything that decides a cell's outcome: the cell, the model's spec, the weights' bytes, the
+    toolchain's versions, the bench's settings, and the code of edgest, the target's, the model's and the passes'
+    packages (:func:`edgest.code_fingerprint.code_fingerprint`; a version string stays the same while the code
+    of an editable install or a plugin under development changes)."""
     target_cls = registry.target(cell.target)
-    spec = registry.model(cell.model).spec
+    entry = registry.model(cell.model)
+    passes = [registry.passes.get(p.partition(":")[0]) for p in cell.passes]
     payload = {
-        "cell": asdict(cell), "spec": asdict(spec), "weights": sha256_of(Path(weights)) if weights else None,
-        "toolchain": target_cls.toolchain_versions(), "edgest": importlib.metadata.version("edgest"), **settings,
+        "cell": asdict(cell), "spec": asdict(entry.spec), "weights": sha256_of(Path(weights)) if weights else None,
+        "toolchain": target_cls.toolchain_versions(), "edgest": importlib.metadata.version("edgest"),
+        "code": code_fingerprint(target_cls, entry.factory, *[p for p in passes if p is not None]), **settings,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

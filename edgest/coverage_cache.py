@@ -17,11 +17,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import sys
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgest.code_fingerprint import code_fingerprint
 from edgest.coverage import VERDICTS, Coverage, OpVerdict
 
 if TYPE_CHECKING:
@@ -61,34 +60,6 @@ def _tensor_bytes(tensor: Any) -> bytes:
 
     t = tensor.detach().contiguous().cpu().reshape(-1)
     return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-
-
-@cache
-def _source_hash(root: str) -> str:
-    """A hash of every ``.py`` file under ``root`` (a package folder) or of ``root`` itself (a module file)."""
-    path = Path(root)
-    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    h = hashlib.blake2b(digest_size=20)
-    for f in files:
-        try:
-            h.update(f.name.encode() + f.read_bytes())
-        except OSError:
-            h.update(f.name.encode())
-    return h.hexdigest()
-
-
-def code_fingerprint(target_cls: type) -> str:
-    """A hash of edgest's code and the code of the package (or module file) defining ``target_cls``."""
-    import edgest
-
-    roots = [Path(edgest.__file__).parent]
-    module = sys.modules.get(target_cls.__module__)
-    origin = getattr(module, "__file__", None)
-    if origin:
-        top = sys.modules.get(target_cls.__module__.partition(".")[0])
-        top_file = getattr(top, "__file__", None)
-        roots.append(Path(top_file).parent if top_file and top_file.endswith("__init__.py") else Path(origin))
-    return hashlib.blake2b("".join(_source_hash(str(r)) for r in roots).encode(), digest_size=20).hexdigest()
 
 
 def cache_key(target: Target, program_fp: str, precision: str | None) -> str:
