@@ -538,21 +538,22 @@ def _exit_past_stray_threads(code: Any, wait_s: float = 2.0) -> None:
     (Python waits for non-daemon threads before exiting).
 
     The threads get ``wait_s`` to end, all together; a thread pool's workers get none (an idle worker waits for
-    work that never comes). Each thread used to get its own 2 s: an OpenVINO compile, which leaves NNCF's pool
-    of six idle workers, waited 12 s after its report was written.
+    work that never comes). Each thread used to get its own 2 s: an OpenVINO compile, which leaves the pool of
+    six idle workers that ``ov.convert_model``'s telemetry starts, waited 12 s after its report was written.
     """
     import os
     import threading
     import time
 
     stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    # a toolchain's thread pool (OpenVINO's telemetry, NNCF's) is not news to the user
+    waited = [t for t in stray if not _pool_worker(t)]
     deadline = time.monotonic() + wait_s
-    for t in stray:
-        if not _pool_worker(t):
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
+    for t in waited:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
     stray = [t for t in stray if t.is_alive()]
     if stray:
-        named = [t for t in stray if not _pool_worker(t)]  # a toolchain's thread pool (NNCF's) is not news to the user
+        named = [t for t in waited if t.is_alive()]
         if named:
             click.echo(f"edgest: note: thread '{named[0].name}' (started by the model's code?) is still running; "
                        "exiting without waiting for it", err=True)
