@@ -33,7 +33,8 @@ def _source_hash(root: str) -> str:
 def code_root(owner: Any) -> Path | None:
     """The folder of the top-level package defining ``owner`` (a class, a function, or a ``"module[:name]"``
     string), or its module file when that is not in a package; None where there is no file (built-ins, a
-    module that cannot be found)."""
+    module that cannot be found). ``find_spec`` answers from ``sys.modules`` for an imported module, so a user's
+    model file, imported under a made-up name no finder knows, is found too."""
     module = owner if isinstance(owner, str) else getattr(owner, "__module__", None)
     if not module:
         return None

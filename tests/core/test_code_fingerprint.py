@@ -42,6 +42,24 @@ def test_the_code_root_is_the_top_package_or_the_lone_module(package: Path) -> N
     assert cf.code_root(len) is None  # a built-in has no file
 
 
+def test_a_module_imported_from_a_file_under_a_made_up_name_is_its_file(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As edgest imports a user's model file: no finder knows the name, ``sys.modules`` does."""
+    import importlib.util
+
+    path = tmp_path / "net.py"
+    path.write_text("class Net:\n    pass\n")
+    spec = importlib.util.spec_from_file_location("edgest_user_model_fp_test", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert cf.code_root(module.Net) == path
+    before = cf.code_fingerprint(module.Net)
+    path.write_text("class Net:\n    x = 1\n")
+    cf._source_hash.cache_clear()
+    assert cf.code_fingerprint(module.Net) != before
+
+
 def test_the_fingerprint_follows_every_file_of_the_package(package: Path) -> None:
     from fp_pkg.sub.mod import Target
 
