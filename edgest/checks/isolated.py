@@ -93,38 +93,62 @@ def run_in_child(
     state fed back (:mod:`edgest.streaming.worker`). BadInput, before anything is written, when the
     temp folder's disk cannot hold the inputs.
     """
-    need = sum(np.asarray(x).nbytes for xs in inputs for x in xs)
-    check_free_disk(tempfile.gettempdir(), need, "the check's inputs", "free some space or point TMPDIR to a disk with room")
+    check_room(inputs)
     from edgest.outdir import temp_folder
 
     with temp_folder("edgest-check-") as work:
-        np.savez(work / "inputs.npz", **{f"s{i}_in{j}": x for i, xs in enumerate(inputs) for j, x in enumerate(xs)})
-        request = {
-            "target": class_path(type(target)),
-            "options": target.options,
-            "artifact": str(artifact),
-            "samples": len(inputs),
-            "threads": threads,
-            "latency": asdict(latency) if latency else None,
-        }
-        if streams is not None:
-            from edgest.streaming.worker import INPUTS
-
-            np.savez(work / INPUTS, **{f"q{i}": q for i, q in enumerate(streams[0])},
-                     **{f"init{j}": a for j, a in enumerate(streams[1])})
-            request["streaming"] = {"sequences": len(streams[0]), "states": len(streams[1])}
-        (work / "request.json").write_text(json.dumps(request))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env.setdefault("OMP_NUM_THREADS", str(threads))
+        write_request(work, target, artifact, inputs, threads, latency, streams)
+        env = worker_env(threads)
         returncode, failure = _run_worker(work, env, timeout_s)
         if returncode is not None:
-            if returncode < 0:
-                failure = f"runtime crashed ({_signal_name(returncode)}) in the check process"
-            elif returncode != 0 and not (work / "result.json").exists():
-                tail = (work / "stderr.txt").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                failure = f"check process exited with {returncode}: {tail[0][:300]}"
-        return _collect(work, len(inputs), failure)
+            failure = exit_failure(returncode, work, work / "stderr.txt")
+        return collect(work, len(inputs), failure)
+
+
+def check_room(inputs: Sequence[Sequence[np.ndarray]]) -> None:
+    """BadInput when the temp folder's disk cannot hold ``inputs`` (before anything is written)."""
+    need = sum(np.asarray(x).nbytes for xs in inputs for x in xs)
+    check_free_disk(tempfile.gettempdir(), need, "the check's inputs", "free some space or point TMPDIR to a disk with room")
+
+
+def write_request(work: Path, target: Target, artifact: Path, inputs: Sequence[Sequence[np.ndarray]], threads: int,
+                  latency: LatencyConfig | None,
+                  streams: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> None:
+    """The worker's ``request.json`` and ``inputs.npz`` (and streamed sequences) in ``work``."""
+    np.savez(work / "inputs.npz", **{f"s{i}_in{j}": x for i, xs in enumerate(inputs) for j, x in enumerate(xs)})
+    request = {
+        "target": class_path(type(target)),
+        "options": target.options,
+        "artifact": str(artifact),
+        "samples": len(inputs),
+        "threads": threads,
+        "latency": asdict(latency) if latency else None,
+    }
+    if streams is not None:
+        from edgest.streaming.worker import INPUTS
+
+        np.savez(work / INPUTS, **{f"q{i}": q for i, q in enumerate(streams[0])},
+                 **{f"init{j}": a for j, a in enumerate(streams[1])})
+        request["streaming"] = {"sequences": len(streams[0]), "states": len(streams[1])}
+    (work / "request.json").write_text(json.dumps(request))
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """The worker's environment: this process's import path, and ``threads`` OpenMP threads unless set."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    return env
+
+
+def exit_failure(returncode: int, work: Path, stderr: Path) -> str:
+    """The failure a worker's exit code says for the request in ``work`` ("" when it wrote its own result)."""
+    if returncode < 0:
+        return f"runtime crashed ({_signal_name(returncode)}) in the check process"
+    if returncode != 0 and not (work / "result.json").exists():
+        tail = stderr.read_text(errors="replace").strip().splitlines()[-1:] if stderr.exists() else []
+        return f"check process exited with {returncode}: {(tail or ['no output'])[0][:300]}"
+    return ""
 
 
 def _run_worker(work: Path, env: dict[str, str], timeout_s: float) -> tuple[int | None, str]:
@@ -155,7 +179,8 @@ def _run_worker(work: Path, env: dict[str, str], timeout_s: float) -> tuple[int 
         os.close(write_fd)
 
 
-def _collect(work: Path, samples: int, failure: str) -> ChildOutcome:
+def collect(work: Path, samples: int, failure: str) -> ChildOutcome:
+    """What the worker left in ``work`` (outputs, figures), with ``failure`` if the parent saw one."""
     result: dict[str, Any] = {}
     if (work / "result.json").exists():
         result = json.loads((work / "result.json").read_text())

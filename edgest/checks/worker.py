@@ -7,6 +7,11 @@ Started as ``python -m edgest.checks.worker DIR [LIFELINE_FD PARENT_PID]``: with
 dies with its parent, and takes what its runtime started along (:mod:`edgest.checks.lifeline`),
 set up before numpy or the runtime is imported.
 
+``python -m edgest.checks.worker --serve DIR REPLY_FD LIFELINE_FD PARENT_PID`` serves several requests
+in one process (:class:`edgest.checks.session.CheckSession`): each line on stdin names a subfolder of
+DIR holding a request, and ``NAME EXIT_CODE`` goes back on REPLY_FD when it is done (not on stdout,
+where a runtime may print).
+
 Two optional runner attributes: ``label`` (what actually ran, e.g. a reference interpreter
 instead of the device runtime; the report shows it) and ``timing_unavailable`` (a reason not
 to time this runner: its latency would be misleading; the latency check is then not run).
@@ -100,9 +105,29 @@ def main(work: Path) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 4:
-        from edgest.checks.lifeline import hold
+def serve(work: Path, reply_fd: int) -> int:
+    """Run the request in each subfolder of ``work`` that stdin names, in turn, replying ``NAME EXIT_CODE`` on
+    ``reply_fd``; ends when stdin does."""
+    import os
 
+    for line in sys.stdin:
+        name = line.strip()
+        try:
+            code = main(work / name)
+        except Exception as exc:  # noqa: BLE001 - this request failed; the next one may not
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            _write(work / name, {"error": f"check process failed: {type(exc).__name__}: {first_line}"})
+            code = 1
+        os.write(reply_fd, f"{name} {code}\n".encode())
+    return 0
+
+
+if __name__ == "__main__":
+    from edgest.checks.lifeline import hold
+
+    if sys.argv[1] == "--serve":
+        hold(int(sys.argv[4]), int(sys.argv[5]))
+        sys.exit(serve(Path(sys.argv[2]), int(sys.argv[3])))
+    if len(sys.argv) == 4:
         hold(int(sys.argv[2]), int(sys.argv[3]))
     sys.exit(main(Path(sys.argv[1])))

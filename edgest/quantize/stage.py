@@ -6,8 +6,8 @@
   :class:`~edgest.quantize.contract.ArtifactStep` that the orchestrator hands to
   :func:`quantize_artifact` after ``lower``. Nothing is kept on the pass between stages.
 * :func:`quantize_artifact` writes the quantised artifact in place of the float one; its delta
-  (float vs quantised artifact) and sensitivity runs load the runtime only in the isolated
-  check process (:func:`edgest.checks.isolated.run_in_child`).
+  (float vs quantised artifact) and sensitivity runs load the runtime only in an isolated
+  check process, one for all of them (:class:`edgest.checks.session.CheckSession`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from edgest.checks.session import CheckSession
     from edgest.passes.base import Pass, PassContext, PassResult
     from edgest.plugins import Registry
     from edgest.records import PassRecord
@@ -135,10 +136,13 @@ def quantize_artifact(target: Target, lowered: Lowered, step: ArtifactStep, reco
         from edgest.capture import describe_failure
 
         raise Unsupported(f"pass '{PASS_NAME}' failed on the {target.name} artifact: {describe_failure(exc)}") from exc
-    delta, why = _artifact_delta(target, src, dst, inputs)
+    from edgest.checks.session import check_session
+
     extra: dict[str, Any] = {}
-    if step.layers is not None:
-        extra["sensitivity"] = _artifact_sensitivity(target, src, step)
+    with check_session() as session:  # one check process for every run below (a crash costs only its run)
+        delta, why = _artifact_delta(session, target, src, dst, inputs)
+        if step.layers is not None:
+            extra["sensitivity"] = _artifact_sensitivity(session, target, src, step)
     float_size = _size(src)
     _replace(dst, src)
     quant = {**step.details, **done.details, "stage": "artifact", "float_size_bytes": float_size,
@@ -151,33 +155,32 @@ def quantize_artifact(target: Target, lowered: Lowered, step: ArtifactStep, reco
     return Lowered(lowered.path, {**lowered.details, "quantization": quant}), record
 
 
-def _outputs_in_child(target: Target, path: Path, inputs: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """First outputs of the artifact at ``path`` on ``inputs``, run by the target's runner in a child process."""
-    from edgest.checks.isolated import run_in_child
-
-    outcome = run_in_child(target, path, inputs, threads=1, latency=None)
+def _outputs_in_child(session: CheckSession, target: Target, path: Path,
+                      inputs: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """First outputs of the artifact at ``path`` on ``inputs``, run by the target's runner in the session's check process."""
+    outcome = session.run(target, path, inputs, threads=1)
     if outcome.outputs is None:
         raise RuntimeError(outcome.unavailable or outcome.failure or "no outputs")
     return [o[0] for o in outcome.outputs]
 
 
-def _artifact_delta(target: Target, src: Path, dst: Path,
+def _artifact_delta(session: CheckSession, target: Target, src: Path, dst: Path,
                     inputs: Sequence[Sequence[np.ndarray]]) -> tuple[dict[str, float] | None, str]:
     """Accuracy of the quantised artifact against the float one, or None and why it could not be measured."""
     from edgest.capture import first_line
     from edgest.checks import accuracy
 
     try:
-        m = accuracy.compare(_outputs_in_child(target, src, inputs), _outputs_in_child(target, dst, inputs))
+        m = accuracy.compare(_outputs_in_child(session, target, src, inputs), _outputs_in_child(session, target, dst, inputs))
     except Exception as exc:  # noqa: BLE001 - no delta is better than a failed compile; the final check still runs
         return None, first_line(exc)[:160]
     return {"sqnr_db": m["sqnr_db"], "top1_agreement": m["top1_agreement"], "max_abs": m["max_abs"]}, ""
 
 
-def _artifact_sensitivity(target: Target, src: Path, step: ArtifactStep) -> dict[str, Any]:
-    """Leave-one-out sensitivity of an artifact-stage quantizer, each variant run by the target's runner in a child."""
+def _artifact_sensitivity(session: CheckSession, target: Target, src: Path, step: ArtifactStep) -> dict[str, Any]:
+    """Leave-one-out sensitivity of an artifact-stage quantizer, each variant run by the target's runner in the session."""
     inputs = sensitivity_inputs(step.calibration.inputs)
-    reference = _outputs_in_child(target, src, inputs)
+    reference = _outputs_in_child(session, target, src, inputs)
     from edgest.outdir import temp_folder
 
     with temp_folder("edgest-sens-") as tmp:
@@ -186,13 +189,13 @@ def _artifact_sensitivity(target: Target, src: Path, step: ArtifactStep) -> dict
         def run(keep: tuple[str, ...]) -> list[np.ndarray]:
             dst = Path(tmp) / f"{src.stem}.{next(count)}{src.suffix}"
             step.quantizer.quantize_artifact(src, dst, step.calibration, keep)
-            outs = _outputs_in_child(target, dst, inputs)
+            outs = _outputs_in_child(session, target, dst, inputs)
             _remove(dst)
             return outs
 
         assert step.layers is not None
         result = sensitivity(run, reference, step.layers, step.skip)
-    result["measured_on"] = (f"the {target.name} runner in a child process, float vs quantised artifact, {len(inputs)} "
+    result["measured_on"] = (f"the {target.name} runner in a check process, float vs quantised artifact, {len(inputs)} "
                              "calibration inputs spread over the set")
     return result
 

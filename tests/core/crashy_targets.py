@@ -113,6 +113,27 @@ class SpawningSegfaultRunner:
         return [DUMMY_OUTPUT]
 
 
+class EchoRunner:
+    """Well behaved: twice its first input, the artifact's bytes as numbers, and the pid of the process it runs in."""
+
+    threads = 1
+
+    def __init__(self, path: Path) -> None:
+        self.content = np.frombuffer(path.read_bytes(), np.uint8).astype(np.float32)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [inputs[0] * 2, self.content, np.array([os.getpid()], np.int64)]
+
+
+class EchoTarget(_DummyTarget):
+    """A runtime that works (for check-session tests); not registered."""
+
+    name = "echo"
+
+    def load(self, path: Path, threads: int) -> EchoRunner:
+        return EchoRunner(path)
+
+
 class SegfaultTarget(_DummyTarget):
     """(a) The runtime segfaults on the first run."""
 

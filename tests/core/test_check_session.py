@@ -1,0 +1,100 @@
+"""One check process for many runs (edgest.checks.session): the runs share a worker, and a runtime that crashes,
+hangs or raises costs only its own run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgest.checks.isolated import run_in_child
+from edgest.checks.session import check_session
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import crashy_targets
+
+INPUTS = [[np.full((2, 8), i, np.float32)] for i in range(3)]
+
+
+def _artifacts(tmp_path: Path, count: int) -> list[Path]:
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"model{i}.bin"
+        path.write_bytes(f"artifact {i}\n".encode())
+        paths.append(path)
+    return paths
+
+
+def _pid(outcome) -> int:
+    assert outcome.outputs is not None, outcome.failure
+    return int(outcome.outputs[0][2][0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_runs_share_one_worker_and_give_what_a_fresh_child_gives(tmp_path: Path) -> None:
+    target = crashy_targets.EchoTarget()
+    paths = _artifacts(tmp_path, 3)
+    with check_session(timeout_s=60) as session:
+        outcomes = [session.run(target, path, INPUTS) for path in paths]
+        assert session.started == 1
+    pids = {_pid(o) for o in outcomes}
+    assert len(pids) == 1 and os.getpid() not in pids
+    fresh = run_in_child(target, paths[2], INPUTS, latency=None)
+    for i, (ours, theirs) in enumerate(zip(outcomes[2].outputs, fresh.outputs)):
+        np.testing.assert_array_equal(ours[0], INPUTS[i][0] * 2)
+        np.testing.assert_array_equal(ours[1], theirs[1])
+    assert bytes(outcomes[1].outputs[0][1].astype(np.uint8)) == b"artifact 1\n"
+    assert outcomes[0].latency is None and not outcomes[0].failure
+
+
+def test_a_crash_or_a_hang_costs_only_its_run(tmp_path: Path) -> None:
+    paths = _artifacts(tmp_path, 1)
+    echo = crashy_targets.EchoTarget()
+    with check_session(timeout_s=3) as session:
+        first = session.run(echo, paths[0], INPUTS)
+        crashed = session.run(crashy_targets.SegfaultTarget(), paths[0], INPUTS)
+        second = session.run(echo, paths[0], INPUTS)
+        hung = session.run(crashy_targets.HangTarget(), paths[0], INPUTS)
+        third = session.run(echo, paths[0], INPUTS)
+        assert session.started == 3
+    assert crashed.outputs is None and "crashed (SIGSEGV) in the check process" in crashed.failure
+    assert hung.outputs is None and "did not finish within 3 s and was killed" in hung.failure
+    assert len({_pid(first), _pid(second), _pid(third)}) == 3
+    assert not any(_alive(_pid(o)) for o in (first, second, third))
+
+
+def test_a_runner_that_raises_fails_its_run_and_the_worker_goes_on(tmp_path: Path) -> None:
+    paths = _artifacts(tmp_path, 1)
+    echo = crashy_targets.EchoTarget()
+    with check_session(timeout_s=60) as session:
+        before = session.run(echo, paths[0], INPUTS)
+        raised = session.run(crashy_targets.RaisingTarget(), paths[0], INPUTS)
+        missing = session.run(echo, tmp_path / "no-such-artifact.bin", INPUTS)
+        after = session.run(echo, paths[0], INPUTS)
+        assert session.started == 1
+    assert raised.failure == "runner failed: RuntimeError: kaboom in the vendor runtime"
+    assert missing.outputs is None and "runner failed: FileNotFoundError" in missing.failure
+    assert _pid(before) == _pid(after)
+
+
+def test_leaving_the_session_ends_its_worker_and_removes_its_folder(tmp_path: Path) -> None:
+    paths = _artifacts(tmp_path, 1)
+    with pytest.raises(KeyError), check_session(timeout_s=60) as session:
+        pid = _pid(session.run(crashy_targets.EchoTarget(), paths[0], INPUTS))
+        work = session.work
+        assert _alive(pid) and work.is_dir()
+        raise KeyError("the caller's own error")
+    assert not _alive(pid) and not work.exists()
