@@ -20,7 +20,7 @@ from edgest.checks.accuracy import compare
 from edgest.errors import BadInput, TargetUnavailable, Unsupported
 from edgest.plugins import new_plugin_manager
 from edgest.testing import TargetConformance, tiny_convnet
-from edgest_cuda.target import CudaTarget, prepare_program, read_package_metadata
+from edgest_cuda.target import CudaTarget, cpu_precision_reason, prepare_program, read_package_metadata
 
 FAST = edgest.LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,16 +73,44 @@ def test_default_device_is_cpu_without_a_gpu_and_cuda_is_unavailable():
         CudaTarget(device="cuda").ensure_available()
 
 
-@cpu_only
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_half_precision_on_cpu_is_unsupported_naming_the_fix(registry, tmp_path, precision):
+def test_half_precision_on_a_cpu_without_it_is_unsupported_naming_the_fix(registry, tmp_path, monkeypatch, precision):
+    monkeypatch.setattr("edgest.host.isa_features", lambda: ("avx2", "avx512f", "avx512bw", "avx512vl"))
     with pytest.raises(Unsupported) as err:
         edgest.compile(tiny_convnet(), "cuda", input_shape=(1, 3, 16, 16), out_dir=tmp_path / "run",
-                       precision=precision, target_options={"precision": precision}, registry=registry, latency=None)
+                       precision=precision, target_options={"precision": precision, "device": "cpu"},
+                       registry=registry, latency=None)
     msg = str(err.value)
-    assert f"precision '{precision}' needs a CUDA device" in msg
+    assert f"target 'cuda' precision '{precision}' on the CPU: this CPU has no native {precision}" in msg
+    assert "it has: AVX2, AVX-512 (F/BW/VL))" in msg and "slower than fp32" in msg
     assert "NVIDIA GPU and a CUDA build of torch" in msg and "precision 'fp32'" in msg
     assert not (tmp_path / "run").exists()
+
+
+def test_cpu_precision_needs_the_isa_and_onednn(monkeypatch):
+    bf16_cpu = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+    assert cpu_precision_reason("fp32", ("avx2",)) is None
+    assert "no native fp16 (avx512_fp16 or amx_fp16 or asimdhp" in cpu_precision_reason("fp16", bf16_cpu)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert cpu_precision_reason("bf16", bf16_cpu) is None
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert cpu_precision_reason("bf16", bf16_cpu) == f"torch {torch.__version__}'s oneDNN does not run bf16 on this CPU"
+
+
+@pytest.mark.skipif(cpu_precision_reason("bf16") is not None,
+                    reason=f"AOTInductor bf16 on the CPU: {cpu_precision_reason('bf16')}")
+def test_bf16_on_a_cpu_with_native_bf16_compiles_runs_and_passes(registry, tmp_path):
+    out = tmp_path / "run"
+    report = edgest.compile(tiny_convnet(), "cuda", input_shape=(1, 3, 16, 16), out_dir=out, precision="bf16",
+                            target_options={"device": "cpu"}, registry=registry, latency=FAST)
+    assert report.status == "passed", report.error
+    assert report.check("accuracy").metrics["sqnr_db"] >= 25.0
+    details = report.artifact.details
+    assert details["precision"] == "bf16" and details["package_device"] == "cpu" and "bf16" in details["host_isa"]
+    assert read_package_metadata(out / "model.pt2")["edgest.precision"] == "bf16"
+    runner = CudaTarget(device="cpu").load(out / "model.pt2", threads=1)
+    (y,) = runner.run([torch.randn(1, 3, 16, 16).numpy()])
+    assert y.dtype == "float32" and runner.dtype == torch.bfloat16
 
 
 def test_bad_options_are_bad_input():

@@ -6,10 +6,12 @@ Options (constructor keyword arguments, JSON-able):
 
 - ``device``: ``"cuda"`` (default when ``torch.cuda.is_available()``) or ``"cpu"`` (the default
   otherwise: AOTInductor's C++/OpenMP backend). The resolved device is recorded.
-- ``precision``: ``"fp32"``; ``"fp16"``/``"bf16"`` on cuda only. The program edgest hands over was
-  captured on the CPU in fp32: weights, constants and dtype arguments are cast and the program is
-  exported again at that dtype. The runner casts numpy fp32 inputs to the model dtype and the
-  outputs back to fp32.
+- ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``: on cuda always; on the CPU only where the CPU
+  has the precision natively (avx512_bf16/amx_bf16 for bf16, avx512_fp16/amx_fp16 for fp16, Arm's
+  bf16/fp16 arithmetic) and torch's oneDNN says it runs it (:func:`cpu_precision_reason`): elsewhere
+  oneDNN would emulate it, slower than fp32. The program edgest hands over was captured on the CPU
+  in fp32: weights, constants and dtype arguments are cast and the program is exported again at that
+  dtype. The runner casts numpy fp32 inputs to the model dtype and the outputs back to fp32.
 - ``channels_last``: weights and inputs of rank 4/5 in channels-last(-3d) memory format.
 - ``freezing`` (default on): ``torch._inductor.config.freezing``: weights become constants, so
   Inductor folds them (conv-BN, layout) at compile time.
@@ -59,6 +61,28 @@ def _no_cuda_reason() -> str:
 
     build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
     return f"torch {torch.__version__} ({build}) sees no CUDA device"
+
+
+#: CPU precision → (the capability of :func:`edgest.host.capabilities` it needs, oneDNN's own test)
+_CPU_HALF = {"bf16": ("bf16", "_is_mkldnn_bf16_supported"), "fp16": ("fp16", "_is_mkldnn_fp16_supported")}
+
+
+def cpu_precision_reason(precision: str, features: tuple[str, ...] | None = None) -> str | None:
+    """Why AOTInductor cannot run ``precision`` natively on this CPU (``features``: its ISA, default this host's),
+    or None when it can: fp32 always; bf16/fp16 need the CPU's native instructions and torch's oneDNN to use them."""
+    import torch
+
+    from edgest.host import GROUPS, capabilities, isa_summary
+
+    if precision not in _CPU_HALF:
+        return None
+    capability, onednn_test = _CPU_HALF[precision]
+    if not capabilities(features)[capability]:
+        return (f"this CPU has no native {precision} ({' or '.join(GROUPS[capability])}; it has: "
+                f"{isa_summary(features)}), so oneDNN would emulate it, slower than fp32")
+    if not getattr(torch.ops.mkldnn, onednn_test)():
+        return f"torch {torch.__version__}'s oneDNN does not run {precision} on this CPU"
+    return None
 
 
 def _cast_graph_dtypes(module: torch.fx.GraphModule, dtype: torch.dtype) -> int:
@@ -180,11 +204,12 @@ class CudaTarget(Target):
 
     def _check_precision(self) -> None:
         precision = self.options["precision"]
-        if precision != "fp32" and self.options["device"] == "cpu":
+        reason = cpu_precision_reason(precision) if self.options["device"] == "cpu" else None
+        if reason:
             raise Unsupported(
-                f"target 'cuda' precision '{precision}' needs a CUDA device, but this run compiles for the CPU "
-                f"({_no_cuda_reason() if not cuda_available() else 'device=cpu was requested'}); run on a machine "
-                "with an NVIDIA GPU and a CUDA build of torch (device='cuda'), or use precision 'fp32'"
+                f"target 'cuda' precision '{precision}' on the CPU: {reason}; run on a CPU with native {precision} "
+                f"or a machine with an NVIDIA GPU and a CUDA build of torch (device='cuda'; "
+                f"{_no_cuda_reason() if not cuda_available() else 'device=cpu was requested'}), or use precision 'fp32'"
             )
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
@@ -223,7 +248,10 @@ class CudaTarget(Target):
             details["gpu"] = torch.cuda.get_device_name(index)
             details["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(index)))
         else:
+            from edgest.host import isa_summary
+
             details["cpu_isa"] = meta.get("AOTI_CPU_ISA", "")
+            details["host_isa"] = isa_summary()
         return Lowered(path, details)
 
     def load(self, path: Path, threads: int) -> AotiRunner:
