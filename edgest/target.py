@@ -52,6 +52,10 @@ class Target(ABC):
     description: ClassVar[str] = ""
     #: modules that must be importable for the target to work on this host
     requires: ClassVar[tuple[str, ...]] = ()
+    #: modules the runner needs (a subset of ``requires``): the check process imports them before the cold-load
+    #: clock starts, and nothing else of the toolchain. None: all of ``requires``. A converter that imports torch
+    #: (onnxsim, litert_torch) listed here would cost every check process seconds for nothing.
+    runtime_modules: ClassVar[tuple[str, ...] | None] = None
     #: distributions whose versions are recorded in the artifact
     toolchain: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""

@@ -43,6 +43,14 @@ def _stream(work: Path, req: dict[str, Any], runner: Any, result: dict[str, Any]
     _write(work, result)
 
 
+def _import_runtime(target: Any) -> None:
+    """Import the target's ``runtime_modules`` (None: its ``requires``) before the clock starts: cold load is
+    artifact load + session set-up, and the rest of the toolchain (a converter) is not imported at all."""
+    runtime = getattr(target, "runtime_modules", None)
+    for module_name in getattr(target, "requires", ()) if runtime is None else runtime:
+        importlib.import_module(module_name)
+
+
 def main(work: Path) -> int:
     import numpy as np
 
@@ -65,9 +73,7 @@ def main(work: Path) -> int:
         host_reason = getattr(cls, "host_unavailable_reason", lambda: None)()
         if host_reason:
             raise TargetUnavailable(host_reason)
-        # import the runtime before the clock starts: cold load is artifact load + session set-up
-        for module_name in getattr(cls, "requires", ()):
-            importlib.import_module(module_name)
+        _import_runtime(target)
         t0 = time.perf_counter()
         runner = target.load(Path(req["artifact"]), threads=req["threads"])
         t1 = time.perf_counter()

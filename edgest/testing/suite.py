@@ -4,7 +4,8 @@ Each test names the rule it checks in its failure message. What is checked:
 
 * registration: a valid, lowercase name, registered once, by a plugin edgest loads cleanly;
 * declarations: format, precisions that truly work (``int8`` only with a quantizer, fp16/bf16
-  accepted as the ``precision`` option), an install hint when ``requires`` lists anything;
+  accepted as the ``precision`` option), an install hint when ``requires`` lists anything, and
+  ``runtime_modules`` (what the check process imports) taken from ``requires``;
 * importing the plugin imports none of the target's toolchain (nor torch): a fresh interpreter
   looks at ``sys.modules``;
 * the device runner (``device_runner``), loaded alone from its file as a bundle does, with edgest
@@ -165,6 +166,14 @@ class TargetConformance(KitFixtures):
         assert not target_cls.requires or target_cls.install_hint.strip(), (
             f"target '{self.target_name}' requires {', '.join(target_cls.requires)} but has no install_hint; "
             "set install_hint to the command that installs them (e.g. \"pip install edgest-mytarget\")")
+
+    def test_runtime_modules_are_among_requires(self, target_cls: type[Target]) -> None:
+        runtime = target_cls.runtime_modules
+        extra = [m for m in runtime or () if m not in target_cls.requires]
+        assert runtime is None or (isinstance(runtime, tuple) and not extra), (
+            f"target '{self.target_name}' runtime_modules {runtime!r} must be a tuple of names from requires "
+            f"({', '.join(target_cls.requires) or 'empty'}): the check process imports them, and requires is what "
+            "makes the target available")
 
     def test_importing_the_plugin_loads_no_toolchain(self, target_cls: type[Target], plugin_manager: PluginManager) -> None:
         modules = [owner_module(plugin_manager, "target", self.target_name), target_cls.__module__]

@@ -134,6 +134,31 @@ class EchoTarget(_DummyTarget):
         return EchoRunner(path)
 
 
+class ImportsRunner:
+    """Says which of the modules the check process may have imported for its target are loaded: 1 or 0 each."""
+
+    threads = 1
+    modules = ("colorsys", "wave")
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [np.array([m in sys.modules for m in self.modules], np.int64)]
+
+
+class RuntimeModulesTarget(_DummyTarget):
+    """``requires`` two light modules; its runner needs only the first (option ``runtime_modules``: "none" for None)."""
+
+    name = "runtime_modules"
+    requires = ImportsRunner.modules
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if options.get("runtime_modules") != "none":
+            self.runtime_modules = ("colorsys",)
+
+    def load(self, path: Path, threads: int) -> ImportsRunner:
+        return ImportsRunner()
+
+
 class SegfaultTarget(_DummyTarget):
     """(a) The runtime segfaults on the first run."""
 

@@ -98,3 +98,11 @@ def test_leaving_the_session_ends_its_worker_and_removes_its_folder(tmp_path: Pa
         assert _alive(pid) and work.is_dir()
         raise KeyError("the caller's own error")
     assert not _alive(pid) and not work.exists()
+
+
+@pytest.mark.parametrize("runtime_modules,loaded", [("given", [1, 0]), ("none", [1, 1])])
+def test_a_check_process_imports_the_runtime_modules_and_not_the_rest_of_requires(tmp_path, runtime_modules, loaded):
+    target = crashy_targets.RuntimeModulesTarget(runtime_modules=runtime_modules)
+    outcome = run_in_child(target, _artifacts(tmp_path, 1)[0], INPUTS[:1], latency=None)
+    assert outcome.outputs is not None, outcome.failure
+    assert outcome.outputs[0][0].tolist() == loaded

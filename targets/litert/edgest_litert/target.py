@@ -54,6 +54,7 @@ class LiteRTTarget(Target):
     artifact_format = "tflite"
     description = "LiteRT .tflite (litert-torch), LiteRT interpreter with XNNPACK, CPU"
     requires = ("litert_torch", "ai_edge_litert")
+    runtime_modules = ("ai_edge_litert",)  # litert_torch is the converter (it imports torch and TensorFlow)
     toolchain = ("litert-torch", "ai-edge-litert")
     install_hint = "pip install -e 'targets/litert[convert]' torch==2.13.0, or make setup"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
