@@ -41,6 +41,8 @@ MUTANTS: dict[str, tuple[str, list[tuple[str, str, str]], str]] = {
                         "test_lower_run_and_accuracy"),
     "requires_typo": ("target", [("target.py", 'requires = ("torch",)', 'requires = ("torhc",)')],
                       "test_available_here"),
+    "runtime_not_required": ("target", [("target.py", 'requires = ("torch",)', 'requires = ("torch",)\n    runtime_modules = ("numpy",)')],
+                             "test_runtime_modules_are_among_requires"),
     "device_needs_edgest": ("target", [("device.py", "import numpy as np\n", "import numpy as np\n\nimport edgest  # noqa: F401\n")],
                             "test_device_runner_needs_only_the_runtime"),
     "bad_target_name": ("target", [("target.py", 'name = "example-pt2"', 'name = "Example PT2"')], "*"),
