@@ -60,16 +60,18 @@ def test_runs_share_one_worker_and_give_what_a_fresh_child_gives(tmp_path: Path)
     assert outcomes[0].latency is None and not outcomes[0].failure
 
 
+def _in_one_session(timeout_s: float, runs: list[tuple[object, Path]]) -> tuple[list, int]:
+    """Each (target, artifact) run in turn in one session; the outcomes and how many workers it started."""
+    with check_session(timeout_s=timeout_s) as session:
+        return [session.run(target, path, INPUTS) for target, path in runs], session.started
+
+
 def test_a_crash_or_a_hang_costs_only_its_run(tmp_path: Path) -> None:
-    paths = _artifacts(tmp_path, 1)
+    (path,) = _artifacts(tmp_path, 1)
     echo = crashy_targets.EchoTarget()
-    with check_session(timeout_s=3) as session:
-        first = session.run(echo, paths[0], INPUTS)
-        crashed = session.run(crashy_targets.SegfaultTarget(), paths[0], INPUTS)
-        second = session.run(echo, paths[0], INPUTS)
-        hung = session.run(crashy_targets.HangTarget(), paths[0], INPUTS)
-        third = session.run(echo, paths[0], INPUTS)
-        assert session.started == 3
+    runs = [echo, crashy_targets.SegfaultTarget(), echo, crashy_targets.HangTarget(), echo]
+    (first, crashed, second, hung, third), started = _in_one_session(3, [(t, path) for t in runs])
+    assert started == 3
     assert crashed.outputs is None and "crashed (SIGSEGV) in the check process" in crashed.failure
     assert hung.outputs is None and "did not finish within 3 s and was killed" in hung.failure
     assert len({_pid(first), _pid(second), _pid(third)}) == 3
@@ -77,14 +79,11 @@ def test_a_crash_or_a_hang_costs_only_its_run(tmp_path: Path) -> None:
 
 
 def test_a_runner_that_raises_fails_its_run_and_the_worker_goes_on(tmp_path: Path) -> None:
-    paths = _artifacts(tmp_path, 1)
+    (path,) = _artifacts(tmp_path, 1)
     echo = crashy_targets.EchoTarget()
-    with check_session(timeout_s=60) as session:
-        before = session.run(echo, paths[0], INPUTS)
-        raised = session.run(crashy_targets.RaisingTarget(), paths[0], INPUTS)
-        missing = session.run(echo, tmp_path / "no-such-artifact.bin", INPUTS)
-        after = session.run(echo, paths[0], INPUTS)
-        assert session.started == 1
+    runs = [(echo, path), (crashy_targets.RaisingTarget(), path), (echo, tmp_path / "no-such-artifact.bin"), (echo, path)]
+    (before, raised, missing, after), started = _in_one_session(60, runs)
+    assert started == 1
     assert raised.failure == "runner failed: RuntimeError: kaboom in the vendor runtime"
     assert missing.outputs is None and "runner failed: FileNotFoundError" in missing.failure
     assert _pid(before) == _pid(after)
