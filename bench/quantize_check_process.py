@@ -14,13 +14,11 @@ prints the quantize stage's seconds, the whole compile's wall time and the delta
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +44,11 @@ print(json.dumps({"status": report.status, "stage_seconds": report.stage_seconds
 """
 
 
-@contextlib.contextmanager
-def _scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="edgest-qcp-") as tmp:
-        yield Path(tmp)
-
-
 def compile_once(model: str, target: str, mode: str, sensitivity: bool) -> dict[str, Any]:
     """One cold int8 compile in a fresh process; its quantize seconds, wall seconds and delta."""
-    with _scratch() as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgest-qcp-") as tmp:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _CHILD, model, target, mode, str(tmp / "run"), str(int(sensitivity))],
+        proc = subprocess.run([sys.executable, "-c", _CHILD, model, target, mode, str(Path(tmp) / "run"), str(int(sensitivity))],
                               capture_output=True, text=True, cwd=tmp, check=False)
         wall = time.perf_counter() - t0
     if proc.returncode != 0:

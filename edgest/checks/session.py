@@ -1,8 +1,8 @@
 """One check process for many artifacts: the runs a compile makes in a row without timing them.
 
 :func:`edgest.checks.isolated.run_in_child` starts a fresh Python process per artifact, and each
-start pays for importing torch and the target's runtime (about 3 s on 2 cores) before the artifact
-is even loaded. That is right for the final check, whose cold-load and latency figures need a fresh
+start pays for Python, NumPy, edgest and the target's runtime before the artifact is even loaded
+(about 0.3 s for ONNX Runtime on 2 cores; seconds for a runtime that imports torch; 13 s for coremltools). That is right for the final check, whose cold-load and latency figures need a fresh
 process, and wasteful where a compile only wants outputs, artifact after artifact: the quantised
 artifact's delta against the float one (two runs) and per-layer sensitivity (one run per layer).
 
@@ -45,6 +45,7 @@ class CheckSession:
         self.work, self.timeout_s = work, timeout_s
         self.started = 0  # worker processes started (one unless a run crashed or hung)
         self._count = 0
+        self._threads = 0  # the running worker's thread count: its OMP_NUM_THREADS is set when it starts
         self._proc: subprocess.Popen[bytes] | None = None
         self._reply_fd = self._lifeline_fd = -1
         self._stderr: IO[str] | None = None
@@ -57,7 +58,7 @@ class CheckSession:
         work = self.work / name
         work.mkdir()
         write_request(work, target, artifact, inputs, threads, latency=None)
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is None or self._proc.poll() is not None or threads != self._threads:
             self._start(threads)
         assert self._proc is not None and self._proc.stdin is not None
         try:
@@ -73,6 +74,7 @@ class CheckSession:
     def _start(self, threads: int) -> None:
         self._stop()
         self.started += 1
+        self._threads = threads
         read_fd, self._lifeline_fd = lifeline.open_pipe()
         reply_read, reply_write = os.pipe()
         cmd = [sys.executable, "-m", "edgest.checks.worker", "--serve", str(self.work), str(reply_write), str(read_fd),

@@ -60,10 +60,12 @@ def test_runs_share_one_worker_and_give_what_a_fresh_child_gives(tmp_path: Path)
     assert outcomes[0].latency is None and not outcomes[0].failure
 
 
-def _in_one_session(timeout_s: float, runs: list[tuple[object, Path]]) -> tuple[list, int]:
-    """Each (target, artifact) run in turn in one session; the outcomes and how many workers it started."""
+def _in_one_session(timeout_s: float, runs: list[tuple[object, Path]], threads: tuple[int, ...] = ()) -> tuple[list, int]:
+    """Each (target, artifact) run in turn in one session (at ``threads``, default 1 each); the outcomes and how many
+    workers it started."""
+    counts = threads or (1,) * len(runs)
     with check_session(timeout_s=timeout_s) as session:
-        return [session.run(target, path, INPUTS) for target, path in runs], session.started
+        return [session.run(t, path, INPUTS, threads=n) for (t, path), n in zip(runs, counts)], session.started
 
 
 def test_a_crash_or_a_hang_costs_only_its_run(tmp_path: Path) -> None:
@@ -87,6 +89,15 @@ def test_a_runner_that_raises_fails_its_run_and_the_worker_goes_on(tmp_path: Pat
     assert raised.failure == "runner failed: RuntimeError: kaboom in the vendor runtime"
     assert missing.outputs is None and "runner failed: FileNotFoundError" in missing.failure
     assert _pid(before) == _pid(after)
+
+
+def test_another_thread_count_gets_a_worker_started_with_it(tmp_path: Path) -> None:
+    (path,) = _artifacts(tmp_path, 1)
+    echo = crashy_targets.EchoTarget()
+    outcomes, started = _in_one_session(60, [(echo, path)] * 4, threads=(1, 1, 2, 2))
+    assert started == 2
+    pids = [_pid(o) for o in outcomes]
+    assert pids[0] == pids[1] != pids[2] == pids[3]
 
 
 def test_leaving_the_session_ends_its_worker_and_removes_its_folder(tmp_path: Path) -> None:
