@@ -2,19 +2,21 @@
 # Every GPU check of the CUDA target in one go, for a machine lent for a few minutes:
 #   1. installs edgest, the zoo and the cuda target into the machine's own Python (no downloads:
 #      its torch must be a CUDA build already there);
-#   2. a smoke test (bench/cuda_gpu_smoke.py, squeezetime_tiny): eager on the GPU, one package compiled,
-#      loaded, called, captured in a CUDA graph; if loading the package crashes (seen on a torch 2.11.0+cu130
-#      image: any CUDA package segfaulted in torch's own _load_aoti), the rest measures eager and
-#      torch.compile only and says so;
+#   2. bench/cuda_aoti_load.py: whether AOTInductor packages load with this torch, each way of loading one
+#      in its own process (on a torch 2.11.0+cu130 image, torch's aoti_load_package segfaulted on every
+#      package until edgest made the C++ runtime global first: edgest_cuda.device.share_cxx_runtime); where
+#      torch's own loader crashes, cuda-gdb's native backtrace of it goes to gdb.txt; if edgest's loader
+#      fails too, the rest measures eager and torch.compile only and says so;
 #   3. while the zoo's AOTInductor packages compile in parallel (bench/cuda_gpu_zoo.py --phase compile):
 #      the GPU tests (tests/targets/test_cuda.py) and the user's example through the CLI,
 #      `edgest compile --model squeezetime --target cuda` at fp32 and fp16;
 #   4. on the then idle GPU: the zoo measured (bench/cuda_gpu_zoo.py --phase measure).
 # usage: [MODELS=squeezetime,vivit_fa_ti] bench/cuda_gpu_all.sh OUTDIR [COMPILE_S] [MEASURE_S]
 # A package compiles in ~40-65 s even for a tiny model on those machines, a full model in minutes: the
-# default MODELS is the user's example alone, to fit a 15-minute lease.
-# OUTDIR receives: env.txt, log.txt (everything), smoke.txt, gpu_zoo.json, cli-fp32.json, cli-fp16.json,
-# pytest.txt, compile-logs.tgz
+# default MODELS is the user's example alone, to fit a 15-minute lease. bench/cuda_gpu_smoke.py is the
+# step-by-step smoke test of one zoo package, for a longer lease.
+# OUTDIR receives: env.txt, log.txt (everything), load.json, gdb.txt (if the package loader crashed),
+# gpu_zoo.json, cli-fp32.json, cli-fp16.json, pytest.txt, compile-logs.tgz
 set -u
 out=${1:?usage: bench/cuda_gpu_all.sh OUTDIR [COMPILE_S] [MEASURE_S]}
 compile_s=${2:-250}
@@ -34,13 +36,19 @@ fi
 $py -c "import edgest_cuda, edgest_models, edgest; print('edgest installed')" || exit 1
 
 work=${TMPDIR:-/tmp}/edgest-gpu-all
-mkdir -p "$work"
+mkdir -p "$work/probe"
 models=${MODELS:-squeezetime}
 variants=eager,compile,aoti,aoti-graph
-timeout "$compile_s" $py -X faulthandler bench/cuda_gpu_smoke.py --full "" > "$out/smoke.txt" 2>&1
-if ! grep -q "smoke: done" "$out/smoke.txt"; then
-  echo "cuda_gpu_all: the AOTInductor smoke test failed here (see smoke.txt: $(grep -m1 -E 'Fatal|Error' "$out/smoke.txt"));" \
-       "measuring eager and torch.compile only"
+timeout 200 $py bench/cuda_aoti_load.py --workdir "$work/probe" --json "$out/load.json" > "$work/load.txt" 2>&1
+grep -v -E "Warning|return cls|Extension modules" "$work/load.txt"
+gdb=$(command -v cuda-gdb || ls /usr/local/cuda*/bin/cuda-gdb 2>/dev/null | head -n 1)
+if grep -q -E "^ +torch: crashed" "$work/load.txt" && [ -n "$gdb" ]; then
+  (timeout 180 "$gdb" -batch -ex "set pagination off" -ex run -ex bt -ex "info sharedlibrary" --args \
+     $py bench/cuda_aoti_load.py --child torch --package "$work/probe/probe.pt2" --device cuda \
+     > "$out/gdb.txt" 2>&1; echo "cuda-gdb: exit $? (gdb.txt)") &
+fi
+if ! grep -q "^loads: yes" "$work/load.txt"; then
+  echo "cuda_gpu_all: AOTInductor packages do not load here (see load.json); measuring eager and torch.compile only"
   variants=eager,compile
 fi
 cli() {  # the user's example through the CLI; the report's JSON kept

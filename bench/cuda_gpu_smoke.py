@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--full", default="squeezetime", help="model whose eager latency ends the run ('' to skip)")
     args = ap.parse_args()
     import torch
+    from edgest_cuda.device import load_package
     from edgest_cuda.gpu_bench import GpuUnavailable, require_gpu, time_cuda
     from edgest_cuda.target import capture_cuda_graph, no_tf32
 
@@ -57,8 +58,8 @@ def main() -> int:
             torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs={"freezing": True})
             print(f"  compiled in {time.perf_counter() - t:.1f}s, {path.stat().st_size} bytes", flush=True)
             for single in (False, True):
-                step(f"aoti_load_package(run_single_threaded={single})")
-                loaded = torch._inductor.aoti_load_package(str(path), run_single_threaded=single)
+                step(f"load_package(run_single_threaded={single})")
+                loaded = load_package(path, x.device, single_threaded=single)
                 step("  call")
                 out = loaded(x)
                 out = out[0] if isinstance(out, (list, tuple)) else out
@@ -75,7 +76,7 @@ def main() -> int:
             big = full.build().eval().to("cuda", torch.float16)
             for batch in (1, 64):
                 xb = torch.randn((batch, *full.spec.input.shape[1:]), device="cuda", dtype=torch.float16)
-                t = time_cuda(lambda: big(xb), 5, 30)  # noqa: B023 - called before xb changes
+                t = time_cuda(lambda: big(xb), 5, 30)
                 print(f"  eager fp16 {args.full} batch {batch}: {t['median_ms']:.3f} ms, "
                       f"{batch / t['median_ms'] * 1e3:.0f} clips/s", flush=True)
     print("smoke: done", flush=True)

@@ -4,6 +4,7 @@ the GPU-only tests run where torch sees a CUDA device."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,38 @@ def test_squeezetime_tiny_compiles_runs_and_matches_eager(squeezetime_default):
     assert art.details["precision"] == "fp32" and art.details["freezing"] is True
     meta = read_package_metadata(out / "model.pt2")
     assert meta["edgest.device"] == device and meta["edgest.precision"] == "fp32"
+
+
+SHARED_RUNTIME_PROBE = """
+import ctypes, json, sys
+import numpy as np
+import torch
+from edgest_cuda.target import CudaTarget
+
+def global_cxx():  # std::locale::classic(), defined only by libstdc++
+    return hasattr(ctypes.CDLL(None), "_ZNSt6locale7classicEv")
+
+before = global_cxx()
+runner = CudaTarget(device=sys.argv[2]).load(sys.argv[1], threads=1)
+(y,) = runner.run([np.zeros(json.loads(sys.argv[3]), dtype=np.float32)])
+print(json.dumps({"before": before, "after": global_cxx(), "finite": bool(np.isfinite(y).all())}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libstdc++ and its symbol scopes are Linux's")
+def test_loading_a_package_makes_the_cxx_runtime_global_first(registry, squeezetime_default):
+    """A package's library that does not link libstdc++ must bind to the one torch loaded (on a torch
+    2.11.0+cu130 image, every package segfaulted in std::regex while loading otherwise)."""
+    out, report = squeezetime_default
+    shape = list(registry.model("squeezetime_tiny").spec.input.shape)
+    proc = subprocess.run([sys.executable, "-c", SHARED_RUNTIME_PROBE, str(out / "model.pt2"),
+                           report.artifact.details["device"], str(shape)], capture_output=True, text=True, timeout=180,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    if seen["before"]:
+        pytest.skip("libstdc++ is global in this Python from the start (linked or preloaded): nothing to show")
+    assert seen == {"before": False, "after": True, "finite": True}
 
 
 @cpu_only

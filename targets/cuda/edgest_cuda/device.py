@@ -5,11 +5,17 @@ package), no edgest: ``edgest bundle`` copies this file into a bundle as the dev
 and :meth:`edgest_cuda.target.CudaTarget.load` uses :class:`AotiRunner` on the host. The
 package's ``aot_inductor.metadata`` (written at lowering) says which device, precision,
 memory format and CUDA-graph setting to run it with.
+
+A package's shared library is loaded with the C++ runtime torch already loaded made global first
+(:func:`share_cxx_runtime`), as it is in a C++ program that links libtorch.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,6 +95,37 @@ def read_package_metadata(path: Path) -> dict[str, str]:
     return {}
 
 
+def share_cxx_runtime() -> bool:
+    """Make the ``libstdc++`` this process already loaded (through torch) global, so that a library loaded
+    later binds its C++ runtime symbols to it; True when done, False where there is nothing to do.
+
+    A Python process loads ``libstdc++`` as a private dependency of torch's libraries. A package's shared
+    library that does not link ``libstdc++`` itself (as packages compiled on a torch 2.11.0+cu130 image
+    with GCC 13 do not) then binds the C++ runtime code it carries, such as ``std::regex``'s locale
+    use in ``parse_device_str``, partly to its own copies, and it crashed (SIGSEGV) while being loaded:
+    every CUDA and CPU package on that image, through torch's package loader and through
+    ``AOTIModelContainerRunner`` alike. In a C++ program linking libtorch, ``libstdc++`` is global
+    from the start; this gives a Python process the same. Linux only; loads nothing new.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD)
+    except OSError:  # not loaded: nothing will bind to it
+        return False
+    return True
+
+
+def load_package(path: str | Path, device: torch.device, single_threaded: bool) -> Callable[..., object]:
+    """The package at ``path`` loaded by torch for ``device``, the C++ runtime shared first
+    (:func:`share_cxx_runtime`). ``single_threaded`` gives a runner that a CUDA graph can capture."""
+    import torch
+
+    share_cxx_runtime()
+    index = device.index if device.type == "cuda" and device.index is not None else -1
+    return torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded, device_index=index)
+
+
 class AotiRunner:
     """A loaded AOTInductor package; numpy fp32 in, numpy fp32 out."""
 
@@ -104,9 +141,7 @@ class AotiRunner:
         self.cuda = self.device.type == "cuda"
         if self.cuda and self.dtype == torch.float32:
             no_tf32()
-        index = self.device.index if self.cuda and self.device.index is not None else -1
-        self.model = torch._inductor.aoti_load_package(str(path), run_single_threaded=self.cuda and cudagraphs,
-                                                       device_index=index)
+        self.model = load_package(path, self.device, single_threaded=self.cuda and cudagraphs)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.cudagraphs = "off"
         self._want_graph = self.cuda and cudagraphs

@@ -148,7 +148,9 @@ def _build_variant(variant: str, module: torch.nn.Module, x: torch.Tensor, packa
             return compiled(x)
 
         return run_compiled
-    model = torch._inductor.aoti_load_package(_package(module, x, package), run_single_threaded=variant == "aoti-graph")
+    from edgest_cuda.device import load_package
+
+    model = load_package(_package(module, x, package), x.device, single_threaded=variant == "aoti-graph")
     if variant == "aoti":
         return lambda: model(x)
     from edgest_cuda.target import capture_cuda_graph
