@@ -56,7 +56,7 @@ cli() {  # the user's example through the CLI; the report's JSON kept
     --force --json > "$out/cli-$1.json" 2> "$work/cli-$1.err"
   echo "cli $1: exit $? $(tail -c 300 "$work/cli-$1.err" | tr '\n' ' ')"
 }
-(cli fp32; cli fp16) &
+cli fp32 & cli fp16 &  # side by side: one after the other outlasted the compile phase and delayed the measure phase
 (timeout "$compile_s" $py -m pytest -q -p no:cacheprovider tests/targets/test_cuda.py > "$out/pytest.txt" 2>&1;
  echo "pytest: exit $? $(tail -n 1 "$out/pytest.txt")") &
 zoo() { $py bench/cuda_gpu_zoo.py --models "$models" --full "$models" --variants "$variants" --workdir "$work/pk" "$@"; }
