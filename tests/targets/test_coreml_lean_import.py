@@ -56,7 +56,7 @@ import coremltools, coremltools._deps as d
 seconds = time.perf_counter() - t0
 installed = [n for n in {hidden!r} if importlib.util.find_spec(n) is not None]
 seen_by_coremltools = [n for n in installed if n in sys.modules]
-finder_left = any(type(f).__name__ == "_DepsFinder" for f in sys.meta_path)
+finder_left = any(getattr(f, "module", None) == "coremltools._deps" for f in sys.meta_path)
 for n in installed:
     __import__(n)  # importable as usual afterwards
 print(json.dumps({{"installed": installed, "seen": seen_by_coremltools, "finder_left": finder_left,
