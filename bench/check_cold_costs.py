@@ -9,7 +9,9 @@ Prints, for one model (default ``squeezetime``):
 3. ``torch.export.save``/``load`` seconds of the captured program, and whether ``pickle`` can copy it there and
    back (what sending the program to children started before the capture would cost);
 4. a target's ``coverage`` seconds asked alone and asked after a sibling in the same process (targets that
-   share a toolchain could share a child).
+   share a toolchain could share a child);
+5. TVM's runtime imported in a fresh process without torch (what a check process does), with the TVM plugin
+   imported first (its :mod:`edgest.lean_import` hides torch from ``import tvm``) and without it.
 
 Run: ``python bench/check_cold_costs.py [--model squeezetime]`` (a few minutes on 2 cores).
 """
@@ -86,6 +88,16 @@ for name in sys.argv[2].split(","):
 """
 
 
+_RUNTIME_IMPORT = """
+import sys, time
+if sys.argv[1] == "plugin":
+    import edgest_tvm
+t = time.perf_counter()
+import tvm, tvm.runtime
+print(round(time.perf_counter() - t, 2), "s, torch imported:", "torch" in sys.modules)
+"""
+
+
 def _run(code: str, *args: str) -> str:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
@@ -112,6 +124,8 @@ def main() -> None:
         alone = _run(_ASK, args.model, then).replace("\n", "; ")
         after = _run(_ASK, args.model, f"{first},{then}").replace("\n", "; ")
         print(f"   {then} alone: {alone}\n   {first} then {then}: {after}", flush=True)
+    print(f"5. import tvm without torch: with edgest_tvm's lean import {_run(_RUNTIME_IMPORT, 'plugin')}; "
+          f"without {_run(_RUNTIME_IMPORT, 'bare')}", flush=True)
 
 
 if __name__ == "__main__":
