@@ -29,7 +29,7 @@ exec > >(tee -a "$out/log.txt") 2>&1
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   $py -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-  nproc; } | tee "$out/env.txt"
+  echo "cores: $(nproc --all) (OMP_NUM_THREADS=$OMP_NUM_THREADS)"; } | tee "$out/env.txt"
 if ! $py -c "import edgest_cuda, edgest_models" 2>/dev/null; then
   $py -m pip install -q --no-deps --no-build-isolation --no-index -e . -e models -e targets/cuda \
     || { echo "cuda_gpu_all: could not install edgest here"; exit 1; }
