@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,6 +97,34 @@ def test_loading_a_package_makes_the_cxx_runtime_global_first(registry, squeezet
     if seen["before"]:
         pytest.skip("libstdc++ is global in this Python from the start (linked or preloaded): nothing to show")
     assert seen == {"before": False, "after": True, "finite": True}
+
+
+def test_loading_skips_torchs_host_isa_probe(registry, squeezetime_default, monkeypatch):
+    """torch's aoti_load_package compiles probe programs to name this CPU's ISA (1.1 s here, ~50 s on the
+    H200 image) only to log a mismatch; edgest's loader does without."""
+    from torch._inductor import codecache
+
+    def probe(*_):
+        raise AssertionError("the host ISA probe ran")
+
+    monkeypatch.setattr(codecache, "get_device_information", probe)
+    out, _ = squeezetime_default
+    runner = CudaTarget(device="cuda" if HAS_GPU else "cpu").load(out / "model.pt2", threads=1)
+    (y,) = runner.run([torch.zeros(*registry.model("squeezetime_tiny").spec.input.shape).numpy()])
+    assert y.shape[0] == 1 and np.isfinite(y).all()
+
+
+def test_a_package_with_weights_outside_its_library_is_left_to_torchs_loader(tmp_path, squeezetime_default):
+    """Weights stored as ``data/weights/`` (``package_constants_in_so=False``, pickled) are loaded by torch's
+    ``load_pt2``, which edgest's direct loader skips: such a package goes to torch's loader."""
+    from edgest_cuda.device import has_external_weights
+
+    beside = tmp_path / "beside.pt2"
+    with zipfile.ZipFile(beside, "w") as zf:
+        zf.writestr("m/data/aotinductor/model/x.wrapper.so", b"")
+        zf.writestr("m/data/weights/weight_0", b"")
+    assert has_external_weights(beside)
+    assert not has_external_weights(squeezetime_default[0] / "model.pt2")
 
 
 @cpu_only

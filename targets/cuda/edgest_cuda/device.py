@@ -116,14 +116,36 @@ def share_cxx_runtime() -> bool:
     return True
 
 
+def has_external_weights(path: Path) -> bool:
+    """Whether the package at ``path`` stores weights outside its compiled library (``data/weights/``)."""
+    with zipfile.ZipFile(path) as zf:
+        return any("/data/weights/" in f"/{name}" for name in zf.namelist())
+
+
 def load_package(path: str | Path, device: torch.device, single_threaded: bool) -> Callable[..., object]:
-    """The package at ``path`` loaded by torch for ``device``, the C++ runtime shared first
-    (:func:`share_cxx_runtime`). ``single_threaded`` gives a runner that a CUDA graph can capture."""
+    """The package at ``path`` loaded by torch's package loader for ``device``, the C++ runtime shared first
+    (:func:`share_cxx_runtime`). ``single_threaded`` gives a runner that a CUDA graph can capture.
+
+    This is ``torch._inductor.aoti_load_package`` without its device comparison, which picks this CPU's
+    vector ISA by compiling probe programs only to log a warning on a mismatch: 1.1 s of every check
+    process's load here (2.2 -> 1.3 s), about 50 s on the H200 image (``bench/cuda_aoti_load.py``'s
+    device-info step took 51-58 s there, its metadata step 3-5 s). A package whose
+    weights are stored as ``data/weights/`` (``aot_inductor.package_constants_in_so=False`` with pickled
+    weights; edgest keeps Inductor's default, inside the library) needs ``load_pt2``, which loads them, so it
+    goes to torch's loader (torch 2.13's crashed calling such a package here; it is still the one meant to).
+    """
     import torch
 
     share_cxx_runtime()
     index = device.index if device.type == "cuda" and device.index is not None else -1
-    return torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded, device_index=index)
+    if has_external_weights(Path(path)):
+        return torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded, device_index=index)
+    try:
+        from torch.export.pt2_archive._package import AOTICompiledModel
+    except ImportError:  # where older torch builds define it
+        from torch._inductor.package.package import AOTICompiledModel
+
+    return AOTICompiledModel(torch._C._aoti.AOTIModelPackageLoader(str(path), "model", single_threaded, 1, index))
 
 
 class AotiRunner:
