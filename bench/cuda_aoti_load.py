@@ -9,7 +9,7 @@ its Python stack is kept:
 - ``device-info``: ``torch._inductor.codecache.get_device_information``, which the loader calls first;
 - ``torch``: ``torch._inductor.aoti_load_package`` as a user calls it, then the model;
 - ``package`` / ``package-single``: edgest's :func:`edgest_cuda.device.load_package` (the C++ runtime made
-  global first), multi-threaded / ``run_single_threaded``, then the model;
+  global first, no host-ISA probe), multi-threaded / ``run_single_threaded``, then the model;
 - ``package-graph``: the single-threaded runner captured in a CUDA graph and replayed (CUDA only);
 - ``torch-preload``: ``torch`` with the C++ compiler's ``libstdc++`` preloaded (``LD_PRELOAD``).
 
