@@ -19,13 +19,13 @@ import time
 from typing import Any
 
 import numpy as np
+from edgest_openvino.quantizer import ATTENTION_FLOAT_TYPES
 
 #: op types each variant keeps float (NNCF IgnoredScope types), beside its preset and model type
 FLOAT_TYPES = {
     "no_matmul": ["matmul", "bmm", "baddbmm", "scaled_dot_product_attention"],
     "no_mul_add": ["mul", "add", "sub", "div"],
-    "conv_linear_only": ["matmul", "bmm", "mul", "add", "sub", "div", "scaled_dot_product_attention", "mean",
-                         "avg_pool2d", "adaptive_avg_pool2d", "softmax", "layer_norm", "batch_norm"],
+    "conv_linear_only": list(ATTENTION_FLOAT_TYPES),  # the openvino target's choice for graphs with attention
 }
 
 

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 #: ATen ops NNCF quantises with weights (what --quant-skip must keep float)
 WEIGHTED_OPS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
                 "matmul", "addmm", "mm", "bmm")
+#: op types kept float where the graph has attention (NNCF IgnoredScope types): only the weighted layers run int8.
+#: NNCF's defaults quantise attention's activation products too, and lost ViViT-Ti (2.9 dB, top-1 0 %; its
+#: ModelType.TRANSFORMER 11.3 dB); weighted layers alone kept 24.2 dB, top-1 100 %
+#: (``python bench/nncf_int8_variants.py --model vivit_fa_ti --variants default,transformer,conv_linear_only``)
+ATTENTION_FLOAT_TYPES = ("matmul", "bmm", "mul", "add", "sub", "div", "scaled_dot_product_attention", "mean",
+                         "avg_pool2d", "adaptive_avg_pool2d", "softmax", "layer_norm", "batch_norm")
 #: ops that only move data: a dequantize before them still feeds the next weighted op in int8
 VIEW_OPS = ("flatten", "view", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "contiguous", "clone")
 
@@ -125,6 +131,12 @@ def _step_parameters(nncf: Any, states: int) -> dict[str, Any]:
         overflow_fix=OverflowFix(overflow_fix()[0]))}
 
 
+def has_attention(graph: torch.fx.Graph) -> bool:
+    """Whether ``graph`` computes attention (a softmax, or scaled dot-product attention)."""
+    return any(n.op == "call_function" and ("softmax" in str(n.target) or "scaled_dot_product" in str(n.target))
+               for n in graph.nodes)
+
+
 def _modules(node: Any) -> list[str]:
     return [fqn for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() if fqn]
 
@@ -200,7 +212,9 @@ class NNCFQuantizer(ProgramQuantizer):
         with _nncf() as nncf:
             dataset = nncf.Dataset(calibration.inputs,
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
-            scope = nncf.IgnoredScope(names=ignored + loop, validate=False) if ignored or loop else None
+            float_types = list(ATTENTION_FLOAT_TYPES) if has_attention(module.graph) else []
+            scope = (nncf.IgnoredScope(names=ignored + loop, types=float_types, validate=False)
+                     if ignored or loop or float_types else None)
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
                                       **_step_parameters(nncf, self.states))
             done = int8_ops(module.graph, quantized.graph)
@@ -213,7 +227,10 @@ class NNCFQuantizer(ProgramQuantizer):
         details = {"quantizer": f"NNCF {nncf.__version__} post-training (Torch FX backend), OpenVINO target device",
                    "preset": "performance (symmetric)", "weights": "int8 per channel",
                    "activations": "int8 per tensor, static ranges from calibration",
-                   "bias_correction": "fast", "nncf_ignored_nodes": len(ignored), **counts}
+                   "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
+                   "float_op_types": float_types, **counts}
+        if float_types:
+            details["activations"] += "; attention in the graph: only the weighted layers int8"
         if self.states:
             fix, why = overflow_fix()
             details.update(activations="int8 per tensor, static min-max ranges from calibration (a step program)",
