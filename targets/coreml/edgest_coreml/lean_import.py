@@ -12,8 +12,8 @@ way paid transformers (0.6-0.9 s here).
 
 :func:`install` (called when the plugin loads) puts a one-shot finder on ``sys.meta_path``
 (:mod:`edgest.lean_import`): while ``coremltools._deps`` runs, the first time in the process, an import
-of one of :data:`HIDDEN` that is not already imported fails as if it were not installed. Nothing else changes: before and after, those
-frameworks import as usual, and one already imported is seen by coremltools as before. In an edgest
+of one of :data:`HIDDEN` that is not already imported fails as if it were not installed. Nothing else
+changes: before and after, those frameworks import as usual, and one already imported is seen by coremltools as before. In an edgest
 process coremltools' own scikit-learn, XGBoost, libsvm and TensorFlow converters are therefore off
 (its torch converter, the only one edgest calls, does not read those flags; ``source="auto"`` picks
 torch as it does where TensorFlow is absent).
