@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -102,50 +101,54 @@ def compiler_facts() -> dict[str, str]:
         from torch._inductor.cpp_builder import get_cpp_compiler
 
         cxx = get_cpp_compiler()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a fact that cannot be read is reported, not fatal
         return {"cxx": f"unknown ({type(exc).__name__}: {exc})"}
-    facts = {"cxx": cxx, "version": _first_line([cxx, "--version"]),
-             "cxx_libstdcxx": _first_line([cxx, "-print-file-name=libstdc++.so.6"])}
+    facts = {"cxx": cxx, "version": _first_line(_stdout([cxx, "--version"])),
+             "cxx_libstdcxx": os.path.realpath(_first_line(_stdout([cxx, "-print-file-name=libstdc++.so.6"])))}
     for lib in {facts["cxx_libstdcxx"], *mapped_libstdcxx()}:
-        versions = [v for v in _first_line(["strings", lib], all_lines=True).split() if v.startswith("GLIBCXX_3.4.")]
+        versions = [v for v in _stdout(["strings", lib]).split() if v.startswith("GLIBCXX_3.4.")]
         facts[f"newest GLIBCXX in {os.path.realpath(lib)}"] = max(versions, key=lambda v: int(v.rsplit(".", 1)[1]),
                                                                    default="?")
     return facts
 
 
-def _first_line(cmd: list[str], all_lines: bool = False) -> str:
+def _stdout(cmd: list[str]) -> str:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False).stdout
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"({exc})"
-    return out if all_lines else (out.strip().splitlines() or [""])[0]
 
 
-def step_env(step: str) -> dict[str, str]:
-    """The environment a step's process runs in."""
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+def step_env(step: str, cxx_libstdcxx: str | None) -> dict[str, str]:
+    """The environment a step's process runs in (``torch-preload``: the compiler's libstdc++ preloaded)."""
     env = dict(os.environ)
-    if step == "torch-preload":
-        from torch._inductor.cpp_builder import get_cpp_compiler
-
-        env["LD_PRELOAD"] = os.path.realpath(_first_line([get_cpp_compiler(), "-print-file-name=libstdc++.so.6"]))
+    if step == "torch-preload" and cxx_libstdcxx:
+        env["LD_PRELOAD"] = cxx_libstdcxx
     return env
 
 
 def _outcome(proc: subprocess.CompletedProcess) -> str:
+    from edgest.checks.isolated import signal_name
+
     if proc.returncode == 0:
         return "ok"
     if proc.returncode < 0:
-        return f"crashed ({signal.Signals(-proc.returncode).name})"
+        return f"crashed ({signal_name(proc.returncode)})"
     return f"failed (exit {proc.returncode})"
 
 
-def probe(step: str, package: Path, device: str, timeout_s: float) -> dict[str, str]:
+def probe(step: str, package: Path, device: str, timeout_s: float, cxx_libstdcxx: str | None) -> dict[str, str]:
     """``step`` run in a fresh process; its outcome, last output line and faulthandler's stack, if any."""
     cmd = [sys.executable, "-X", "faulthandler", __file__, "--child", step, "--package", str(package),
            "--device", device]
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=step_env(step))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
+                              env=step_env(step, cxx_libstdcxx))
     except subprocess.TimeoutExpired:
         return {"step": step, "outcome": f"timed out after {timeout_s:.0f} s", "detail": "", "stack": ""}
     lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -182,7 +185,8 @@ def main() -> int:
         print("\n".join(f"  {k}: {v}" for k, v in facts.items()), flush=True)
         steps = [s for s in STEPS if device == "cuda" or s != "package-graph"]
         with ThreadPoolExecutor(len(steps)) as pool:
-            results = list(pool.map(lambda s: probe(s, package, device, args.timeout_s), steps))
+            results = list(pool.map(lambda s: probe(s, package, device, args.timeout_s, facts.get("cxx_libstdcxx")),
+                                    steps))
     for r in results:
         print(f"{r['step']:>16}: {r['outcome']:<18} {r.get('seconds', '-'):>6} s  {r['detail']}", flush=True)
         if r.get("libstdcxx"):

@@ -71,7 +71,8 @@ def load_class(path: str) -> Any:
     return cls
 
 
-def _signal_name(code: int) -> str:
+def signal_name(code: int) -> str:
+    """The name of the signal a negative process exit code stands for (``SIGSEGV``), or ``signal N``."""
     try:
         return signal.Signals(-code).name
     except ValueError:
@@ -144,7 +145,7 @@ def worker_env(threads: int) -> dict[str, str]:
 def exit_failure(returncode: int, work: Path, stderr: Path) -> str:
     """The failure a worker's exit code says for the request in ``work`` ("" when it wrote its own result)."""
     if returncode < 0:
-        return f"runtime crashed ({_signal_name(returncode)}) in the check process"
+        return f"runtime crashed ({signal_name(returncode)}) in the check process"
     if returncode != 0 and not (work / "result.json").exists():
         tail = stderr.read_text(errors="replace").strip().splitlines()[-1:] if stderr.exists() else []
         return f"check process exited with {returncode}: {(tail or ['no output'])[0][:300]}"
