@@ -100,8 +100,8 @@ def test_loading_a_package_makes_the_cxx_runtime_global_first(registry, squeezet
 
 
 def test_loading_skips_torchs_host_isa_probe(registry, squeezetime_default, monkeypatch):
-    """torch's aoti_load_package compiles probe programs to name this CPU's ISA (1.1 s here, ~50 s on the
-    H200 image) only to log a mismatch; edgest's loader does without."""
+    """torch's aoti_load_package compiles probe programs to name this CPU's ISA (most of the cuda target's
+    cold load on a CPU; ~50 s on the H200 image) only to log a mismatch; edgest's loader does without."""
     from torch._inductor import codecache
 
     def probe(*_):

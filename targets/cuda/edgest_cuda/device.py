@@ -127,9 +127,10 @@ def load_package(path: str | Path, device: torch.device, single_threaded: bool) 
     (:func:`share_cxx_runtime`). ``single_threaded`` gives a runner that a CUDA graph can capture.
 
     This is ``torch._inductor.aoti_load_package`` without its device comparison, which picks this CPU's
-    vector ISA by compiling probe programs only to log a warning on a mismatch: 1.1 s of every check
-    process's load here (2.2 -> 1.3 s), about 50 s on the H200 image (``bench/cuda_aoti_load.py``'s
-    device-info step took 51-58 s there, its metadata step 3-5 s). A package whose
+    vector ISA by compiling probe programs only to log a warning on a mismatch: without it the cold load of
+    ``edgest compile --model squeezetime_tiny --target cuda`` on a 2-core CPU went from 1.4-1.6 s to 37-45 ms,
+    and on the H200 image ``bench/cuda_aoti_load.py``'s device-info step took 51-58 s, its metadata step
+    3-5 s. A package whose
     weights are stored as ``data/weights/`` (``aot_inductor.package_constants_in_so=False`` with pickled
     weights; edgest keeps Inductor's default, inside the library) needs ``load_pt2``, which loads them, so it
     goes to torch's loader (torch 2.13's crashed calling such a package here; it is still the one meant to).
