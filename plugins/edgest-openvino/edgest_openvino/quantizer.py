@@ -71,6 +71,7 @@ def _nncf() -> Iterator[Any]:
             from nncf.common.logging.track_progress import track
             from nncf.telemetry.wrapper import NNCFTelemetryStub
 
+            loggers[0].setLevel(logging.ERROR)  # importing nncf set its logger to INFO again (one line per ignored op)
             show = track.__init__
 
             def hidden(self: Any, *args: Any, **kwargs: Any) -> None:
