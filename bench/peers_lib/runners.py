@@ -89,7 +89,8 @@ def load_openvino(path: str, threads: int, hint: str | None = None) -> tuple[Any
 
     class OV:
         def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-            results = request.infer(list(inputs), share_inputs=False, share_outputs=False)
+            # share_inputs=True: what OpenVINO's documented call, compiled_model(inputs), does (and edgest's runner)
+            results = request.infer(list(inputs), share_inputs=True, share_outputs=False)
             return [results[o] for o in outputs]
 
     facts = execution_facts(compiled)

@@ -124,6 +124,8 @@ def test_openvino_keeps_the_state_loop_float(tmp_path):
     assert "min-max" in quant["activations"]
     # x86 without VNNI saturates int16 sums: 7-bit weights everywhere there (edgest_openvino.quantizer.overflow_fix)
     assert quant["overflow_fix"] in ("enable", "first_layer_only") and quant["overflow_fix_reason"]
+    # the float state loop runs at f32, not at the CPU plugin's default (bf16 on some CPUs) as a whole-input int8 IR's does
+    assert report.artifact.details["inference_precision"] == "f32"
 
 
 def test_openvino_overflow_fix_follows_the_cpu():

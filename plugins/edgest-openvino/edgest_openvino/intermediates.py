@@ -67,7 +67,7 @@ def intermediates(path: Path, program: torch.export.ExportedProgram, inputs: Seq
     """Run the IR at ``path`` at its recorded precision with every probe as an extra output; module → value per input."""
     import openvino as ov
 
-    from edgest_openvino.device import DEVICE, requested_hint
+    from edgest_openvino.device import DEVICE, compile_config, requested_hint
 
     core = ov.Core()
     model = core.read_model(str(path))
@@ -78,7 +78,7 @@ def intermediates(path: Path, program: torch.export.ExportedProgram, inputs: Seq
             port.get_tensor().set_names({f"edgest_probe:{module}"})
         names[module] = min(port.get_names())
     model.add_outputs(list(ports.values()))  # ports that are outputs already stay as they are
-    compiled = core.compile_model(model, DEVICE, {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": requested_hint(model)})
+    compiled = core.compile_model(model, DEVICE, compile_config(requested_hint(model), 1))
     request = compiled.create_infer_request()
     runs = []
     for xs in inputs:

@@ -37,12 +37,45 @@ def test_nncf_quantises_every_weighted_layer_and_the_cpu_runs_them_in_int8(int8_
     assert record.summary.startswith("NNCF int8: 3 ops int8 (conv2d ×2, linear ×1)")
     assert record.accuracy_delta is not None and record.accuracy_delta["sqnr_db"] > 15  # eager program, float vs int8
     details = int8_run.artifact.details
-    assert details["fake_quantize_ops"] > 0 and details["execution_precision"] == "f32"  # what stays float is f32
+    # what stays float runs at the CPU plugin's own default on this CPU (no hint recorded), and the report says which
+    assert details["fake_quantize_ops"] > 0 and details["inference_precision"] == "default"
+    assert details["execution_precision"] == _plugin_default() and _plugin_default() in details["execution_note"]
     layers = details["compute_layers_by_precision"]
     assert layers.get("u8", 0) + layers.get("i8", 0) == 3 and "f32" not in layers  # the runtime's own reading
     assert int8_run.artifact.toolchain["nncf"].startswith("3.")
     acc = int8_run.check("accuracy")
     assert acc.status == "passed" and acc.metrics["sqnr_db"] >= acc.limits["min_sqnr_db"]
+
+
+def _plugin_default() -> str:
+    """The CPU plugin's execution precision when given no hint, on this CPU (f32, or bf16 on bf16/AMX hosts)."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def test_the_precision_option_pins_what_stays_float_and_the_runner_gives_no_hint_otherwise(
+        int8_run: edgest.Report, tmp_path: Path) -> None:
+    from edgest_openvino.device import PLUGIN_DEFAULT, compile_config
+    from edgest_openvino.target import OpenVINORunner, OpenVINOTarget, is_quantized
+
+    quantized = _quantize([]).program
+    plain = torch.export.export(tiny_convnet(), (torch.randn(*SHAPE),), strict=False)
+    assert is_quantized(quantized) and not is_quantized(plain)
+    assert OpenVINOTarget().hint(quantized) == PLUGIN_DEFAULT and OpenVINOTarget().hint(plain) == "f32"
+    assert OpenVINOTarget(precision="fp32").hint(quantized) == "f32"
+    assert OpenVINOTarget(precision="bf16").hint(quantized) == "bf16"
+    assert "INFERENCE_PRECISION_HINT" not in compile_config(PLUGIN_DEFAULT, 1)
+    assert compile_config("f32", 2) == {"INFERENCE_NUM_THREADS": 2, "PERFORMANCE_HINT": "LATENCY",
+                                        "INFERENCE_PRECISION_HINT": "f32"}
+    runner = OpenVINORunner(Path(int8_run.run_dir) / "model.xml", 1)
+    assert runner.requested == PLUGIN_DEFAULT and runner.precision == _plugin_default()
+    pinned = edgest.compile(tiny_convnet(), "openvino", precision="int8", input_shape=SHAPE, out_dir=tmp_path / "run",
+                            latency=None, samples=4, target_options={"precision": "fp32"})
+    details = pinned.artifact.details
+    assert pinned.status == "passed", pinned.error
+    assert details["inference_precision"] == "f32" and details["execution_precision"] == "f32"
+    assert "execution_note" not in details
 
 
 def test_sensitivity_ranks_the_torch_modules(int8_run: edgest.Report) -> None:

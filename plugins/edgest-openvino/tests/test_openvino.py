@@ -85,6 +85,7 @@ def test_runner_matches_eager_and_outputs_survive_the_next_run(compiled_run: tup
     runner = OpenVINOTarget().load(out / "model.xml", threads=1)
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(SHAPE, dtype=np.float32) for _ in range(2)]
+    kept = [x.copy() for x in xs]
     first = runner.run([xs[0]])
     second = runner.run([xs[1]])
     with torch.no_grad():
@@ -92,6 +93,10 @@ def test_runner_matches_eager_and_outputs_survive_the_next_run(compiled_run: tup
     for got, want in zip((first, second), expected):
         assert len(got) == 1 and got[0].dtype == np.float32
         np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-5)
+    for x, copy in zip(xs, kept):  # the request reads the caller's arrays in place and leaves them as they were
+        np.testing.assert_array_equal(x, copy)
+    strided = np.asfortranarray(xs[0])  # not C-contiguous: copied for the request, same result
+    np.testing.assert_allclose(runner.run([strided])[0], expected[0], rtol=1e-4, atol=1e-5)
 
 
 def test_plugin_import_does_not_import_openvino() -> None:
