@@ -70,12 +70,14 @@ def test_the_precision_option_pins_what_stays_float_and_the_runner_gives_no_hint
                                         "INFERENCE_PRECISION_HINT": "f32"}
     runner = OpenVINORunner(Path(int8_run.run_dir) / "model.xml", 1)
     assert runner.requested == PLUGIN_DEFAULT and runner.precision == _plugin_default()
+    assert runner.label.endswith(f"float parts at its default here, {_plugin_default()}")  # a device report says it
+    assert int8_run.check("accuracy").host["runtime"] == runner.label
     pinned = edgest.compile(tiny_convnet(), "openvino", precision="int8", input_shape=SHAPE, out_dir=tmp_path / "run",
                             latency=None, samples=4, target_options={"precision": "fp32"})
     details = pinned.artifact.details
     assert pinned.status == "passed", pinned.error
     assert details["inference_precision"] == "f32" and details["execution_precision"] == "f32"
-    assert "execution_note" not in details
+    assert "execution_note" not in details and OpenVINORunner(Path(pinned.run_dir) / "model.xml", 1).label == ""
 
 
 def test_sensitivity_ranks_the_torch_modules(int8_run: edgest.Report) -> None:
