@@ -1,5 +1,5 @@
 """int8 with trained weights for every tiny zoo video model and both LMUFormers on ONNX and
-ExecuTorch (SqueezeTime on LiteRT too, and the four OpenVINO is faithful on there): the limits of issues 4 and 6 (top-1 agreement >= 95 %, task top-1
+ExecuTorch (SqueezeTime on LiteRT too, and the five OpenVINO is faithful on there): the limits of issues 4 and 6 (top-1 agreement >= 95 %, task top-1
 drop <= 1 pt on the labelled synthetic clips or keyword glides); and the trained spiking model at fp16 on Core ML.
 
 Each model is trained with its default ``edgest train`` recipe (minutes of one core each, ~17 min for
@@ -64,9 +64,8 @@ def test_a_trained_spiking_model_is_fp16_faithful_on_coreml(trained_weights, tmp
 
 #: OpenVINO's int8 (NNCF, the float parts at the CPU plugin's default: bf16 where the CPU has it) on the trained models
 #: it is faithful on. Left out, for issue 22: emov2_tiny_video (13.4 dB on random inputs, drop 0.8 pt) and
-#: lmuformer_video_tiny (11.0 dB, drop 3.1 pt), the same with the float parts pinned to f32 (AMD EPYC, VNNI, bf16),
-#: and lmuformer_spiking_tiny, whose captured graph NNCF refuses ("Expected get_attr node, got call_function")
-OPENVINO_MODELS = ("squeezetime_tiny", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny")
+#: lmuformer_video_tiny (11.0 dB, drop 3.1 pt), the same with the float parts pinned to f32 (AMD EPYC, VNNI, bf16)
+OPENVINO_MODELS = ("squeezetime_tiny", "vivit_fa_tiny", "vivit_fe_tiny", "lmuformer_tiny", "lmuformer_spiking_tiny")
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def _prepared_without_annotations(gm: torch.fx.GraphModule) -> torch.fx.GraphMod
 
 
 def test_batch_norms_prepare_pt2e_would_get_wrong_become_equivalent_depthwise_convs():
-    from edgest_executorch.prequant import batch_norm_as_depthwise_conv
+    from edgest.quantize.prequant import batch_norm_as_depthwise_conv
 
     net, x = _BatchNorms().eval(), torch.randn(2, 6, 10)
     gm = torch.export.export(net, (x,), strict=False).module()
@@ -89,7 +89,7 @@ class _SlicedKernel(torch.nn.Module):
 
 
 def test_a_weight_computed_from_a_buffer_is_folded_into_a_constant():
-    from edgest_executorch.prequant import fold_constant_weights
+    from edgest.quantize.prequant import fold_constant_weights
 
     net, u = _SlicedKernel().eval(), torch.randn(1, 1, 6)
     gm = torch.export.export(net, (u,), strict=False).module()
@@ -292,7 +292,7 @@ def test_a_residual_add_after_conv_and_batch_norm_stays_int8():
 
 
 def _bn_graph() -> torch.fx.Graph:
-    from edgest_executorch.prequant import batch_norm_as_depthwise_conv
+    from edgest.quantize.prequant import batch_norm_as_depthwise_conv
 
     gm = torch.export.export(_BatchNorms().eval(), (torch.randn(2, 6, 10),), strict=False).module()
     batch_norm_as_depthwise_conv(gm)

@@ -28,7 +28,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest import BadInput, TargetUnavailable
-from edgest.quantization import ProgramQuantizer, Quantized, state_loop
+from edgest.quantization import (
+    ProgramQuantizer,
+    Quantized,
+    batch_norm_as_depthwise_conv,
+    fold_constant_weights,
+    state_loop,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -208,6 +214,9 @@ class NNCFQuantizer(ProgramQuantizer):
         if importlib.util.find_spec("nncf") is None:
             raise TargetUnavailable("target 'openvino' int8 needs nncf, not installed (pip install -e plugins/edgest-openvino)")
         module = program.module()
+        # NNCF folds every BN into the conv before it with torchao first: a conv weight computed from a buffer fails
+        # there ("Expected get_attr node": the spiking LMUFormer), a conv with other users is folded wrongly
+        folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
         ignored = skipped_nodes(module.graph, skip)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
         with _nncf() as nncf:
@@ -229,6 +238,7 @@ class NNCFQuantizer(ProgramQuantizer):
                    "preset": "performance (symmetric)", "weights": "int8 per channel",
                    "activations": "int8 per tensor, static ranges from calibration",
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
+                   "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
                    "float_op_types": float_types, **counts}
         if float_types:
             details["activations"] += "; attention in the graph: only the weighted layers int8"

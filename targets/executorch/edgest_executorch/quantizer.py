@@ -7,7 +7,7 @@ target's usual lowering (XNNPACK partitioner) then fuses each Q/DQ pattern into 
 int8 kernel. ``int8-weight`` uses XNNPACK's dynamic config instead (int8 weights,
 activations quantised per inference; XNNPACK only does this for linear layers).
 
-Before ``prepare_pt2e`` the graph is made quantisable (:mod:`edgest_executorch.prequant`:
+Before ``prepare_pt2e`` the graph is made quantisable (:mod:`edgest.quantize.prequant`:
 constant-computed weights folded, BatchNorms torchao cannot fold as depthwise convs). Kept
 float (:mod:`edgest_executorch.float_ops`): adds and cats on token sequences, the last layer
 with the reshapes/means after it, adds/muls/cats with no int8 neighbour on one side and
@@ -174,7 +174,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             )
 
             from edgest.quantize.patterns import fast_pattern_graphs
-            from edgest_executorch.prequant import (
+            from edgest.quantize.prequant import (
                 batch_norm_as_depthwise_conv,
                 fold_constant_weights,
             )

@@ -1,6 +1,8 @@
-"""Graph rewrites applied before ``prepare_pt2e`` so that every conv/BN the XNNPACK quantizer sees lowers as int8.
+"""Graph rewrites before a torchao-based quantizer, so that its conv+BN folding neither fails nor folds wrongly.
 
-Two constructs break the int8 lowering of otherwise plain models (LMUFormer has both):
+ExecuTorch's XNNPACK quantizer (``prepare_pt2e``) and NNCF's Torch FX backend (``nncf.quantize`` on a
+``GraphModule``, used by the OpenVINO target) both fold each BatchNorm into the conv before it with torchao's
+``_fuse_conv_bn_`` first. Two constructs break that on otherwise plain models (LMUFormer has both):
 
 * a conv weight computed from constants rather than read from a parameter, e.g. a buffer
   sliced to the sequence length (``kernel[..., theta - n:]`` exports as ``alias``/``slice`` of
@@ -119,10 +121,12 @@ def _is_eval_batch_norm(node: Any) -> bool:
     return not training and mean is not None and rank in (3, 4) and all(getattr(a, "op", "") == "get_attr" for a in params)
 
 
-def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule) -> int:
+def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule, only_after_shared_convs: bool = False) -> int:
     """Rewrite each eval-mode BatchNorm1d/2d that prepare_pt2e would not fold correctly as a 1x1 depthwise conv.
 
-    That is every BN except one right after a conv that has no other user; returns how many.
+    That is every BN except one right after a conv that has no other user; with ``only_after_shared_convs``
+    only a BN right after a conv that has other users (the one torchao's folding gets wrong; a quantizer that
+    keeps other BNs float, as NNCF does, needs no more). Returns how many.
     """
     import torch
     from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
@@ -133,8 +137,9 @@ def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule) -> int:
         if not _is_eval_batch_norm(node):
             continue
         src = node.args[0]
-        if _is_conv_or_conv_transpose_node(src) and len(src.users) == 1:
-            continue  # prepare_pt2e folds it into the conv
+        after_conv = _is_conv_or_conv_transpose_node(src)
+        if (after_conv and len(src.users) == 1) or (only_after_shared_convs and not after_conv):
+            continue  # folded into the conv correctly, or (only_after_shared_convs) no conv to fold it into
         x, w, b, mean, var = node.args[:5]
         eps = node.args[7] if len(node.args) > 7 else node.kwargs.get("eps", 1e-5)
         mean_t = _attr(gm, mean.target).double()
