@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from openvino_layer_profile import inputs_for  # after the path line above
+from openvino_layer_profile import compiled, inputs_for  # after the path line above
 
 #: runtime layer types whose MACs are counted
 COMPUTE = ("Convolution", "FullyConnected", "FullyConnectedQuantizedLegacy", "MatMul")
@@ -56,8 +56,7 @@ def profile(path: Path, threads: int, runs: int, shape: tuple[int, ...] | None) 
     source = core.read_model(str(path))
     if shape is not None and not all(p.get_partial_shape().is_static for p in source.inputs):
         source.reshape(list(shape))  # static, so that every layer's shape (and MACs) is known
-    model = core.compile_model(source, "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                                               "PERFORMANCE_HINT": "LATENCY"})
+    model = compiled(core, source, threads)
     ops = [op for op in model.get_runtime_model().get_ordered_ops() if op.get_rt_info()["layerType"].astype(str) in COMPUTE]
     macs = {op.get_friendly_name(): layer_macs(op) for op in ops}
     shapes = {op.get_friendly_name(): " x ".join(str(i.get_partial_shape()) for i in op.inputs()[:2]) for op in ops}

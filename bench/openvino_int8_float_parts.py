@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgest_openvino.device import PLUGIN_DEFAULT
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: the two ways compared: a name, and the hint given to the CPU plugin (None: no hint)
-WAYS = (("f32", "f32"), ("plugin default", None))
+#: the two ways compared: a name, and the IR hint the runner would compile with (PLUGIN_DEFAULT: no hint)
+WAYS = (("f32", "f32"), ("plugin default", PLUGIN_DEFAULT))
 
 
 def int8_ir(model: str, out: Path, weights: Path | None) -> Path:
@@ -39,7 +41,7 @@ def measure(xml: Path, module: Any, shape: tuple[int, ...], threads: int, runs: 
     """p50 ms (timed in turns), SQNR dB against eager, and the plugin's execution facts, per way."""
     import openvino as ov
     import torch
-    from edgest_openvino.device import execution_facts
+    from edgest_openvino.device import compile_config, execution_facts
 
     from edgest.checks.accuracy import compare, seeded_inputs
 
@@ -48,10 +50,7 @@ def measure(xml: Path, module: Any, shape: tuple[int, ...], threads: int, runs: 
         reference = [module(torch.from_numpy(x)).numpy() for x in xs]
     core, ways = ov.Core(), {}
     for name, hint in WAYS:
-        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if hint:
-            config["INFERENCE_PRECISION_HINT"] = hint
-        compiled = core.compile_model(str(xml), "CPU", config)
+        compiled = core.compile_model(str(xml), "CPU", compile_config(hint, threads))  # as edgest's runner does
         request = compiled.create_infer_request()
         outputs = [request.infer([x], share_inputs=True)[0].copy() for x in xs]
         ways[name] = {"request": request, "wall": [], "facts": execution_facts(compiled),

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 
-def compiled(core: Any, path: Path, threads: int) -> Any:
-    """``path`` compiled for the CPU with per-layer counters on."""
-    return core.compile_model(core.read_model(str(path)), "CPU", {
+def compiled(core: Any, model: Path | Any, threads: int) -> Any:
+    """``model`` (an IR's path, or an ``ov.Model`` read already) compiled for the CPU with per-layer counters on."""
+    source = core.read_model(str(model)) if isinstance(model, Path) else model
+    return core.compile_model(source, "CPU", {
         "PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
 
 

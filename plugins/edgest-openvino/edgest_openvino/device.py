@@ -96,8 +96,8 @@ class OpenVINORunner:
                 "check it on a CPU that has them (edgest bundle), or compile with --precision fp32 (an int8 artifact: "
                 "without --target-option precision)")
         #: what ran, where the IR leaves the float precision to the plugin (a bundle's device report carries it)
-        self.label = f"OpenVINO CPU plugin; float parts at its default here, {self.precision}" \
-            if self.requested == PLUGIN_DEFAULT else ""
+        self.label = (f"OpenVINO CPU plugin; float parts at its default here, {self.precision}"
+                      if self.requested == PLUGIN_DEFAULT else "")
         self._request = self.compiled.create_infer_request()
         self._outputs = list(self.compiled.outputs)
 
