@@ -29,7 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from openvino_layer_profile import compiled, inputs_for  # after the path line above
+from openvino_layer_profile import (  # after the path line above
+    compiled,
+    inputs_for,
+    missing_irs,
+)
 
 #: runtime layer types whose MACs are counted
 COMPUTE = ("Convolution", "FullyConnected", "FullyConnectedQuantizedLegacy", "MatMul")
@@ -101,6 +105,8 @@ def main() -> int:
     parser.add_argument("--worst", type=int, default=0, help="list the N layers that lose the most time to the floor")
     parser.add_argument("--peer", type=float, default=None, metavar="MS", help="a peer's p50 to state the best ratio against")
     args = parser.parse_args()
+    if missing_irs("openvino_compute_floor", args.models):
+        return 2
     shape = tuple(int(d) for d in args.input_shape.split("x")) if args.input_shape else None
     print(f"host: {cpu_model()}, {os.cpu_count()} cores, ISA: {isa_summary()}; {args.threads} thread(s), {args.runs} runs")
     for path in args.models:

@@ -36,6 +36,15 @@ def compiled(core: Any, model: Path | Any, threads: int) -> Any:
         "PERF_COUNT": True, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
 
 
+def missing_irs(script: str, paths: list[Path]) -> bool:
+    """Whether any of ``paths`` is no file; if so, says which on stderr in one line, with the fix."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"{script}: no such IR: {', '.join(missing)}; run bench/peers.py first, or give the path of a model.xml",
+              file=sys.stderr)
+    return bool(missing)
+
+
 def inputs_for(model: Any, shape: tuple[int, ...] | None, seed: int = 0) -> list[np.ndarray]:
     """Seeded normal noise of each input's static shape (``shape`` for a dynamic one) and element type."""
     rng = np.random.default_rng(seed)
@@ -98,10 +107,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=8, help="kernels listed per model")
     parser.add_argument("--input-shape", default=None, help="shape fed to a dynamic input, e.g. 1x3x16x224x224")
     args = parser.parse_args()
-    missing = [str(p) for p in args.models if not p.is_file()]
-    if missing:
-        print(f"openvino_layer_profile: no such IR: {', '.join(missing)}; run bench/peers.py first, or give "
-              "the path of a model.xml", file=sys.stderr)
+    if missing_irs("openvino_layer_profile", args.models):
         return 2
     print(f"host: {cpu_model()}, {os.cpu_count()} cores, ISA: {isa_summary()}")
     for threads in (int(t) for t in args.threads.split(",")):
