@@ -108,9 +108,9 @@ class OpenVINORunner:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference; every output, in the model's output order."""
         # share_inputs: the request reads the caller's arrays in place (copied only where their layout or dtype
-        # differs; the call is synchronous, so they outlive it), as OpenVINO's own CompiledModel.__call__ does;
-        # ~1 ms of a squeezetime int8 inference was copying its 9.6 MB clip. share_outputs=False: results are
-        # copies, so they survive the next run of this request
+        # differs; the call is synchronous, so they outlive it), as OpenVINO's own CompiledModel.__call__ does,
+        # instead of copying a clip (9.6 MB for squeezetime) into the request first. share_outputs=False: results
+        # are copies, so they survive the next run of this request
         results = self._request.infer(list(inputs), share_inputs=True, share_outputs=False)
         return [results[o] for o in self._outputs]
 
