@@ -94,24 +94,19 @@ def no_coverage(target: Target) -> Coverage | None:
 def ask(target: Target, program: torch.export.ExportedProgram, precision: str | None, private: bool = False) -> Coverage:
     """``target.coverage`` on a copy of ``program`` (``private``: on ``program`` itself, nobody else's);
     None (or the contract's default) becomes "not known", an exception "failed"."""
-    import logging
-
     from edgest.capture import first_line
+    from edgest.quiet import quiet_loggers
 
     unasked = no_coverage(target)
     if unasked is not None:
         return unasked
     mine = program if private else shared_weights_copy(program)
-    pytree = logging.getLogger("torch.utils._pytree")  # toolchains' imports register enums it warns about
-    level = pytree.level
-    pytree.setLevel(logging.ERROR)
     try:
-        with shared_provenance():  # a toolchain's passes share node provenance instead of copying it
+        # a toolchain's imports log chatter (torchao's kernels, pytree's enums); its passes share node provenance
+        with quiet_loggers(), shared_provenance():
             answer = target.coverage(mine)
     except Exception as exc:  # noqa: BLE001 - one target failing to answer must not hide the others
         return not_known(target.name, f"coverage failed: {type(exc).__name__}: {first_line(exc)[:200]}", "failed")
-    finally:
-        pytree.setLevel(level)
     if answer is None:
         return not_known(target.name, f"target '{target.name}' does not report op coverage")
     if not target.coverage_needs_runtime and (reason := target.unavailable_reason()):

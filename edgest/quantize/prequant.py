@@ -129,7 +129,11 @@ def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule, only_after_shared_con
     keeps other BNs float, as NNCF does, needs no more). Returns how many.
     """
     import torch
-    from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
+
+    from edgest.quiet import quiet_loggers
+
+    with quiet_loggers():  # this may be the process's first torchao import
+        from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
 
     aten = torch.ops.aten
     count = 0

@@ -16,7 +16,6 @@ serialised, so this takes the edge conversion's seconds, not the lowering's.
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -100,15 +99,15 @@ def coverage(program: torch.export.ExportedProgram, flavour: str, decompose: boo
 
     from edgest.coverage import judged_per_op
     from edgest.coverage_sample import context_sample
-    from edgest_executorch.lowering import _quiet_loggers
+    from edgest.quiet import quiet_loggers
+    from edgest_executorch.lowering import CHATTER
 
     def tagged(prog: torch.export.ExportedProgram) -> torch.fx.Graph:
         edge, partitioner = edge_program(prog, flavour, decompose, rewrite)
         return partitioner.partition(edge).tagged_exported_program.graph if partitioner is not None else edge.graph
 
     how = "XNNPACK partitioner on the edge program" if flavour == "xnnpack" else "portable flavour: no delegate"
-    with warnings.catch_warnings(), _quiet_loggers("torchao", "torch.utils._pytree", "executorch"):
-        warnings.simplefilter("ignore")
+    with quiet_loggers(*CHATTER, no_warnings=True):
         # each node judged in its neighbourhood (rewrites of two-node patterns, partitioner checks on a node's
         # producer and users, weights folded as constants), once per distinct neighbourhood: on a model that
         # repeats a block (an unrolled time loop) the edge passes see a few hundred nodes, not thousands

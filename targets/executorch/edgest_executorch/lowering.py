@@ -15,14 +15,12 @@ Everything imports the toolchain lazily: this module is imported only inside ``T
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from edgest.quiet import IMPORT_CHATTER, quiet_loggers
 
 if TYPE_CHECKING:
     import torch
@@ -230,18 +228,8 @@ def lowering_warnings(report: dict[str, Any], flavour: str, conv3d_rewritten: in
 # --------------------------------------------------------------------------- entry
 
 
-@contextlib.contextmanager
-def _quiet_loggers(*names: str) -> Iterator[None]:
-    """Silence import-time chatter (torchao's optional CUDA kernels, pytree deprecations) while lowering."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+#: loggers that chatter while executorch and torchao import and lower
+CHATTER = (*IMPORT_CHATTER, "executorch")
 
 
 def lower_to_pte(
@@ -252,8 +240,7 @@ def lower_to_pte(
     With ``rewrite`` (XNNPACK flavour only) the ops XNNPACK lacks are first rewritten into ones
     it takes (:mod:`edgest_executorch.rewrites`).
     """
-    with warnings.catch_warnings(), _quiet_loggers("torchao", "torch.utils._pytree", "executorch"):
-        warnings.simplefilter("ignore")
+    with quiet_loggers(*CHATTER, no_warnings=True):
         from executorch.exir import to_edge_transform_and_lower
 
         rewritten, rewrites = 0, {}

@@ -29,10 +29,8 @@ To wire it into the target (``edgest_executorch/target.py``)::
 from __future__ import annotations
 
 import contextlib
-import logging
-import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import Unsupported
@@ -45,6 +43,7 @@ from edgest.quantization import (
     state_loop,
 )
 from edgest.quantize.patterns import no_qat_conv_bn_fold
+from edgest.quiet import IMPORT_CHATTER, quiet_loggers
 from edgest_executorch.float_ops import aten_name as _op
 from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
@@ -94,20 +93,9 @@ def quantizer_for(scheme: str, flavour: str = "xnnpack") -> Quantizer | None:
     return XnnpackPT2EQuantizer(scheme)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet() -> contextlib.AbstractContextManager[None]:
     """torchao/executorch log optional-kernel and deprecation chatter on import and while converting."""
-    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree", "executorch", "torch.ao")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return quiet_loggers(*IMPORT_CHATTER, "executorch", "torch.ao", no_warnings=True)
 
 
 def _by_kind(graph: Any, names: set[str]) -> dict[str, int]:
