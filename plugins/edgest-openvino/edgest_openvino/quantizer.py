@@ -2,7 +2,8 @@
 
 A :class:`edgest.quantization.ProgramQuantizer`: ``nncf.quantize`` (its Torch FX backend, with
 NNCF's defaults for OpenVINO: symmetric int8 weights per channel, int8 activations with ranges
-from edgest's calibration set, fast bias correction) on ``program.module()``; the result has
+from edgest's calibration set, fast bias correction; but min-max ranges, :func:`activation_ranges`)
+on ``program.module()``; the result has
 quantize/dequantize ops, which ``openvino.convert_model`` turns into FakeQuantize and the CPU
 plugin runs as int8 kernels.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from edgest.quantization import (
     fold_constant_weights,
     state_loop,
 )
+from edgest.quiet import IMPORT_CHATTER, quiet_loggers
 
 if TYPE_CHECKING:
     import torch
@@ -64,32 +65,23 @@ def _nncf() -> Iterator[Any]:
     from unittest import mock
 
     # quiet before importing: nncf imports torchao, which logs a warning per CUDA kernel library it cannot load
-    loggers = [logging.getLogger(n) for n in ("nncf", "torchao", "torch.utils._pytree")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import nncf
-            import nncf.experimental.torch.fx.quantization.quantize_model as fx_quantize
-            import nncf.telemetry.decorator as telemetry
-            from nncf.common.logging.track_progress import track
-            from nncf.telemetry.wrapper import NNCFTelemetryStub
+    with quiet_loggers("nncf", *IMPORT_CHATTER, no_warnings=True):
+        import nncf
+        import nncf.experimental.torch.fx.quantization.quantize_model as fx_quantize
+        import nncf.telemetry.decorator as telemetry
+        from nncf.common.logging.track_progress import track
+        from nncf.telemetry.wrapper import NNCFTelemetryStub
 
-            loggers[0].setLevel(logging.ERROR)  # importing nncf set its logger to INFO again (one line per ignored op)
-            show = track.__init__
+        logging.getLogger("nncf").setLevel(logging.ERROR)  # importing nncf set it to INFO again (a line per ignored op)
+        show = track.__init__
 
-            def hidden(self: Any, *args: Any, **kwargs: Any) -> None:
-                show(self, *args, **{**kwargs, "disable": True})
+        def hidden(self: Any, *args: Any, **kwargs: Any) -> None:
+            show(self, *args, **{**kwargs, "disable": True})
 
-            with (mock.patch.object(telemetry, "telemetry", NNCFTelemetryStub()),
-                  mock.patch.object(fx_quantize, "_fold_conv_bn_qat", lambda model: model),
-                  mock.patch.object(track, "__init__", hidden)):
-                yield nncf
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+        with (mock.patch.object(telemetry, "telemetry", NNCFTelemetryStub()),
+              mock.patch.object(fx_quantize, "_fold_conv_bn_qat", lambda model: model),
+              mock.patch.object(track, "__init__", hidden)):
+            yield nncf
 
 
 def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = None) -> tuple[str, str]:
@@ -116,26 +108,44 @@ def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = 
     return "enable", f"{why}; 7-bit weights in every layer"
 
 
-def _step_parameters(nncf: Any, states: int) -> dict[str, Any]:
-    """For a streaming step program: activation ranges from the calibration set's min and max, and
-    :func:`overflow_fix` for this host.
+#: the ``activation_ranges`` option: NNCF's per-tensor range estimators for activations, by edgest's name for them
+#: (``minmax``: the calibration set's min and max; ``mean_minmax``: the mean of per-input extremes, NNCF's default)
+RANGES = ("minmax", "mean_minmax")
+#: what a program uses when the option is not given
+DEFAULT_RANGES = "minmax"
+_RANGE_WORDS = {"minmax": "min-max", "mean_minmax": "mean of per-input min and max"}
 
-    NNCF's default estimates each activation's range from the mean of per-sample extremes, which
-    clips the larger values that a stream reaches at some steps; a clipped value is a biased error,
-    and the running state adds it up every step (lmuformer_tiny, trained: worst step 7.6 dB with
-    the default, 19.0 dB with min-max, same quantised ops). A whole-input program keeps NNCF's defaults.
+
+def activation_ranges(ranges: str | None) -> str:
+    """The range estimator a program gets: ``ranges`` when given, else :data:`DEFAULT_RANGES`, min-max.
+
+    NNCF's own default, the mean of per-input extremes, clips the larger values some inputs reach,
+    and a clipped value is a biased error. Whole-input programs, trained tiny models on the 256
+    labelled clips (``python bench/openvino_int8_ranges.py --weights-dir W``, AMD EPYC with VNNI):
+    lmuformer_video_tiny 11.0 -> 25.1 dB (task drop 2.7 -> 0.0 pt), emov2_tiny_video 11.0 -> 25.4 dB,
+    squeezetime_tiny 14.6 -> 32.4 dB, vivit_fa/fe_tiny +5 dB, lmuformer_tiny +8.6 dB, the spiking
+    one alike (17.8 / 17.5 dB), same quantised ops; full configs at random init, the quantize pass
+    alone (``bench/nncf_int8_variants.py --variants default,minmax``): squeezetime 23.9 -> 29.9 dB,
+    vivit_fa_ti 24.2 -> 26.3, lmuformer 39.4 -> 41.2. A streaming step program's state adds such
+    an error up every step (lmuformer_tiny, trained: worst step 7.6 dB with the mean, 19.0 dB with min-max).
     """
-    if not states:
-        return {}
+    return ranges or DEFAULT_RANGES
+
+
+def _parameters(states: int, ranges: str) -> dict[str, Any]:
+    """``nncf.quantize``'s advanced parameters: the activations' range estimator, and for a step program
+    :func:`overflow_fix` for this host."""
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
         OverflowFix,
     )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    return {"advanced_parameters": AdvancedQuantizationParameters(
-        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
-        overflow_fix=OverflowFix(overflow_fix()[0]))}
+    params = AdvancedQuantizationParameters(
+        activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper()))
+    if states:
+        params.overflow_fix = OverflowFix(overflow_fix()[0])
+    return {"advanced_parameters": params}
 
 
 def has_attention(graph: torch.fx.Graph) -> bool:
@@ -203,6 +213,10 @@ def _counts(quantized: list[Any], graph: torch.fx.Graph) -> dict[str, Any]:
 class NNCFQuantizer(ProgramQuantizer):
     """NNCF post-training int8 (Torch FX backend) on the captured program; OpenVINO runs the result."""
 
+    def __init__(self, scheme: str, ranges: str | None = None) -> None:
+        super().__init__(scheme)
+        self.ranges = ranges  # an entry of RANGES, or None for the default (see activation_ranges)
+
     def quantize_program(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
                          calibration: Any, skip: Sequence[str]) -> Quantized:
         """``calibration`` is edgest's CalibrationSet (``inputs``: one tuple of arrays per call; ``source``)."""
@@ -219,6 +233,7 @@ class NNCFQuantizer(ProgramQuantizer):
         folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
         ignored = skipped_nodes(module.graph, skip)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
+        ranges = activation_ranges(self.ranges)
         with _nncf() as nncf:
             dataset = nncf.Dataset(calibration.inputs,
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
@@ -226,7 +241,7 @@ class NNCFQuantizer(ProgramQuantizer):
             scope = (nncf.IgnoredScope(names=ignored + loop, types=float_types, validate=False)
                      if ignored or loop or float_types else None)
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
-                                      **_step_parameters(nncf, self.states))
+                                      **_parameters(self.states, ranges))
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
             if leaked:
@@ -236,7 +251,8 @@ class NNCFQuantizer(ProgramQuantizer):
         counts = _counts(done, quantized.graph)
         details = {"quantizer": f"NNCF {nncf.__version__} post-training (Torch FX backend), OpenVINO target device",
                    "preset": "performance (symmetric)", "weights": "int8 per channel",
-                   "activations": "int8 per tensor, static ranges from calibration",
+                   "activations": f"int8 per tensor, static ranges from calibration ({_RANGE_WORDS[ranges]})",
+                   "activation_ranges": ranges,
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
                    "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
                    "float_op_types": float_types, **counts}
@@ -244,8 +260,7 @@ class NNCFQuantizer(ProgramQuantizer):
             details["activations"] += "; attention in the graph: only the weighted layers int8"
         if self.states:
             fix, why = overflow_fix()
-            details.update(activations="int8 per tensor, static min-max ranges from calibration (a step program)",
-                           state_loop_float=loop, overflow_fix=fix, overflow_fix_reason=why)
+            details.update(state_loop_float=loop, overflow_fix=fix, overflow_fix_reason=why)
         kinds = ", ".join(f"{k} ×{v}" for k, v in counts["int8_ops_by_kind"].items())
         summary = f"NNCF int8: {sum(counts['int8_ops_by_kind'].values())} ops int8 ({kinds or 'none'})"
         if skip:

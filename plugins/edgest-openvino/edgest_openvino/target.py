@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from edgest import Lowered, Target, TargetUnavailable
 from edgest_openvino import device
 from edgest_openvino.device import DEVICE, HINTS, PLUGIN_DEFAULT, PRECISION_KEY
+from edgest_openvino.quantizer import RANGES
 
 if TYPE_CHECKING:
     import torch
@@ -167,7 +168,9 @@ class OpenVINOTarget(Target):
     precisions = ("fp32", "fp16", "bf16", "int8")
     #: float precisions are one IR run at another INFERENCE_PRECISION_HINT; at int8 the option pins what stays float
     #: (not given: the CPU plugin's default on each CPU)
-    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"precision": (tuple(HINTS), "fp32")}
+    #: activation_ranges: NNCF's range estimator for int8 activations (not given: edgest_openvino.quantizer.activation_ranges)
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"precision": (tuple(HINTS), "fp32"),
+                                                          "activation_ranges": (RANGES, None)}
     device_runner = "edgest_openvino.device"
     runtime_requirements = (("numpy", "openvino=={openvino}"),)
     _int8: NNCFQuantizer | None = None
@@ -207,5 +210,5 @@ class OpenVINOTarget(Target):
             return None
         from edgest_openvino.quantizer import NNCFQuantizer
 
-        self._int8 = NNCFQuantizer(scheme)  # kept: lower asks it whether it quantised a step program
+        self._int8 = NNCFQuantizer(scheme, self.options.get("activation_ranges"))  # kept: lower asks it whether it quantised a step program
         return self._int8
