@@ -243,7 +243,12 @@ def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retr
     torch.manual_seed(0)
     model, x = ConvNet().eval(), torch.randn(1, 3, 16, 16)
     lowering.lower_to_pte(torch.export.export(model, (x,)), tmp_path / "warm.pte", flavour="xnnpack", decompose=True)
-    retraced.clear()  # the first lowering in a process also builds XNNPACK's pattern graphs
+    from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
+
+    # the first pattern pass to match in a process builds its patterns (lowering each): not on this model with the
+    # skips, so build them before the lowering without them, or it counts theirs
+    sdpa.get_graphs(), bilinear_2d.get_graphs_dict()
+    retraced.clear()
     decomposed.clear()
     dtype_checked.clear()
     # a program each: the lowering changes the one it is given
@@ -264,3 +269,45 @@ def test_a_lowering_skips_re_traces_and_writes_the_same_pte(tmp_path: Path, retr
     assert len(checks_with_skip) == len(set(checks_with_skip)) < len(dtype_checked), (checks_with_skip, dtype_checked)
     assert set(checks_with_skip) == set(dtype_checked)
     assert (tmp_path / "skip.pte").read_bytes() == (tmp_path / "plain.pte").read_bytes()
+
+
+def test_each_pattern_pass_lists_ops_every_one_of_its_patterns_holds() -> None:
+    """The skip of an XNNPACK pattern pass is exact only while this holds; an ExecuTorch upgrade may change the patterns."""
+    from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
+
+    patterns = {"ConvertToSDPAPass": sdpa.get_graphs(), "ConvertToUpsampleBilinear2d": list(bilinear_2d.get_graphs_dict())}
+    assert {name for _, name in retraces.PATTERN_PASSES} == set(patterns)
+    for (_, name), ops in retraces.PATTERN_PASSES.items():
+        for pattern in patterns[name]:
+            assert not retraces.lacks_any(pattern.graph, ops), (name, pattern.graph)
+
+
+class Attention(torch.nn.Module):
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(torch.softmax(torch.bmm(q, q.transpose(1, 2)), dim=-1), q)
+
+
+def test_a_pattern_pass_builds_its_patterns_only_for_a_graph_with_their_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    from executorch.backends.xnnpack._passes.convert_to_sdpa import ConvertToSDPAPass
+    from executorch.backends.xnnpack.partition.graphs import sdpa
+
+    class Built(Exception):
+        pass
+
+    def build() -> list[torch.fx.GraphModule]:
+        raise Built
+
+    monkeypatch.setattr(sdpa, "get_graphs", build)
+    conv_ep = torch.export.export(ConvNet().eval(), (torch.randn(1, 3, 16, 16),))
+    # decomposed as in the edge dialect the pass sees (softmax.int becomes _softmax)
+    attention_ep = torch.export.export(Attention(), (torch.randn(2, 4, 8),)).run_decompositions()
+    conv, attention = conv_ep.graph_module, attention_ep.graph_module
+    assert retraces.lacks_any(conv.graph, ("aten::_softmax", "aten::bmm"))
+    assert not retraces.lacks_any(attention.graph, ("aten::_softmax", "aten::bmm"))
+    with retraces.skip_unchanged_retraces():
+        result = ConvertToSDPAPass(conv_ep)(conv)  # no softmax: no pattern built, the graph as it was
+        assert [n.target for n in result.graph_module.graph.nodes] == [n.target for n in conv.graph.nodes]
+        with pytest.raises(Built):
+            ConvertToSDPAPass(attention_ep)(attention)
+    with pytest.raises(Built):  # outside the block the pass is ExecuTorch's own again
+        ConvertToSDPAPass(conv_ep)(conv)
