@@ -109,7 +109,8 @@ def fold_constant_weights(gm: torch.fx.GraphModule) -> int:
     return count
 
 
-def _is_eval_batch_norm(node: Any) -> bool:
+def is_eval_batch_norm(node: Any) -> bool:
+    """Whether ``node`` is an eval-mode BatchNorm1d/2d on a 3-D or 4-D input with its parameters as attributes."""
     import torch
 
     if node.op != "call_function" or node.target is not torch.ops.aten.batch_norm.default:
@@ -138,7 +139,7 @@ def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule, only_after_shared_con
     aten = torch.ops.aten
     count = 0
     for node in list(gm.graph.nodes):
-        if not _is_eval_batch_norm(node):
+        if not is_eval_batch_norm(node):
             continue
         src = node.args[0]
         after_conv = _is_conv_or_conv_transpose_node(src)

@@ -32,7 +32,9 @@ from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
     batch_norm_as_depthwise_conv,
+    bn_after_convs,
     fold_constant_weights,
+    relabel_folded_convs,
     state_loop,
 )
 from edgest.quiet import IMPORT_CHATTER, quiet_loggers
@@ -232,6 +234,7 @@ class NNCFQuantizer(ProgramQuantizer):
         # there ("Expected get_attr node": the spiking LMUFormer), a conv with other users is folded wrongly
         folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
         ignored = skipped_nodes(module.graph, skip)
+        foldable = bn_after_convs(module)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
         ranges = activation_ranges(self.ranges)
         with _nncf() as nncf:
@@ -242,6 +245,7 @@ class NNCFQuantizer(ProgramQuantizer):
                      if ignored or loop or float_types else None)
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
                                       **_parameters(self.states, ranges))
+            relabel_folded_convs(quantized, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
             if leaked:
