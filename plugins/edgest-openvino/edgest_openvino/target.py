@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgest import Lowered, Target, TargetUnavailable
+from edgest.quantization import is_quantized
 from edgest_openvino import device
 from edgest_openvino.device import DEVICE, HINTS, PLUGIN_DEFAULT, PRECISION_KEY
 from edgest_openvino.quantizer import RANGES
@@ -116,11 +117,6 @@ def export_ir(program: torch.export.ExportedProgram, example_inputs: tuple[Any, 
         "ir_bytes": xml_bytes + bin_bytes,
         "bin_sha256": _sha256(bin_path) if bin_path.exists() else "",
     }
-
-
-def is_quantized(program: torch.export.ExportedProgram) -> bool:
-    """Whether ``program`` holds quantize/dequantize ops (a quantize pass ran on it)."""
-    return any(n.op == "call_function" and "quantized_decomposed" in str(n.target) for n in program.graph.nodes)
 
 
 def host_execution(xml: Path) -> dict[str, Any]:

@@ -57,7 +57,9 @@ def _plugin_default() -> str:
 def test_the_precision_option_pins_what_stays_float_and_the_runner_gives_no_hint_otherwise(
         int8_run: edgest.Report, tmp_path: Path) -> None:
     from edgest_openvino.device import PLUGIN_DEFAULT, compile_config
-    from edgest_openvino.target import OpenVINORunner, OpenVINOTarget, is_quantized
+    from edgest_openvino.target import OpenVINORunner, OpenVINOTarget
+
+    from edgest.quantization import is_quantized
 
     quantized = _quantize([]).program
     plain = torch.export.export(tiny_convnet(), (torch.randn(*SHAPE),), strict=False)

@@ -95,8 +95,9 @@ class ExecuTorchTarget(Target):
         a delegated ``.pte`` keeps no per-layer tensors. Not for int8: an extra output inside a quantized pattern
         breaks XNNPACK's partition apart, and what runs then is not what the artifact computes."""
         from edgest.debug.relower import relowered
+        from edgest.quantization import is_quantized
 
-        if any("quantize_per" in str(n.target) for n in program.graph.nodes):
+        if is_quantized(program):
             raise Unsupported("per-layer debug of int8 ExecuTorch runs is not supported: extra outputs break XNNPACK's "
                               "quantized partitions; debug the fp32 run, or the int8 run on another target")
         return relowered(self, program, inputs, probes)
