@@ -5,9 +5,10 @@ BatchNorm into the conv before it and deletes the BN's node: the conv node compu
 still carries the conv's module path (``nn_module_stack``). ``edgest debug`` compares each module's output in the
 artifact with eager PyTorch's by those paths, so it compared conv∘BN with the eager conv and named the first
 folded conv the culprit, on an artifact that passed (squeezetime_tiny OpenVINO int8: 32.4 dB out, ``stem.0`` at
-0.8 dB). A quantizer records :func:`bn_after_convs` before quantising and calls :func:`relabel_folded_convs` on
-the result: a folded conv then carries its BN's path (its value is the BN's output), and what else was inside
-the conv's module (its weight's and input's quantize nodes) the path around it, so the conv is not compared.
+0.8 dB; Core ML int8 alike). A quantizer records :func:`bn_after_convs` before quantising and calls
+:func:`relabel_folded_convs` on the result: a folded conv then carries its BN's path (its value is the BN's
+output), and what else was inside the conv's module (its weight's and input's quantize nodes) the path around
+it, so the conv is not compared. The OpenVINO and Core ML quantizers do.
 
 Works on the ``GraphModule`` from ``ExportedProgram.module()``, before and after the quantizer.
 """

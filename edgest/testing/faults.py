@@ -198,3 +198,31 @@ def debug_bad_int8_layer(target: str, registry: Any, out: Path) -> Any:
     assert result.culprit == "blocks.1.conv", result.verdict
     assert result.module("blocks.0").sqnr_db > 25 and result.module("blocks.1.conv").sqnr_db < 5
     return result
+
+
+def conv_bn_net() -> torch.nn.Sequential:
+    """Conv → BatchNorm (far from identity) → ReLU → pool → linear, (1, 3, 16, 16) → (1, 5): a pair int8 quantizers
+    built on torchao fold (:mod:`edgest.quantize.folded`)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5)).eval()
+    net[1].running_mean.uniform_(-2, 2)  # conv and conv∘BN differ: comparing one with the other reads ~-13 dB
+    net[1].running_var.uniform_(0.1, 0.5)
+    return net
+
+
+def debug_folded_batch_norm(target: str, out: Path) -> Any:
+    """Kit check: at int8, a conv whose BatchNorm the quantizer folded is compared as that BN (the value it now
+    computes), and a passing run has no culprit. The DebugResult."""
+    import edgest
+    from edgest.debug import debug_run
+
+    net = conv_bn_net()
+    report = edgest.compile(net, target, precision="int8", input_shape=(1, 3, 16, 16), out_dir=out, latency=None,
+                            samples=4)
+    assert report.status == "passed", report.error
+    result = debug_run(report.run_dir, model=net)
+    compared = {m.module: m.sqnr_db for m in result.modules}
+    assert result.culprit is None, (result.verdict, compared)
+    assert "1" in compared and "0" not in compared and compared["1"] > 25, compared
+    return result

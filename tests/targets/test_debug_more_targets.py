@@ -48,6 +48,12 @@ def test_int8_executorch_runs_are_refused_with_the_reason(tmp_path) -> None:
         debug_run(tmp_path / "run", registry=registry)
 
 
+def test_an_int8_core_ml_conv_folded_with_its_batch_norm_is_compared_as_the_batch_norm(tmp_path) -> None:
+    """prepare_pt2e folds the BN into the conv: debug named the conv ('0', -12.8 dB) on a passing run."""
+    _registry("coreml")  # skips without coremltools
+    faults.debug_folded_batch_norm("coreml", tmp_path / "run")
+
+
 def test_an_int8_core_ml_layer_that_quantises_badly_is_named(tmp_path) -> None:
     """W8A8 Core ML: coremltools computes a residual add on rescaled operands; the probe takes the dequantize after it."""
     registry = _registry("coreml")

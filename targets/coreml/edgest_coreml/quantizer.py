@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput, TargetUnavailable
-from edgest.quantization import ProgramQuantizer, Quantized, state_loop
+from edgest.quantization import (
+    ProgramQuantizer,
+    Quantized,
+    bn_after_convs,
+    relabel_folded_convs,
+    state_loop,
+)
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
@@ -132,6 +138,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
             loop = state_loop(module.graph, self.states)
+            foldable = bn_after_convs(module)  # prepare_pt2e folds these BNs into their convs
             prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop)))
             if self.states:
                 _global_min_max(prepared)
@@ -140,6 +147,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                     prepared(*(torch.from_numpy(x) for x in xs))
             with no_qat_conv_bn_fold():  # post-training: nothing for the QAT conv+BN fold to find (45 s of patterns)
                 converted = convert_pt2e(prepared)
+            relabel_folded_convs(converted, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
         qdq = Counter(str(n.target).split(".")[1] for n in new.graph.nodes
                       if n.op == "call_function" and "quantized_decomposed" in str(n.target))
