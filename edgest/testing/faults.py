@@ -219,7 +219,7 @@ def debug_folded_batch_norm(target: str, out: Path) -> Any:
 
     net = conv_bn_net()
     report = edgest.compile(net, target, precision="int8", input_shape=(1, 3, 16, 16), out_dir=out, latency=None,
-                            samples=4)
+                            samples=2, passes=[("quantize", {"calibration_size": 4})])
     assert report.status == "passed", report.error
     result = debug_run(report.run_dir, model=net)
     compared = {m.module: m.sqnr_db for m in result.modules}
