@@ -126,9 +126,9 @@ def activation_ranges(ranges: str | None) -> str:
     labelled clips (``python bench/openvino_int8_ranges.py --weights-dir W``, AMD EPYC with VNNI):
     lmuformer_video_tiny 11.0 -> 25.1 dB (task drop 2.7 -> 0.0 pt), emov2_tiny_video 11.0 -> 25.4 dB,
     squeezetime_tiny 14.6 -> 32.4 dB, vivit_fa/fe_tiny +5 dB, lmuformer_tiny +8.6 dB, the spiking
-    one alike (17.8 / 17.5 dB), same quantised ops; full configs at random init, the quantize pass
-    alone (``bench/nncf_int8_variants.py --variants default,minmax``): squeezetime 23.9 -> 29.9 dB,
-    vivit_fa_ti 24.2 -> 26.3, lmuformer 39.4 -> 41.2. A streaming step program's state adds such
+    one alike (17.8 / 17.5 dB), same quantised ops; full configs at random init, end to end on 8
+    seeded inputs at the same speed (``bench/peers.py``, docs/optimize.md): squeezetime 23.9 -> 29.9 dB,
+    vivit_fa_ti 24.3 -> 26.1, lmuformer 39.3 -> 41.5. A streaming step program's state adds such
     an error up every step (lmuformer_tiny, trained: worst step 7.6 dB with the mean, 19.0 dB with min-max).
     """
     return ranges or DEFAULT_RANGES
