@@ -20,29 +20,24 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import torch
 
-_CONVS = ("conv1d", "conv2d", "conv3d", "convolution")
-
-
 class FoldableBN(NamedTuple):
-    """An eval-mode BatchNorm right after a conv that has no other user: the pair torchao folds."""
+    """An eval-mode BatchNorm right after a conv (or transposed conv) that has no other user: the pair torchao folds."""
 
     bn: str
     conv_stack: dict[str, Any]
     bn_stack: dict[str, Any]
 
 
-def _is_conv(node: Any) -> bool:
-    return node.op == "call_function" and str(getattr(node.target, "__name__", "")).split(".")[0] in _CONVS
-
-
 def bn_after_convs(gm: torch.fx.GraphModule) -> dict[str, FoldableBN]:
     """Conv node name → the BatchNorm after it that a torchao-based quantizer may fold (see the module doc)."""
-    from edgest.quantize.prequant import is_eval_batch_norm
+    from edgest.quantize.prequant import folds_into, is_eval_batch_norm
 
     out = {}
     for node in gm.graph.nodes:
-        src = node.args[0] if node.op == "call_function" and node.args else None
-        if is_eval_batch_norm(node) and _is_conv(src) and len(src.users) == 1:
+        if not is_eval_batch_norm(node):
+            continue
+        src = node.args[0]
+        if folds_into(src) and len(src.users) == 1:
             conv_stack, bn_stack = src.meta.get("nn_module_stack"), node.meta.get("nn_module_stack")
             if conv_stack and bn_stack:
                 out[src.name] = FoldableBN(node.name, dict(conv_stack), dict(bn_stack))

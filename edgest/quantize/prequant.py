@@ -109,6 +109,17 @@ def fold_constant_weights(gm: torch.fx.GraphModule) -> int:
     return count
 
 
+def folds_into(node: Any) -> bool:
+    """Whether torchao's conv+BN folding folds a BatchNorm that reads ``node`` into it (a conv or transposed conv):
+    torchao's own test, imported quietly (this may be the process's first torchao import)."""
+    from edgest.quiet import quiet_loggers
+
+    with quiet_loggers():
+        from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
+
+    return _is_conv_or_conv_transpose_node(node)
+
+
 def is_eval_batch_norm(node: Any) -> bool:
     """Whether ``node`` is an eval-mode BatchNorm1d/2d on a 3-D or 4-D input with its parameters as attributes."""
     import torch
@@ -131,18 +142,13 @@ def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule, only_after_shared_con
     """
     import torch
 
-    from edgest.quiet import quiet_loggers
-
-    with quiet_loggers():  # this may be the process's first torchao import
-        from torchao.quantization.pt2e.utils import _is_conv_or_conv_transpose_node
-
     aten = torch.ops.aten
     count = 0
     for node in list(gm.graph.nodes):
         if not is_eval_batch_norm(node):
             continue
         src = node.args[0]
-        after_conv = _is_conv_or_conv_transpose_node(src)
+        after_conv = folds_into(src)
         if (after_conv and len(src.users) == 1) or (only_after_shared_convs and not after_conv):
             continue  # folded into the conv correctly, or (only_after_shared_convs) no conv to fold it into
         x, w, b, mean, var = node.args[:5]
