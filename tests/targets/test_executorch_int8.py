@@ -13,6 +13,8 @@ et_plugin = pytest.importorskip("edgest_executorch.plugin", reason="edgest-execu
 zoo_plugin = pytest.importorskip("edgest_models.plugin", reason="edgest-models not installed (pip install -e models)")
 torch = pytest.importorskip("torch")
 
+from edgest.testing.folds import bn1d
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("executorch") is None or importlib.util.find_spec("torchao") is None,
     reason="executorch/torchao not installed (pip install -e targets/executorch)",
@@ -27,21 +29,13 @@ def registry():
     return pm.registry
 
 
-def _bn(c: int, seed: int) -> torch.nn.BatchNorm1d:
-    g = torch.Generator().manual_seed(seed)
-    bn = torch.nn.BatchNorm1d(c)
-    bn.weight.data, bn.bias.data = torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g)
-    bn.running_mean.data, bn.running_var.data = torch.randn(c, generator=g), torch.rand(c, generator=g) + 0.5
-    return bn
-
-
 class _BatchNorms(torch.nn.Module):
     """conv → ReLU → BN (standalone), conv → BN with the conv output also read by an add, conv → BN (foldable)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.c1, self.c2, self.c3 = (torch.nn.Conv1d(6, 6, 3, padding=1, bias=False) for _ in range(3))
-        self.b1, self.b2, self.b3 = _bn(6, 1), _bn(6, 2), _bn(6, 3)
+        self.b1, self.b2, self.b3 = bn1d(6, 1), bn1d(6, 2), bn1d(6, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.b1(self.c1(x).relu())
@@ -81,7 +75,7 @@ class _SlicedKernel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("kernel", torch.randn(8, 1, 6), persistent=False)
-        self.bn = _bn(8, 4)
+        self.bn = bn1d(8, 4)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         n = u.shape[-1]

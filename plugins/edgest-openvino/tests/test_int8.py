@@ -207,37 +207,15 @@ def test_with_attention_only_the_weighted_layers_run_int8(tmp_path: Path) -> Non
     assert set(quant["int8_ops_by_kind"]) == {"linear"} and report.check("accuracy").metrics["sqnr_db"] >= 15
 
 
-def _bn1d(c: int, seed: int) -> torch.nn.BatchNorm1d:
-    g = torch.Generator().manual_seed(seed)
-    bn = torch.nn.BatchNorm1d(c).eval()
-    bn.weight.data, bn.bias.data = torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g)
-    bn.running_mean.data, bn.running_var.data = torch.randn(c, generator=g), torch.rand(c, generator=g) + 0.5
-    return bn
-
-
-class _LMUShapes(torch.nn.Module):
-    """The two constructs of the spiking LMUFormer that NNCF's conv+BN folding (torchao's) cannot take: a conv weight
-    sliced from a buffer (exports as alias/slice), then BN; a conv whose output an add reads beside its BN."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.register_buffer("kernel", torch.randn(8, 8, 6), persistent=False)
-        self.bn1, self.conv, self.bn2 = _bn1d(8, 1), torch.nn.Conv1d(8, 8, 3, padding=1), _bn1d(8, 2)
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = self.bn1(torch.nn.functional.conv1d(u, self.kernel[..., 6 - u.shape[-1]:], padding=2))
-        y = self.conv(x)
-        return y + self.bn2(y)
-
-
 def test_a_sliced_conv_weight_and_a_shared_conv_before_a_batch_norm_quantise_faithfully() -> None:
     """``nncf.quantize`` failed on the first ("Expected get_attr node, got call_function") and folds the second's BN
     into a conv whose other reader then sees the BN's output; edgest's rewrites (edgest.quantization) come first."""
-    from edgest.checks.accuracy import compare
     from edgest_openvino.target import OpenVINOTarget
 
-    net, u = _LMUShapes().eval(), torch.randn(1, 8, 6)
+    from edgest.checks.accuracy import compare
+    from edgest.testing.folds import LMUShapes
+
+    net, u = LMUShapes().eval(), torch.randn(1, 8, 6)
     program = torch.export.export(net, (u,), strict=False)
     rng = np.random.default_rng(0)
     calibration = SimpleNamespace(inputs=[(rng.standard_normal((1, 8, 6), dtype=np.float32),) for _ in range(8)],

@@ -17,7 +17,6 @@ which is what made squeezetime_tiny's W8A8 package read 16.4 dB; now 19.0 dB and
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,11 +25,14 @@ from edgest.errors import BadInput, TargetUnavailable
 from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
+    batch_norm_as_depthwise_conv,
     bn_after_convs,
+    fold_constant_weights,
     relabel_folded_convs,
     state_loop,
 )
 from edgest.quantize.patterns import no_qat_conv_bn_fold
+from edgest.quiet import quiet_loggers
 
 if TYPE_CHECKING:
     import torch
@@ -120,8 +122,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
         if skip:
             raise BadInput("target 'coreml' int8 cannot keep modules float (--quant-skip); drop --quant-skip "
                            "or use compress=linear-int8 for weight-only int8")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_loggers(no_warnings=True):  # torchao's and pytree's import chatter (edgest.quiet)
             from coremltools.optimize.torch.quantization.quantization_config import (
                 LinearQuantizerConfig,
                 QuantizationScheme,
@@ -137,6 +138,10 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                 **CONFIG, "quantization_scheme": QuantizationScheme.symmetric,
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
+            # prepare_pt2e folds every BN into the conv before it with torchao first: a conv weight computed from a
+            # buffer fails there ("Expected get_attr node": the spiking LMUFormer), a conv with other users is folded
+            # wrongly; the same rewrites as the ExecuTorch and OpenVINO quantizers, other BNs left to Core ML
+            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
             loop = state_loop(module.graph, self.states)
             foldable = bn_after_convs(module)  # prepare_pt2e folds these BNs into their convs
             prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop)))
@@ -154,6 +159,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
         details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": CONFIG,
                    "activations": "uint8, static ranges from calibration", "weights": "int8 per-channel, symmetric",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),
+                   "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
                    **({"state_loop_float": loop} if loop else {}),
                    **({"activation_ranges": "calibration min-max (a step program)"} if self.states else {})}
         summary = (f"Core ML PT2E W8A8 (CoreMLQuantizer): {sum(v for k, v in qdq.items() if k.startswith('quantize'))} "
