@@ -2,7 +2,7 @@
 
 A :class:`edgest.quantization.ProgramQuantizer`: ``nncf.quantize`` (its Torch FX backend, with
 NNCF's defaults for OpenVINO: symmetric int8 weights per channel, int8 activations with ranges
-from edgest's calibration set, fast bias correction; but min-max ranges, :func:`activation_ranges`)
+from edgest's calibration set, fast bias correction; but min-max ranges, :data:`DEFAULT_RANGES`)
 on ``program.module()``; the result has
 quantize/dequantize ops, which ``openvino.convert_model`` turns into FakeQuantize and the CPU
 plugin runs as int8 kernels.
@@ -113,25 +113,16 @@ def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = 
 #: the ``activation_ranges`` option: NNCF's per-tensor range estimators for activations, by edgest's name for them
 #: (``minmax``: the calibration set's min and max; ``mean_minmax``: the mean of per-input extremes, NNCF's default)
 RANGES = ("minmax", "mean_minmax")
-#: what a program uses when the option is not given
+#: the option's default, min-max. NNCF's own default, the mean of per-input extremes, clips the larger values some
+#: inputs reach, and a clipped value is a biased error. Whole-input programs, trained tiny models on the 256 labelled
+#: clips (``python bench/openvino_int8_ranges.py --weights-dir W``, AMD EPYC with VNNI): lmuformer_video_tiny 11.0 ->
+#: 25.1 dB (task drop 2.7 -> 0.0 pt), emov2_tiny_video 11.0 -> 25.4 dB, squeezetime_tiny 14.6 -> 32.4 dB,
+#: vivit_fa/fe_tiny +5 dB, lmuformer_tiny +8.6 dB, the spiking one alike (17.8 / 17.5 dB), same quantised ops; full
+#: configs at random init, end to end on 8 seeded inputs at the same speed (``bench/peers.py``, docs/optimize.md):
+#: squeezetime 23.9 -> 29.9 dB, vivit_fa_ti 24.3 -> 26.1, lmuformer 39.3 -> 41.5. A streaming step program's state
+#: adds such an error up every step (lmuformer_tiny, trained: worst step 7.6 dB with the mean, 19.0 dB with min-max).
 DEFAULT_RANGES = "minmax"
 _RANGE_WORDS = {"minmax": "min-max", "mean_minmax": "mean of per-input min and max"}
-
-
-def activation_ranges(ranges: str | None) -> str:
-    """The range estimator a program gets: ``ranges`` when given, else :data:`DEFAULT_RANGES`, min-max.
-
-    NNCF's own default, the mean of per-input extremes, clips the larger values some inputs reach,
-    and a clipped value is a biased error. Whole-input programs, trained tiny models on the 256
-    labelled clips (``python bench/openvino_int8_ranges.py --weights-dir W``, AMD EPYC with VNNI):
-    lmuformer_video_tiny 11.0 -> 25.1 dB (task drop 2.7 -> 0.0 pt), emov2_tiny_video 11.0 -> 25.4 dB,
-    squeezetime_tiny 14.6 -> 32.4 dB, vivit_fa/fe_tiny +5 dB, lmuformer_tiny +8.6 dB, the spiking
-    one alike (17.8 / 17.5 dB), same quantised ops; full configs at random init, end to end on 8
-    seeded inputs at the same speed (``bench/peers.py``, docs/optimize.md): squeezetime 23.9 -> 29.9 dB,
-    vivit_fa_ti 24.3 -> 26.1, lmuformer 39.3 -> 41.5. A streaming step program's state adds such
-    an error up every step (lmuformer_tiny, trained: worst step 7.6 dB with the mean, 19.0 dB with min-max).
-    """
-    return ranges or DEFAULT_RANGES
 
 
 def _parameters(states: int, ranges: str) -> dict[str, Any]:
@@ -215,9 +206,9 @@ def _counts(quantized: list[Any], graph: torch.fx.Graph) -> dict[str, Any]:
 class NNCFQuantizer(ProgramQuantizer):
     """NNCF post-training int8 (Torch FX backend) on the captured program; OpenVINO runs the result."""
 
-    def __init__(self, scheme: str, ranges: str | None = None) -> None:
+    def __init__(self, scheme: str, ranges: str = DEFAULT_RANGES) -> None:
         super().__init__(scheme)
-        self.ranges = ranges  # an entry of RANGES, or None for the default (see activation_ranges)
+        self.ranges = ranges  # an entry of RANGES
 
     def quantize_program(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
                          calibration: Any, skip: Sequence[str]) -> Quantized:
@@ -236,7 +227,6 @@ class NNCFQuantizer(ProgramQuantizer):
         ignored = skipped_nodes(module.graph, skip)
         foldable = bn_after_convs(module)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
-        ranges = activation_ranges(self.ranges)
         with _nncf() as nncf:
             dataset = nncf.Dataset(calibration.inputs,
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
@@ -244,7 +234,7 @@ class NNCFQuantizer(ProgramQuantizer):
             scope = (nncf.IgnoredScope(names=ignored + loop, types=float_types, validate=False)
                      if ignored or loop or float_types else None)
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
-                                      **_parameters(self.states, ranges))
+                                      **_parameters(self.states, self.ranges))
             relabel_folded_convs(quantized, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
@@ -255,8 +245,8 @@ class NNCFQuantizer(ProgramQuantizer):
         counts = _counts(done, quantized.graph)
         details = {"quantizer": f"NNCF {nncf.__version__} post-training (Torch FX backend), OpenVINO target device",
                    "preset": "performance (symmetric)", "weights": "int8 per channel",
-                   "activations": f"int8 per tensor, static ranges from calibration ({_RANGE_WORDS[ranges]})",
-                   "activation_ranges": ranges,
+                   "activations": f"int8 per tensor, static ranges from calibration ({_RANGE_WORDS[self.ranges]})",
+                   "activation_ranges": self.ranges,
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
                    "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
                    "float_op_types": float_types, **counts}
