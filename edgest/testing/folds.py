@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -30,3 +32,23 @@ class LMUShapes(torch.nn.Module):
         x = self.bn1(torch.nn.functional.conv1d(u, self.kernel[..., 6 - u.shape[-1]:], padding=2))
         y = self.conv(x)
         return y + self.bn2(y)
+
+
+def quantised_lmu_shapes(quantizer: Any) -> tuple[dict[str, Any], float]:
+    """:class:`LMUShapes` quantised by ``quantizer`` (a program quantizer), calibrated on 8 seeded normal inputs:
+    the quantizer's details and the SQNR (dB) of the quantised program against eager PyTorch on those inputs."""
+    import numpy as np
+
+    from edgest.checks.accuracy import compare
+    from edgest.data.calibration import CalibrationSet
+
+    net, u = LMUShapes().eval(), torch.randn(1, 8, 6)
+    rng = np.random.default_rng(0)
+    calibration = CalibrationSet([(rng.standard_normal((1, 8, 6), dtype=np.float32),) for _ in range(8)],
+                                 "seeded normal noise")
+    done = quantizer.quantize_program(torch.export.export(net, (u,), strict=False), (u,), calibration, [])
+    xs = [torch.from_numpy(x[0]) for x in calibration.inputs]
+    with torch.no_grad():
+        eager = [net(x).numpy() for x in xs]
+        quantised = [done.program.module()(x).numpy() for x in xs]
+    return done.details, compare(eager, quantised)["sqnr_db"]

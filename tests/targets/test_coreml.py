@@ -709,30 +709,11 @@ def test_coreml_int8_takes_a_sliced_conv_weight_and_a_shared_conv_before_a_batch
     edgest's rewrites first (as ExecuTorch and OpenVINO do) the trained model passes (17.5 dB, task drop -0.4 pt)."""
     pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
     import edgest_coreml.quantizer as cm_quantizer
-    import numpy as np
-    import torch
 
-    from edgest.testing.folds import LMUShapes
+    from edgest.testing.folds import quantised_lmu_shapes
 
-    net, u = LMUShapes().eval(), torch.randn(1, 8, 6)
-    rng = np.random.default_rng(0)
-
-    class Calibration:
-        inputs: ClassVar[list] = [(rng.standard_normal((1, 8, 6), dtype=np.float32),) for _ in range(8)]
-
-    xs = [torch.from_numpy(x[0]) for x in Calibration.inputs]
-    with torch.no_grad():
-        eager = [net(x).numpy() for x in xs]
-
-    def quantised() -> tuple[dict, float]:
-        done = CoreMLTarget(precision="fp32").quantizer("int8").quantize_program(
-            torch.export.export(net, (u,), strict=False), (u,), Calibration, ())
-        with torch.no_grad():
-            got = [done.program.module()(x).numpy() for x in xs]
-        return done.details, accuracy.compare(eager, got)["sqnr_db"]
-
-    details, sqnr = quantised()
+    details, sqnr = quantised_lmu_shapes(CoreMLTarget(precision="fp32").quantizer("int8"))
     assert details["constant_weights_folded"] == 1 and details["batch_norms_as_depthwise_conv"] == 1
     monkeypatch.setattr(cm_quantizer, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
-    _, wrongly_folded = quantised()  # bn2 folded into the conv the add also reads: 9.3 dB against 12.1 here
+    _, wrongly_folded = quantised_lmu_shapes(CoreMLTarget(precision="fp32").quantizer("int8"))  # 9.3 vs 12.1 dB here
     assert sqnr > wrongly_folded + 2, (sqnr, wrongly_folded)
