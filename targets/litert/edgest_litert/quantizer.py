@@ -27,7 +27,16 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.quantization import ProgramQuantizer, Quantized, Quantizer, check_skip, in_modules, state_loop
+from edgest.quantization import (
+    ProgramQuantizer,
+    Quantized,
+    Quantizer,
+    batch_norm_as_depthwise_conv,
+    check_skip,
+    fold_constant_weights,
+    in_modules,
+    state_loop,
+)
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
@@ -120,6 +129,9 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
 
             module = program.module()
             dropouts = drop_eval_dropouts(module)
+            # prepare_pt2e folds every BN into the conv before it with torchao first: a conv weight computed from a
+            # buffer fails there (the spiking LMUFormer), a conv with other users is folded wrongly
+            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
             loop = [] if dynamic else state_loop(module.graph, self.states)  # a step program's recurrence
             prepared = prepare_pt2e(module, _pt2e_quantizer(dynamic, skip, set(loop)))
             ops = _annotated(prepared)
@@ -144,6 +156,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
             "calibration_inputs_used": 1 if dynamic else len(calibration), "ops_annotated": sum(ops.values()), "ops_annotated_by_kind": dict(sorted(ops.items())),
             "kept_float": list(skip), "inference_dropouts_removed": dropouts,
+            "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
             **({"state_loop_float": loop} if loop else {}),
         }
         return Quantized(summary, details, new)
