@@ -175,3 +175,12 @@ def batch_norm_as_depthwise_conv(gm: torch.fx.GraphModule, only_after_shared_con
         gm.graph.eliminate_dead_code()
         gm.recompile()
     return count
+
+
+def before_torchao_folding(gm: torch.fx.GraphModule, every_batch_norm: bool = False) -> dict[str, int]:
+    """Both rewrites on ``gm``, in place, for a quantizer whose first step is torchao's conv+BN folding:
+    :func:`fold_constant_weights`, then :func:`batch_norm_as_depthwise_conv` for the BNs torchao would fold wrongly
+    (``every_batch_norm``: every BN it would not fold, as XNNPACK needs). How many of each, under the keys the
+    quantizers' details use."""
+    return {"constant_weights_folded": fold_constant_weights(gm),
+            "batch_norms_as_depthwise_conv": batch_norm_as_depthwise_conv(gm, only_after_shared_convs=not every_batch_norm)}

@@ -708,12 +708,11 @@ def test_coreml_int8_takes_a_sliced_conv_weight_and_a_shared_conv_before_a_batch
     with "Expected get_attr node, got call_function", and a BN after a conv another op reads is folded wrongly; with
     edgest's rewrites first (as ExecuTorch and OpenVINO do) the trained model passes (17.5 dB, task drop -0.4 pt)."""
     pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
-    import edgest_coreml.quantizer as cm_quantizer
-
+    from edgest.quantize import prequant
     from edgest.testing.folds import quantised_lmu_shapes
 
     details, sqnr = quantised_lmu_shapes(CoreMLTarget(precision="fp32").quantizer("int8"))
     assert details["constant_weights_folded"] == 1 and details["batch_norms_as_depthwise_conv"] == 1
-    monkeypatch.setattr(cm_quantizer, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
+    monkeypatch.setattr(prequant, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
     _, wrongly_folded = quantised_lmu_shapes(CoreMLTarget(precision="fp32").quantizer("int8"))  # 9.3 vs 12.1 dB here
     assert sqnr > wrongly_folded + 2, (sqnr, wrongly_folded)

@@ -373,12 +373,13 @@ def test_int8_takes_a_sliced_conv_weight_and_a_shared_conv_before_a_batch_norm(m
     """prepare_pt2e folds every BN into its conv with torchao first: the trained spiking LMUFormer failed LiteRT int8
     with "Expected get_attr node, got call_function", and a BN after a conv another op reads is folded wrongly; with
     edgest's rewrites first (as the other PT2E and NNCF quantizers do) the trained model passes (21.0 dB, drop 0.4 pt)."""
-    import edgest_litert.quantizer as lt_quantizer
+    from edgest_litert.quantizer import quantizer_for
 
+    from edgest.quantize import prequant
     from edgest.testing.folds import quantised_lmu_shapes
 
-    details, sqnr = quantised_lmu_shapes(lt_quantizer.quantizer_for("int8"))
+    details, sqnr = quantised_lmu_shapes(quantizer_for("int8"))
     assert details["constant_weights_folded"] == 1 and details["batch_norms_as_depthwise_conv"] == 1
-    monkeypatch.setattr(lt_quantizer, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
-    _, wrongly_folded = quantised_lmu_shapes(lt_quantizer.quantizer_for("int8"))
+    monkeypatch.setattr(prequant, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
+    _, wrongly_folded = quantised_lmu_shapes(quantizer_for("int8"))
     assert sqnr > wrongly_folded + 2, (sqnr, wrongly_folded)

@@ -31,9 +31,8 @@ from edgest import BadInput, TargetUnavailable
 from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
-    batch_norm_as_depthwise_conv,
+    before_torchao_folding,
     bn_after_convs,
-    fold_constant_weights,
     relabel_folded_convs,
     state_loop,
 )
@@ -223,7 +222,7 @@ class NNCFQuantizer(ProgramQuantizer):
         module = program.module()
         # NNCF folds every BN into the conv before it with torchao first: a conv weight computed from a buffer fails
         # there ("Expected get_attr node": the spiking LMUFormer), a conv with other users is folded wrongly
-        folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
+        rewrites = before_torchao_folding(module)
         ignored = skipped_nodes(module.graph, skip)
         foldable = bn_after_convs(module)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
@@ -248,7 +247,7 @@ class NNCFQuantizer(ProgramQuantizer):
                    "activations": f"int8 per tensor, static ranges from calibration ({_RANGE_WORDS[self.ranges]})",
                    "activation_ranges": self.ranges,
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
-                   "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
+                   **rewrites,
                    "float_op_types": float_types, **counts}
         if float_types:
             details["activations"] += "; attention in the graph: only the weighted layers int8"

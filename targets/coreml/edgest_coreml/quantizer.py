@@ -25,9 +25,8 @@ from edgest.errors import BadInput, TargetUnavailable
 from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
-    batch_norm_as_depthwise_conv,
+    before_torchao_folding,
     bn_after_convs,
-    fold_constant_weights,
     relabel_folded_convs,
     state_loop,
 )
@@ -138,10 +137,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                 **CONFIG, "quantization_scheme": QuantizationScheme.symmetric,
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
-            # prepare_pt2e folds every BN into the conv before it with torchao first: a conv weight computed from a
-            # buffer fails there ("Expected get_attr node": the spiking LMUFormer), a conv with other users is folded
-            # wrongly; the same rewrites as the ExecuTorch and OpenVINO quantizers, other BNs left to Core ML
-            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
+            rewrites = before_torchao_folding(module)  # prepare_pt2e folds every BN into its conv with torchao first
             loop = state_loop(module.graph, self.states)
             foldable = bn_after_convs(module)  # prepare_pt2e folds these BNs into their convs
             prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop)))
@@ -159,7 +155,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
         details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": CONFIG,
                    "activations": "uint8, static ranges from calibration", "weights": "int8 per-channel, symmetric",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),
-                   "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
+                   **rewrites,
                    **({"state_loop_float": loop} if loop else {}),
                    **({"activation_ranges": "calibration min-max (a step program)"} if self.states else {})}
         summary = (f"Core ML PT2E W8A8 (CoreMLQuantizer): {sum(v for k, v in qdq.items() if k.startswith('quantize'))} "

@@ -162,10 +162,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             )
 
             from edgest.quantize.patterns import fast_pattern_graphs
-            from edgest.quantize.prequant import (
-                batch_norm_as_depthwise_conv,
-                fold_constant_weights,
-            )
+            from edgest.quantize.prequant import before_torchao_folding
 
             fast_pattern_graphs(xnnpack_quantizer_utils, "_get_aten_graph_module_for_pattern")  # conv+BN patterns
             dynamic = self.scheme == "int8-weight"
@@ -175,7 +172,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
                 # XNNPACKQuantizer.set_module_name(name, None) is "not supported yet" in executorch 1.5:
                 # a filter keeps the named modules' nodes out of every pattern instead
             module = program.module()
-            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module)
+            rewrites = before_torchao_folding(module, every_batch_norm=True)  # XNNPACK lowers no float BN between int8 ops
             last = output_layers(module.graph)
             tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
             skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
@@ -198,7 +195,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
             "weights": "int8 per-channel symmetric", "scale_floor": SCALE_EPS,
             "float_token_ops": _by_kind(module.graph, tokens), "float_islands": _by_kind(module.graph, islands),
-            "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
+            **rewrites,
             "float_output_ops": sorted(_op(n) for n in module.graph.nodes if n.name in last), **counts,
             **({"state_loop_float": [n.name for n in module.graph.nodes if n.name in loop]} if loop else {}),
         }
@@ -209,7 +206,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             summary += f"; kept float: {', '.join(skip)}"
         if last:
             summary += f"; output ops kept float ({', '.join(details['float_output_ops'])})"
-        if bns:
+        if bns := rewrites["batch_norms_as_depthwise_conv"]:
             summary += f"; {bns} standalone BatchNorm as int8 depthwise conv"
         if tokens:
             summary += f"; {len(tokens)} adds/cats on token sequences kept float"

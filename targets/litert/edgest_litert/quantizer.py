@@ -31,9 +31,8 @@ from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
     Quantizer,
-    batch_norm_as_depthwise_conv,
+    before_torchao_folding,
     check_skip,
-    fold_constant_weights,
     in_modules,
     state_loop,
 )
@@ -129,9 +128,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
 
             module = program.module()
             dropouts = drop_eval_dropouts(module)
-            # prepare_pt2e folds every BN into the conv before it with torchao first: a conv weight computed from a
-            # buffer fails there (the spiking LMUFormer), a conv with other users is folded wrongly
-            folded, bns = fold_constant_weights(module), batch_norm_as_depthwise_conv(module, only_after_shared_convs=True)
+            rewrites = before_torchao_folding(module)  # prepare_pt2e folds every BN into its conv with torchao first
             loop = [] if dynamic else state_loop(module.graph, self.states)  # a step program's recurrence
             prepared = prepare_pt2e(module, _pt2e_quantizer(dynamic, skip, set(loop)))
             ops = _annotated(prepared)
@@ -156,7 +153,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
             "calibration_inputs_used": 1 if dynamic else len(calibration), "ops_annotated": sum(ops.values()), "ops_annotated_by_kind": dict(sorted(ops.items())),
             "kept_float": list(skip), "inference_dropouts_removed": dropouts,
-            "constant_weights_folded": folded, "batch_norms_as_depthwise_conv": bns,
+            **rewrites,
             **({"state_loop_float": loop} if loop else {}),
         }
         return Quantized(summary, details, new)
