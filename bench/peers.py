@@ -19,7 +19,15 @@ inputs, and whether the candidate meets edgest's own limits for its precision
 (:data:`edgest.checks.accuracy.LIMITS`). Weights: each model's seeded random init, or stand-in weights
 for models that ignore their input at init (as ``edgest bench --stand-in-weights``); the output says which.
 
+Trained weights (``--trained-weights DIR``, issue 22's rule that an int8 candidate keeps the task top-1
+drop within 1 pt on trained tiny variants): every candidate is built again from the model's trained tiny
+variant (``DIR/<variant>.pt``, :data:`peers_lib.trained.TINY_OF`) and judged exactly as
+``edgest compile --weights`` judges an artifact (random inputs pooled with the labelled clips, the limits
+of its precision and the task limits); one that fails there is not faithful on the full model either.
+
     python bench/peers.py --models squeezetime --threads 1,2 --json peers.json
+    edgest train --model squeezetime_tiny --out W/squeezetime_tiny.pt
+    python bench/peers.py --models squeezetime --trained-weights W --markdown peers.md
 """
 
 from __future__ import annotations
@@ -51,6 +59,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--edgest-targets", default="onnx,executorch,openvino", help="edgest targets, or 'none'")
     ap.add_argument("--edgest-precisions", default="fp32,int8")
     ap.add_argument("--edgest-cells", default=None, help="instead of targets x precisions: e.g. onnx/int8,executorch/fp32")
+    ap.add_argument("--trained-weights", type=Path, default=None, metavar="DIR",
+                    help="judge every candidate also on each model's trained tiny variant (DIR/<variant>.pt, as "
+                         "edgest train writes; peers_lib.trained.TINY_OF); one failing there is not faithful")
     ap.add_argument("--samples", type=int, default=8, help="seeded random inputs for SQNR (edgest's default: 8)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edgest-peers",
@@ -88,7 +99,7 @@ def edgest_cells(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def one_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
     """Build every candidate of ``model``, time them at each thread count, return its tables' rows and summaries."""
-    from peers_lib import edgest_side, tables, worker
+    from peers_lib import edgest_side, tables, trained, worker
     from peers_lib.prepare import build_all
 
     root = args.cache / model
@@ -103,15 +114,22 @@ def one_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
     if not groups:
         weights, label = edgest_side.weights_for(model, root / "weights")
     print(f"{model}: weights: {label}\n{model}: peers", flush=True)
-    peers = build_all(model, weights, [p for p in args.peers.split(",") if p], root, args.seed)
+    names = [p for p in args.peers.split(",") if p]
+    peers = build_all(model, weights, names, root, args.seed)
     candidates = peers + mine
     runnable = [c for c in candidates if "error" not in c]
     out: dict[str, Any] = {"weights": label, "weights_path": str(weights) if weights else None, "threads": {}}
+    out["trained"] = judged = trained.verdicts(model, args.trained_weights, groups, names, args.cache,
+                                              Path(__file__).resolve(), args.samples, args.seed)
+    if judged is not None:
+        out["trained_markdown"] = trained.markdown(model, judged, {c["key"]: c["label"] for c in candidates})
+        print("\n" + out["trained_markdown"], flush=True)
     for threads in (int(t) for t in args.threads.split(",")):
         spec = {"model": model, "weights": str(weights) if weights else None, "threads": threads, "samples": args.samples,
                 "seed": args.seed, "rounds": args.rounds, "candidates": runnable}
         results = worker.run(Path(__file__).resolve(), spec, root / f"timing-{threads}")
         rows = [tables.row(c, results.get(c["key"]) if "error" not in c else None) for c in candidates]
+        trained.apply(rows, judged)
         summary = tables.add_ratios(rows)
         out["threads"][str(threads)] = {"rows": rows, "summary": summary, "markdown": tables.markdown(model, threads, rows, summary)}
         print("\n" + out["threads"][str(threads)]["markdown"], flush=True)
@@ -141,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.json:
             args.json.write_text(json.dumps(doc, indent=1, default=str))
     text = "\n".join(head) + "\n\n" + "\n".join(
-        f"Weights of {m}: {d['weights']}.\n\n" + "\n".join(t["markdown"] for t in d["threads"].values())
+        f"Weights of {m}: {d['weights']}.\n\n" + d.get("trained_markdown", "") + "\n".join(t["markdown"] for t in d["threads"].values())
         for m, d in doc["models"].items())
     if args.markdown:
         args.markdown.write_text(text)

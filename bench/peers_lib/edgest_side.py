@@ -31,13 +31,22 @@ def _label(path: Path | None) -> str:
             "input at its paper's init; not trained)")
 
 
-def candidates(model: str, targets: Sequence[str], precisions: Sequence[str], folder: Path) -> tuple[Path | None, str, list[dict[str, Any]]]:
-    """Compile (or reuse) edgest's cells for ``model``; (weights file, weights label, candidate rows)."""
+def candidates(model: str, targets: Sequence[str], precisions: Sequence[str], folder: Path,
+               trained: Path | None = None) -> tuple[Path | None, str, list[dict[str, Any]]]:
+    """Compile (or reuse) edgest's cells for ``model`` (on ``trained`` weights if given); (weights file, label, rows)."""
     from edgest.bench import run_bench
 
-    doc = run_bench([model], list(targets), list(precisions), folder, stand_in_weights=True, latency=CELL_LATENCY)
+    doc = run_bench([model], list(targets), list(precisions), folder, stand_in_weights=trained is None,
+                    weights={model: trained} if trained else None, latency=CELL_LATENCY)
     record = doc["settings"]["weights"].get(model) or {}
     weights = Path(record["path"]) if record.get("path") else None
+    if trained is not None:
+        return trained, f"trained ({trained})", _rows(doc, folder)
+    return weights, _label(weights), _rows(doc, folder)
+
+
+def _rows(doc: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
+    """The candidate rows of a bench document's cells (not its eager reference cell)."""
     rows = []
     for cell in doc["cells"]:
         if not cell.get("in_matrix"):
@@ -52,4 +61,4 @@ def candidates(model: str, targets: Sequence[str], precisions: Sequence[str], fo
         else:
             row["error"] = (cell.get("error") or cell["status"]).splitlines()[0][:300]
         rows.append(row)
-    return weights, _label(weights), rows
+    return rows

@@ -7,7 +7,11 @@ candidate, drops it and runs the rest again.
 
 Accuracy: every candidate runs the same seeded standard-normal inputs (edgest's
 :func:`~edgest.checks.accuracy.seeded_inputs`) and is compared with eager PyTorch on them
-(:func:`~edgest.checks.accuracy.compare_multi`). Time: :func:`~edgest.checks.latency.measure_interleaved`.
+(:func:`~edgest.checks.accuracy.compare_multi`). With ``spec["task_samples"]`` (trained weights) it
+also runs the labelled synthetic task set a compile with ``--weights`` is judged on, and is judged by
+the compile's own :func:`edgest.checks.run.accuracy_check` at its precision's limits and task limits
+(:mod:`peers_lib.trained`). Time: :func:`~edgest.checks.latency.measure_interleaved`; a spec with
+``rounds`` 0 is not timed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
     from edgest.checks.accuracy import compare_multi, seeded_inputs
     from edgest.checks.eager import eager_output_sets
     from edgest.checks.latency import measure_interleaved
-    from peers_lib import runners
+    from peers_lib import runners, trained
     from peers_lib.prepare import input_shape, load_module
 
     threads, progress = int(spec["threads"]), Path(spec["progress"])
@@ -36,6 +40,7 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
     module = load_module(spec["model"], spec["weights"])
     inputs = seeded_inputs([input_shape(spec["model"])], spec["samples"], spec["seed"])
     reference = eager_output_sets(module, inputs)
+    task = trained.labelled(spec["model"], module, spec.get("task_samples", 0), spec["seed"])
     results: dict[str, dict[str, Any]] = {}
     loaded: dict[str, Any] = {}
     for cand in spec["candidates"]:
@@ -44,13 +49,16 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
             runner, facts = runners.load(cand, module, threads, inputs[0][0])
             outputs = [list(runner.run(xs)) for xs in inputs]
             results[cand["key"]] = {"facts": facts, "accuracy": compare_multi(reference, outputs)}
+            if task is not None:
+                results[cand["key"]]["judged"] = trained.judge(cand, facts, reference, outputs, task, runner, spec["seed"])
             loaded[cand["key"]] = runner
         except Exception as exc:  # noqa: BLE001 - a runtime that cannot load or run the artifact is a row
             results[cand["key"]] = {"error": first_line(exc)}
         print(f"  [{threads} thr] {cand['key']}: {results[cand['key']].get('error', 'loaded')}", file=sys.stderr, flush=True)
     progress.write_text("timing")
     x = inputs[0]
-    stats = measure_interleaved({k: (lambda r=r: r.run(x)) for k, r in loaded.items()}, spec["rounds"]) if loaded else {}
+    timed = loaded if spec["rounds"] > 0 else {}
+    stats = measure_interleaved({k: (lambda r=r: r.run(x)) for k, r in timed.items()}, spec["rounds"]) if timed else {}
     for key, s in stats.items():
         results[key]["latency"] = s
     progress.write_text("done")

@@ -67,3 +67,52 @@ def test_olive_peer_builds_a_faithful_qdq_int8_model(tmp_path):
     built = next((tmp_path / "cache").rglob("olive-int8/build.json"))
     assert "OnnxStaticQuantization(QDQ, per_channel=True)" in json.loads(built.read_text())["how"]
     assert not list(built.parent.rglob("olive-cache"))  # Olive's cache is not kept next to the model
+
+
+def test_a_candidate_failing_on_the_trained_variant_is_not_faithful(tmp_path, monkeypatch):
+    """--trained-weights: every candidate is also judged on the trained variant, as a compile with --weights judges.
+
+    The "drifts" peer builds a faithful ONNX model from the random-init model and an unfaithful one from the
+    trained variant (its weights scaled): it must lose its place on the full model's table, with the reason.
+    """
+    import torch
+
+    peers = _load()
+    from peers_lib import builders
+
+    from edgest.plugins import get_registry
+
+    entry = get_registry().model("squeezetime_tiny")
+    torch.manual_seed(1)
+    weights = tmp_path / "w"
+    weights.mkdir()
+    torch.save(entry.build(entry.spec.config).state_dict(), weights / "squeezetime_tiny.pt")
+
+    def drifts(ctx, folder):
+        module = ctx.module
+        if "trained" in ctx.root.name:  # only where it is judged on the trained weights
+            import copy
+
+            module = copy.deepcopy(ctx.module)
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.mul_(1.3)
+        torch.onnx.export(module, (torch.from_numpy(ctx.example),), str(folder / "model.onnx"), dynamo=True)
+        return {"artifact": "model.onnx", "how": "test peer"}
+
+    monkeypatch.setitem(builders.PEERS, "drifts", builders.Peer("drifts", "a peer that drifts", "fp32", "ort", drifts))
+    doc = peers.main(["--models", "squeezetime_tiny", "--threads", "1", "--rounds", "1", "--samples", "2",
+                      "--peers", "eager,drifts", "--edgest-targets", "none", "--trained-weights", str(weights),
+                      "--cache", str(tmp_path / "cache")])
+    model = doc["models"]["squeezetime_tiny"]
+    verdicts = model["trained"]["verdicts"]
+    assert model["trained"]["variant"] == "squeezetime_tiny"
+    assert verdicts["eager"]["status"] == "passed" and verdicts["eager"]["task_top1_drop_pts"] == 0.0
+    assert verdicts["eager"]["limits"] == {"min_sqnr_db": 40.0, "min_top1_agreement": 1.0}
+    assert verdicts["drifts"]["status"] == "failed" and "SQNR" in verdicts["drifts"]["reason"]
+    rows = {r["key"]: r for r in model["threads"]["1"]["rows"]}
+    assert rows["eager"]["faithful"] is True and rows["drifts"]["sqnr_db"] > 40.0  # faithful at random init ...
+    assert rows["drifts"]["faithful"] is False  # ... but not on the trained variant
+    assert rows["drifts"]["broken"][-1].startswith("on trained squeezetime_tiny: SQNR")
+    assert model["threads"]["1"]["summary"]["best_peer"] == "eager"
+    assert "| a peer that drifts | failed |" in model["trained_markdown"]
