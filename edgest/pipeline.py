@@ -53,6 +53,7 @@ class _Stages:
 
 def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
     """Run ``plan``'s stages and write its run folder; return the report (also in ``report.json``)."""
+    from edgest.checks.ready import ready_worker
     from edgest.checks.run import roll_up, run_checks
     from edgest.model_options import compiled_stats
     from edgest.report.weights import weights_record
@@ -62,7 +63,8 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
     with stage("build"):
         built = build.build(plan)
     resources.check_free_disk(plan.out_dir.parent, resources.weight_bytes(built.module), "the artifact")
-    with staged_output(plan.out_dir, force=plan.force) as folder:
+    # the check process starts now and imports its runtime while the artifact is made (edgest.checks.ready)
+    with staged_output(plan.out_dir, force=plan.force) as folder, ready_worker(plan.target, plan.checks.threads) as ready:
         with stage("capture"):
             program, example = transform.capture_program(plan, built)
         coverage = {}
@@ -78,7 +80,7 @@ def run(plan: Plan, on_stage: StageListener | None = None) -> Report:
         compile_s = sum(stage.seconds.get(s, 0.0) for s in ("capture", "passes", "lower", "quantize"))
         artifact = lower.artifact_record(plan, lowered, records, compile_s)
         with stage("checks"):
-            checks = run_checks(plan, lowered.path, built, records)
+            checks = run_checks(plan, lowered.path, built, records, ready)
         with stage("report"):
             report = Report(
                 status=roll_up(checks), model=plan.spec, target=artifact.target, precision=plan.precision,

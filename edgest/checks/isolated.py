@@ -29,6 +29,7 @@ from edgest.checks.latency import LatencyConfig
 from edgest.resources import check_free_disk
 
 if TYPE_CHECKING:
+    from edgest.checks.ready import ReadyWorker
     from edgest.target import Target
 
 
@@ -79,6 +80,10 @@ def signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+#: the file a ``--ready`` worker writes into the request's folder as soon as it has read it
+TAKEN = "taken"
+
+
 def run_in_child(
     target: Target,
     artifact: Path,
@@ -87,8 +92,12 @@ def run_in_child(
     latency: LatencyConfig | None = LatencyConfig(),
     timeout_s: float = 600.0,
     streams: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    ready: ReadyWorker | None = None,
 ) -> ChildOutcome:
     """Load ``artifact`` with ``target`` in a child, run ``inputs``, time it; never raises for the child's faults.
+
+    ``ready`` (:mod:`edgest.checks.ready`): a child started earlier for this target, used when it still waits
+    at ``threads``; else a fresh one starts now.
 
     ``streams`` (step inputs per sequence, initial states) also streams whole sequences with the
     state fed back (:mod:`edgest.streaming.worker`). BadInput, before anything is written, when the
@@ -99,10 +108,15 @@ def run_in_child(
 
     with temp_folder("edgest-check-") as work:
         write_request(work, target, artifact, inputs, threads, latency, streams)
-        env = worker_env(threads)
-        returncode, failure = _run_worker(work, env, timeout_s)
+        proc = ready.take(threads) if ready is not None else None
+        if proc is not None:
+            returncode, failure = _hand_over(proc, work, timeout_s)
+            if returncode and not (work / TAKEN).exists():
+                proc = None  # it died before it took the request (killed from outside): a fresh child runs it
+        if proc is None:
+            returncode, failure = _run_worker(work, worker_env(threads), timeout_s)
         if returncode is not None:
-            failure = exit_failure(returncode, work, work / "stderr.txt")
+            failure = exit_failure(returncode, work, work / "stderr.txt" if proc is None else ready.stderr_path)
         return collect(work, len(inputs), failure)
 
 
@@ -166,18 +180,34 @@ def _run_worker(work: Path, env: dict[str, str], timeout_s: float) -> tuple[int 
                                         start_new_session=True, pass_fds=(read_fd,))
             finally:
                 os.close(read_fd)
-            try:
-                return proc.wait(timeout=timeout_s), ""
-            except subprocess.TimeoutExpired:
-                return None, f"check process did not finish within {timeout_s:g} s and was killed"
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
+            return _wait_then_kill(proc, timeout_s)
     finally:
         os.close(write_fd)
+
+
+def _hand_over(proc: subprocess.Popen[bytes], work: Path, timeout_s: float) -> tuple[int | None, str]:
+    """Give a waiting ``--ready`` worker the request in ``work``; as :func:`_run_worker` from there."""
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(f"{work}\n".encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it died just now: its exit status says how
+    return _wait_then_kill(proc, timeout_s)
+
+
+def _wait_then_kill(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | None, str]:
+    """``proc``'s exit code (None when it timed out, with the failure text); its group is killed however this ends."""
+    try:
+        return proc.wait(timeout=timeout_s), ""
+    except subprocess.TimeoutExpired:
+        return None, f"check process did not finish within {timeout_s:g} s and was killed"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
 
 
 def collect(work: Path, samples: int, failure: str) -> ChildOutcome:

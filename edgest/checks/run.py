@@ -23,18 +23,23 @@ from edgest.host import describe as describe_host
 from edgest.records import CheckResult, PassRecord, ReportStatus
 
 if TYPE_CHECKING:
+    from edgest.checks.ready import ReadyWorker
     from edgest.data.tasks import TaskSet
     from edgest.plan import Plan
     from edgest.stages.build import Built
 
 
-def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassRecord, ...]) -> tuple[CheckResult, ...]:
-    """Accuracy (and latency, unless the plan turns it off) of the artifact at ``artifact``; streaming for step modules."""
+def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassRecord, ...],
+               ready: ReadyWorker | None = None) -> tuple[CheckResult, ...]:
+    """Accuracy (and latency, unless the plan turns it off) of the artifact at ``artifact``; streaming for step modules.
+
+    ``ready``: a check process started while the artifact was made (:mod:`edgest.checks.ready`).
+    """
     settings = plan.checks
     stream = built.streaming
     # the labelled samples ride along as extra inputs; the outputs are split again by count
     outcome = run_in_child(plan.target, artifact, built.judged_inputs, settings.threads, settings.latency, settings.timeout_s,
-                           (stream.sequences, stream.init) if stream is not None else None)
+                           (stream.sequences, stream.init) if stream is not None else None, ready)
     task = built.task
     judged = task_judged(plan)
     limits = {**accuracy.LIMITS[plan.precision],

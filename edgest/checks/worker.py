@@ -7,6 +7,10 @@ Started as ``python -m edgest.checks.worker DIR [LIFELINE_FD PARENT_PID]``: with
 dies with its parent, and takes what its runtime started along (:mod:`edgest.checks.lifeline`),
 set up before numpy or the runtime is imported.
 
+``python -m edgest.checks.worker --ready TARGET OPTIONS LIFELINE_FD PARENT_PID`` starts ahead of its request
+(:mod:`edgest.checks.ready`): it imports the target's runtime, reads one request folder from stdin and runs it
+as ``main`` would (nothing on stdin: it exits).
+
 ``python -m edgest.checks.worker --serve DIR REPLY_FD LIFELINE_FD PARENT_PID`` serves several requests
 in one process (:class:`edgest.checks.session.CheckSession`): each line on stdin names a subfolder of
 DIR holding a request, and ``NAME EXIT_CODE`` goes back on REPLY_FD when it is done (not on stdout,
@@ -128,9 +132,33 @@ def serve(work: Path, reply_fd: int) -> int:
     return 0
 
 
+def ready(target_path: str, options: str) -> int:
+    """Import what :func:`main` will need for ``target_path``'s target, then run the request folder stdin names."""
+    import numpy  # noqa: F401 - imported now rather than after the request arrives
+
+    from edgest.checks.isolated import TAKEN, load_class
+    from edgest.checks.latency import measure  # noqa: F401 - as above
+    from edgest.executors.timing import timing_turn  # noqa: F401 - as above
+
+    try:
+        cls = load_class(target_path)
+        if not getattr(cls, "host_unavailable_reason", lambda: None)():
+            _import_runtime(cls(**json.loads(options)))
+    except Exception:  # noqa: BLE001, S110 - main meets the same fault with the request and reports it
+        pass
+    line = sys.stdin.readline().strip()
+    if not line:
+        return 0
+    (Path(line) / TAKEN).touch()  # from here the outcome is this process's, whatever happens to it
+    return main(Path(line))
+
+
 if __name__ == "__main__":
     from edgest.checks.lifeline import hold
 
+    if sys.argv[1] == "--ready":
+        hold(int(sys.argv[4]), int(sys.argv[5]))
+        sys.exit(ready(sys.argv[2], sys.argv[3]))
     if sys.argv[1] == "--serve":
         hold(int(sys.argv[4]), int(sys.argv[5]))
         sys.exit(serve(Path(sys.argv[2]), int(sys.argv[3])))

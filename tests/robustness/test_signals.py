@@ -41,9 +41,19 @@ class StuckTarget(edgest.Target):
         os.replace(marker + ".tmp", marker)
         time.sleep(300)
 
+class SlowLowerTarget(StuckTarget):
+    """Says so once it is lowering, then never finishes: the check process started ahead is waiting meanwhile."""
+    name = "slowlower"
+    def lower(self, program, example_inputs, out_dir):
+        marker = os.environ["EDGEST_TEST_MARKER"]
+        Path(marker + ".tmp").write_text(f"{os.getpid()} 0")
+        os.replace(marker + ".tmp", marker)
+        time.sleep(300)
+
 @edgest.hookimpl
 def register_targets(register):
     register(StuckTarget)
+    register(SlowLowerTarget)
 '''
 
 MODEL = """
@@ -74,14 +84,15 @@ def _default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def _start_compile(work: Path) -> tuple[subprocess.Popen[str], int, int]:
-    """Start the compile; once the check worker is stuck, the compile, worker pid and helper pid."""
+def _start_compile(work: Path, target: str = "stuck") -> tuple[subprocess.Popen[str], int, int]:
+    """Start the compile; once the check worker is stuck, the compile, worker pid and helper pid (for the
+    ``slowlower`` target: once it is lowering, the compile, its own pid and 0)."""
     marker = work / "worker.pids"
     env = {**os.environ, "PYTHONPATH": str(work / "plugins"), "TMPDIR": str(work / "tmp"),
            "EDGEST_TEST_MARKER": str(marker), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgest", "compile", "--model", "net.py:Net", "--input-shape", "2x8",
-         "--target", "stuck", "--out", "out", "--samples", "1"],
+         "--target", target, "--out", "out", "--samples", "1"],
         cwd=work / "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=_default_signals,
     )
@@ -143,6 +154,33 @@ def test_kill_9_of_the_compile_takes_the_worker_along(work: Path) -> None:
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert _gone_eventually(worker, helper) == [], "the check worker or its helper outlived a kill -9 of the compile"
+
+
+def _ready_workers(parent: int) -> list[int]:
+    """The pids of ``parent``'s children that are check workers started ahead (``edgest.checks.worker --ready``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"edgest.checks.worker" in cmd and b"--ready" in cmd:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_the_worker_started_ahead_ends_with_a_compile_stopped_while_lowering(work: Path, how: str) -> None:
+    proc, lowering, _ = _start_compile(work, "slowlower")
+    assert lowering == proc.pid
+    workers = _ready_workers(proc.pid)
+    assert len(workers) == 1, "the compile should have started its check process while lowering"
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (128 + signal.SIGTERM if how == "SIGTERM" else -signal.SIGKILL), err
+    assert _gone_eventually(*workers) == [], f"the check process started ahead outlived a {how} of the compile"
+    assert [p.name for p in (work / "tmp").iterdir() if p.name.startswith("edgest-")] == [] or how == "SIGKILL"
 
 
 # --- the pieces, without torch ------------------------------------------------------------------
