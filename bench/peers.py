@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.json:
             args.json.write_text(json.dumps(doc, indent=1, default=str))
     text = "\n".join(head) + "\n\n" + "\n".join(
-        f"Weights of {m}: {d['weights']}.\n\n" + d.get("trained_markdown", "") + "\n".join(t["markdown"] for t in d["threads"].values())
+        f"Weights of {m}: {d['weights']}.\n\n" + (d["trained_markdown"] + "\n" if d.get("trained_markdown") else "") + "\n".join(t["markdown"] for t in d["threads"].values())
         for m, d in doc["models"].items())
     if args.markdown:
         args.markdown.write_text(text)
