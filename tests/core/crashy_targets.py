@@ -125,6 +125,12 @@ class EchoRunner:
         return [inputs[0] * 2, self.content, np.array([os.getpid()], np.int64)]
 
 
+def echo_pid(outcome: Any) -> int:
+    """The pid an :class:`EchoRunner` ran in, from a check's outcome (which must have outputs)."""
+    assert outcome.outputs is not None, outcome.failure
+    return int(outcome.outputs[0][2][0])
+
+
 class EchoTarget(_DummyTarget):
     """A runtime that works (for check-session tests); not registered."""
 

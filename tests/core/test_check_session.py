@@ -12,6 +12,7 @@ import pytest
 
 from edgest.checks.isolated import run_in_child
 from edgest.checks.session import check_session
+from edgest.testing.processes import alive
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -31,26 +32,13 @@ def _artifacts(tmp_path: Path, count: int) -> list[Path]:
     return paths
 
 
-def _pid(outcome) -> int:
-    assert outcome.outputs is not None, outcome.failure
-    return int(outcome.outputs[0][2][0])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_runs_share_one_worker_and_give_what_a_fresh_child_gives(tmp_path: Path) -> None:
     target = crashy_targets.EchoTarget()
     paths = _artifacts(tmp_path, 3)
     with check_session(timeout_s=60) as session:
         outcomes = [session.run(target, path, INPUTS) for path in paths]
         assert session.started == 1
-    pids = {_pid(o) for o in outcomes}
+    pids = {crashy_targets.echo_pid(o) for o in outcomes}
     assert len(pids) == 1 and os.getpid() not in pids
     fresh = run_in_child(target, paths[2], INPUTS, latency=None)
     for i, (ours, theirs) in enumerate(zip(outcomes[2].outputs, fresh.outputs)):
@@ -76,8 +64,8 @@ def test_a_crash_or_a_hang_costs_only_its_run(tmp_path: Path) -> None:
     assert started == 3
     assert crashed.outputs is None and "crashed (SIGSEGV) in the check process" in crashed.failure
     assert hung.outputs is None and "did not finish within 3 s and was killed" in hung.failure
-    assert len({_pid(first), _pid(second), _pid(third)}) == 3
-    assert not any(_alive(_pid(o)) for o in (first, second, third))
+    assert len({crashy_targets.echo_pid(first), crashy_targets.echo_pid(second), crashy_targets.echo_pid(third)}) == 3
+    assert not any(alive(crashy_targets.echo_pid(o)) for o in (first, second, third))
 
 
 def test_a_runner_that_raises_fails_its_run_and_the_worker_goes_on(tmp_path: Path) -> None:
@@ -88,7 +76,7 @@ def test_a_runner_that_raises_fails_its_run_and_the_worker_goes_on(tmp_path: Pat
     assert started == 1
     assert raised.failure == "runner failed: RuntimeError: kaboom in the vendor runtime"
     assert missing.outputs is None and "runner failed: FileNotFoundError" in missing.failure
-    assert _pid(before) == _pid(after)
+    assert crashy_targets.echo_pid(before) == crashy_targets.echo_pid(after)
 
 
 def test_another_thread_count_gets_a_worker_started_with_it(tmp_path: Path) -> None:
@@ -96,18 +84,18 @@ def test_another_thread_count_gets_a_worker_started_with_it(tmp_path: Path) -> N
     echo = crashy_targets.EchoTarget()
     outcomes, started = _in_one_session(60, [(echo, path)] * 4, threads=(1, 1, 2, 2))
     assert started == 2
-    pids = [_pid(o) for o in outcomes]
+    pids = [crashy_targets.echo_pid(o) for o in outcomes]
     assert pids[0] == pids[1] != pids[2] == pids[3]
 
 
 def test_leaving_the_session_ends_its_worker_and_removes_its_folder(tmp_path: Path) -> None:
     paths = _artifacts(tmp_path, 1)
     with pytest.raises(KeyError), check_session(timeout_s=60) as session:
-        pid = _pid(session.run(crashy_targets.EchoTarget(), paths[0], INPUTS))
+        pid = crashy_targets.echo_pid(session.run(crashy_targets.EchoTarget(), paths[0], INPUTS))
         work = session.work
-        assert _alive(pid) and work.is_dir()
+        assert alive(pid) and work.is_dir()
         raise KeyError("the caller's own error")
-    assert not _alive(pid) and not work.exists()
+    assert not alive(pid) and not work.exists()
 
 
 @pytest.mark.parametrize("runtime_modules,loaded", [("given", [1, 0]), ("none", [1, 1])])

@@ -13,6 +13,7 @@ import pytest
 
 from edgest.checks.isolated import run_in_child
 from edgest.checks.ready import ready_worker
+from edgest.testing.processes import alive
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -29,36 +30,23 @@ def _artifact(tmp_path: Path) -> Path:
     return path
 
 
-def _pid(outcome) -> int:
-    assert outcome.outputs is not None, outcome.failure
-    return int(outcome.outputs[0][2][0])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to see whether a process lives")
 def test_the_check_runs_in_the_process_started_ahead(tmp_path: Path) -> None:
     target, path = crashy_targets.EchoTarget(), _artifact(tmp_path)
     with ready_worker(target, 1) as ready:
-        assert ready is not None and _alive(ready.pid)
+        assert ready is not None and alive(ready.pid)
         outcome = run_in_child(target, path, INPUTS, latency=None, ready=ready)
         assert ready.take(1) is None  # one-shot
-    assert _pid(outcome) == ready.pid and not _alive(ready.pid)
+    assert crashy_targets.echo_pid(outcome) == ready.pid and not alive(ready.pid)
     fresh = run_in_child(target, path, INPUTS, latency=None)
-    assert _pid(fresh) != ready.pid
+    assert crashy_targets.echo_pid(fresh) != ready.pid
     for ours, theirs in zip(outcome.outputs, fresh.outputs):
         np.testing.assert_array_equal(ours[0], theirs[0])
         np.testing.assert_array_equal(ours[1], theirs[1])
     timed = crashy_targets.EchoTarget()
     with ready_worker(timed, 1) as ready:
         outcome = run_in_child(timed, path, INPUTS, ready=ready)  # with the latency check, as a compile runs it
-    assert _pid(outcome) == ready.pid and outcome.latency["p50_ms"] > 0 and "cold_load_ms" in outcome.load
+    assert crashy_targets.echo_pid(outcome) == ready.pid and outcome.latency["p50_ms"] > 0 and "cold_load_ms" in outcome.load
 
 
 def test_it_imports_the_runtime_a_fresh_child_imports(tmp_path: Path) -> None:
@@ -74,16 +62,16 @@ def test_one_that_cannot_serve_the_check_is_replaced_and_none_outlives_its_block
     target, path = crashy_targets.EchoTarget(), _artifact(tmp_path)
     with ready_worker(target, 2) as ready:  # started for 2 threads: a 1-thread check must not use it
         other = run_in_child(target, path, INPUTS, latency=None, ready=ready)
-        assert not _alive(ready.pid)
-    assert _pid(other) != ready.pid and not other.failure
+        assert not alive(ready.pid)
+    assert crashy_targets.echo_pid(other) != ready.pid and not other.failure
     with ready_worker(target, 1) as ready:
         os.killpg(ready.pid, signal.SIGKILL)
         survivor = run_in_child(target, path, INPUTS, latency=None, ready=ready)
-    assert _pid(survivor) != ready.pid and not survivor.failure
+    assert crashy_targets.echo_pid(survivor) != ready.pid and not survivor.failure
     with pytest.raises(RuntimeError, match="lowering failed"), ready_worker(target, 1) as ready:
-        assert _alive(ready.pid)
+        assert alive(ready.pid)
         raise RuntimeError("lowering failed")
-    assert not _alive(ready.pid)
+    assert not alive(ready.pid)
 
 
 def test_a_target_the_worker_cannot_import_by_name_gets_none() -> None:

@@ -15,6 +15,7 @@ from edgest.errors import BadInput, TargetUnavailable
 from edgest.executors import Job, get_executor
 from edgest.executors.cluster import unplaceable
 from edgest.executors.timing import HostLock
+from edgest.testing.processes import alive
 
 sys.path.insert(0, os.path.dirname(__file__))
 import jobs
@@ -144,16 +145,9 @@ def test_an_idle_pool_worker_ends_quietly_and_with_its_bench(how):
     worker = int(proc.stdout.readline())
     os.kill(worker if how.startswith("SIGTERM") else proc.pid, signal.SIGTERM if how.startswith("SIGTERM") else signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _alive(worker):
+    while time.monotonic() < deadline and alive(worker):
         time.sleep(0.2)
-    assert not _alive(worker)  # the outside round: orphaned workers after kill -9; a traceback on SIGTERM
+    assert not alive(worker)  # the outside round: orphaned workers after kill -9; a traceback on SIGTERM
     proc.kill()
     assert "Traceback" not in proc.communicate()[1]
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from edgest.testing.fake_dist import write_fake_distribution
+from edgest.testing.processes import alive
 
 PLUGIN = '''
 import os, subprocess, sys, time
@@ -106,23 +107,15 @@ def _start_compile(work: Path, target: str = "stuck") -> tuple[subprocess.Popen[
     return proc, worker, helper
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead for our purposes
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _gone_eventually(*pids: int, bound_s: float = 30.0) -> list[int]:
     """The pids still alive after waiting up to ``bound_s`` (a generous bound, not a speed check); kills them."""
     deadline = time.monotonic() + bound_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = [p for p in pids if _alive(p)]
-    for p in alive:
+    left = [p for p in pids if alive(p)]
+    for p in left:
         os.kill(p, signal.SIGKILL)
-    return alive
+    return left
 
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
