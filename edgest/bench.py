@@ -368,10 +368,16 @@ class _CellRun:
     def key(self, cell: Cell) -> str:
         """The cell's cache key (:func:`cell_key` over this bench's settings)."""
         m = self.m
-        topts = self.target_options.get(cell.target, {})
+        topts = self.options(cell)
         extra = {k: v for k, v in (("target_options", topts), ("model_options", m.model_options.get(cell.model))) if v}
         task_key, _ = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
         return cell_key(cell, m.registry, m.weights.get(cell.model), {**self.settings, **extra, **task_key})
+
+    def options(self, cell: Cell) -> dict[str, Any]:
+        """The target options this cell compiles with: those acting at its precision (:func:`options_at`)."""
+        from edgest.target_options import options_at
+
+        return options_at(self.m.registry.target(cell.target), cell.precision, self.target_options.get(cell.target, {}))
 
     def run_dir(self, cell: Cell) -> Path:
         """The cell's run folder in this bench's folder."""
@@ -393,7 +399,7 @@ class _CellRun:
         if not cached and not error:
             check = {k: self.settings[k] for k in ("threads", "samples", "streaming", "coverage") if k in self.settings}
             _, task_args = _task_settings(cell.model in m.stand_ins, m.eval_dir, m.eval_key)
-            report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), self.target_options.get(cell.target, {}),
+            report, error = _compile_cell(cell, key, run_dir, m.weights.get(cell.model), self.options(cell),
                                           m.registry, latency=LatencyConfig(**self.settings["latency"]), on_stage=self.on_stage,
                                           model_options=m.model_options.get(cell.model), **check, **task_args)
         return self.record(cell, key, report, error, cached, time.perf_counter() - t0), cached

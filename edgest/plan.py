@@ -197,6 +197,9 @@ def _target(target_cls: type[Target], precision: str, options: dict[str, Any], a
             raise BadInput(f"precision {precision} and target option precision={options['precision']} disagree; give one of them")
         if precision != "fp32" or "precision" in target_cls.option_table:
             options["precision"] = precision
+    from edgest.target_options import check_precision_options
+
+    check_precision_options(target_cls, precision, options)
     tgt = target_cls(**options)
     if available:
         tgt.ensure_available()

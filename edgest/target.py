@@ -80,6 +80,10 @@ class Target(ABC):
     #: option name → (allowed values as a tuple, or a type; default). Targets that declare a table get
     #: their constructor options checked (one-line BadInput) and :meth:`option` defaults for free.
     option_table: ClassVar[dict[str, tuple[Any, Any]]] = {}
+    #: option name → the precisions it acts at (an int8 calibration setting: ``("int8",)``). A compile at
+    #: another precision that names it is refused with one line instead of ignoring it; a bench gives it
+    #: to those cells only (:func:`edgest.target_options.options_at`). Options not listed act at every precision.
+    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, **options: Any) -> None:
         for key, value in options.items() if self.option_table else ():

@@ -79,3 +79,16 @@ def parse_target_options(items: Sequence[str], targets: Sequence[type[Target]]) 
                                f"--target-option{_tabled_hint(targets)}")
             out[target.name][key] = typed_value(target, key, text.strip())
     return out
+
+
+def options_at(target: type[Target], precision: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less those ``target`` declares for other precisions only (:attr:`Target.option_precisions`)."""
+    return {k: v for k, v in options.items() if precision in target.option_precisions.get(k, (precision,))}
+
+
+def check_precision_options(target: type[Target], precision: str, options: dict[str, Any]) -> None:
+    """BadInput naming an option given to a ``precision`` compile that acts at other precisions only."""
+    for key in options.keys() - options_at(target, precision, options).keys():
+        acts = " and ".join(target.option_precisions[key])
+        raise BadInput(f"target option {key} of '{target.name}' acts at {acts} only, and this compile is {precision}; "
+                       f"drop it, or add --precision {target.option_precisions[key][0]}")

@@ -167,6 +167,7 @@ class OpenVINOTarget(Target):
     #: activation_ranges: NNCF's range estimator for int8 activations (edgest_openvino.quantizer.DEFAULT_RANGES)
     option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"precision": (tuple(HINTS), "fp32"),
                                                           "activation_ranges": (RANGES, DEFAULT_RANGES)}
+    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {"activation_ranges": ("int8",)}
     device_runner = "edgest_openvino.device"
     runtime_requirements = (("numpy", "openvino=={openvino}"),)
     _int8: NNCFQuantizer | None = None

@@ -3,6 +3,7 @@ and the sensitivity table working on torch module names."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -218,3 +219,23 @@ def test_a_sliced_conv_weight_and_a_shared_conv_before_a_batch_norm_quantise_fai
     assert details["constant_weights_folded"] == 1 and details["batch_norms_as_depthwise_conv"] == 1
     assert details["int8_ops_by_kind"] == {"conv1d": 2}  # NNCF keeps the depthwise conv of bn2 float
     assert sqnr > 15  # edgest's int8 limit
+
+
+def test_an_int8_only_option_is_refused_at_a_float_precision_and_left_to_the_int8_cells_of_a_bench(tmp_path: Path) -> None:
+    """activation_ranges acts at int8 only (option_precisions): an fp32 compile naming it was silently the same as
+    without it; now it is one line, and a bench over fp32 and int8 gives it to its int8 cells alone."""
+    from edgest.bench import run_bench
+    from edgest.checks.latency import LatencyConfig
+    from edgest.plan import plan
+
+    with pytest.raises(edgest.BadInput, match="^target option activation_ranges of 'openvino' acts at int8 only, and this "
+                                              "compile is fp32; drop it, or add --precision int8$"):
+        plan(tiny_convnet(), "openvino", input_shape=SHAPE, out_dir=tmp_path / "fp32",
+                    target_options={"activation_ranges": "mean_minmax"})
+    doc = run_bench(["squeezetime_tiny"], ["openvino"], ["fp32", "int8"], tmp_path / "bench", samples=2,
+                    target_options={"openvino": {"activation_ranges": "mean_minmax"}},
+                    latency=LatencyConfig(warmup=0, min_runs=1, min_seconds=0.0))
+    cells = {c["precision"]: c for c in doc["cells"] if c.get("in_matrix")}
+    assert cells["fp32"]["status"] == "passed", cells["fp32"].get("error")
+    report = json.loads((tmp_path / "bench" / cells["int8"]["run_dir"] / "report.json").read_text())
+    assert report["artifact"]["details"]["quantization"]["activation_ranges"] == "mean_minmax"
