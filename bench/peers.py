@@ -70,6 +70,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.trained_weights is not None and not args.trained_weights.is_dir():
+        ap.error(f"--trained-weights {args.trained_weights}: no such folder; give the folder edgest train wrote "
+                 "<variant>.pt files into")
     unknown = [p for p in args.peers.split(",") if p and p not in PEERS]
     if unknown:
         ap.error(f"unknown peer(s) {', '.join(unknown)}; available: {', '.join(PEERS)}")

@@ -72,6 +72,10 @@ def verdicts(model: str, folder: Path | None, cells: dict[str, list[str]], peers
     """
     found = variant_weights(model, folder)
     if found is None:
+        if folder is not None:
+            variant = TINY_OF.get(model, model)
+            print(f"{model}: not judged on trained weights: no {folder / (variant + '.pt')} (make it with "
+                  f"edgest train --model {variant} --out {folder / (variant + '.pt')})", flush=True)
         return None
     from edgest.data.tasks import TASK_SAMPLES
     from peers_lib import edgest_side, worker

@@ -116,3 +116,18 @@ def test_a_candidate_failing_on_the_trained_variant_is_not_faithful(tmp_path, mo
     assert rows["drifts"]["broken"][-1].startswith("on trained squeezetime_tiny: SQNR")
     assert model["threads"]["1"]["summary"]["best_peer"] == "eager"
     assert "| a peer that drifts | failed |" in model["trained_markdown"]
+
+
+def test_trained_weights_that_are_not_there_are_said_not_skipped_silently(tmp_path, capsys):
+    peers = _load()
+    with pytest.raises(SystemExit) as exc:
+        peers.main(["--models", "squeezetime_tiny", "--trained-weights", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2
+    assert f"--trained-weights {tmp_path / 'nowhere'}: no such folder" in capsys.readouterr().err
+    (tmp_path / "w").mkdir()
+    doc = peers.main(["--models", "squeezetime_tiny", "--threads", "1", "--rounds", "1", "--samples", "1",
+                      "--peers", "eager", "--edgest-targets", "none", "--trained-weights", str(tmp_path / "w"),
+                      "--cache", str(tmp_path / "cache")])
+    assert doc["models"]["squeezetime_tiny"]["trained"] is None
+    assert (f"squeezetime_tiny: not judged on trained weights: no {tmp_path / 'w' / 'squeezetime_tiny.pt'} (make it "
+            f"with edgest train --model squeezetime_tiny --out") in capsys.readouterr().out
