@@ -36,9 +36,11 @@ def test_int8_with_trained_weights_meets_the_task_limits(model, target, trained_
     assert m["top1_agreement"] >= 0.95 and m["task_top1_drop_pts"] <= 1.0
 
 
-#: LiteRT's int8 is litert-torch's PT2E quantizer as it comes (no float rules like ONNX's and ExecuTorch's):
-#: judged on SqueezeTime, whose checkpoint the test above trains anyway (EMOv2 with stand-in weights: 83 % top-1)
-LITERT_MODELS = ("squeezetime_tiny",)
+#: LiteRT's int8 is litert-torch's PT2E quantizer (no float rules like ONNX's and ExecuTorch's) after edgest's
+#: pre-folding rewrites. Not emov2_tiny_video: 19.4 dB, top-1 agreement 91.7 % < 95 % (task drop -0.8 pt), the
+#: quantize pass alone 13.4 dB: post-training quantisation's loss there, as on OpenVINO (94.3 %)
+LITERT_MODELS = ("squeezetime_tiny", "lmuformer_tiny", "lmuformer_video_tiny", "lmuformer_spiking_tiny", "vivit_fa_tiny",
+                 "vivit_fe_tiny")
 
 
 @pytest.mark.slow
