@@ -33,7 +33,12 @@ from edgest import Lowered, Target, TargetUnavailable
 from edgest.quantization import is_quantized
 from edgest_openvino import device
 from edgest_openvino.device import DEVICE, HINTS, PLUGIN_DEFAULT, PRECISION_KEY
-from edgest_openvino.quantizer import DEFAULT_RANGES, RANGES
+from edgest_openvino.quantizer import (
+    ACTIVATION_SCHEMES,
+    DEFAULT_ACTIVATION_SCHEME,
+    DEFAULT_RANGES,
+    RANGES,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -164,10 +169,12 @@ class OpenVINOTarget(Target):
     precisions = ("fp32", "fp16", "bf16", "int8")
     #: float precisions are one IR run at another INFERENCE_PRECISION_HINT; at int8 the option pins what stays float
     #: (not given: the CPU plugin's default on each CPU)
-    #: activation_ranges: NNCF's range estimator for int8 activations (edgest_openvino.quantizer.DEFAULT_RANGES)
-    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {"precision": (tuple(HINTS), "fp32"),
-                                                          "activation_ranges": (RANGES, DEFAULT_RANGES)}
-    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {"activation_ranges": ("int8",)}
+    #: activation_ranges: NNCF's range estimator for int8 activations (edgest_openvino.quantizer.DEFAULT_RANGES);
+    #: activation_scheme: asymmetric or symmetric int8 activations (edgest_openvino.quantizer.DEFAULT_ACTIVATION_SCHEME)
+    option_table: ClassVar[dict[str, tuple[Any, Any]]] = {
+        "precision": (tuple(HINTS), "fp32"), "activation_ranges": (RANGES, DEFAULT_RANGES),
+        "activation_scheme": (tuple(ACTIVATION_SCHEMES), DEFAULT_ACTIVATION_SCHEME)}
+    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {"activation_ranges": ("int8",), "activation_scheme": ("int8",)}
     device_runner = "edgest_openvino.device"
     runtime_requirements = (("numpy", "openvino=={openvino}"),)
     _int8: NNCFQuantizer | None = None
@@ -207,5 +214,5 @@ class OpenVINOTarget(Target):
             return None
         from edgest_openvino.quantizer import NNCFQuantizer
 
-        self._int8 = NNCFQuantizer(scheme, self.option("activation_ranges"))  # kept: lower asks it whether it quantised a step program
+        self._int8 = NNCFQuantizer(scheme, self.option("activation_ranges"), self.option("activation_scheme"))  # kept: lower asks it whether it quantised a step program
         return self._int8
