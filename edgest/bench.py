@@ -270,6 +270,7 @@ def run_bench(
     from edgest.bench_jobs import check_devices, run_cells, warm
     from edgest.plan_args import check_bench
     from edgest.report.bench_writers import write_bench_reports
+    from edgest.target_options import check_bench_precision_options
 
     check_bench(models, targets, precisions, out_dir, weights, threads, samples)
     if streaming:  # every model must have a step module: refused before any cell, not once per cell
@@ -277,8 +278,10 @@ def run_bench(
 
         check_models(list(models), registry or get_registry())
     check_devices(executor, devices or {}, targets)
+    reg = registry or get_registry()
+    check_bench_precision_options(target_options or {}, {t: reg.target(t) for t in targets}, precisions)
     with warm(executor, models, targets):  # a pool's workers start up during the pre-flight, not after it
-        m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
+        m = _prepare(models, targets, precisions, Path(out_dir), reg, weights or {},
                      model_options or {}, eval_dir, stand_in_weights, on_stage)
         cells = matrix(models, targets, precisions, passes)
         in_matrix = len(cells)

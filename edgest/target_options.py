@@ -92,3 +92,15 @@ def check_precision_options(target: type[Target], precision: str, options: dict[
         acts = " and ".join(target.option_precisions[key])
         raise BadInput(f"target option {key} of '{target.name}' acts at {acts} only, and this compile is {precision}; "
                        f"drop it, or add --precision {target.option_precisions[key][0]}")
+
+
+def check_bench_precision_options(target_options: dict[str, dict[str, Any]], targets: dict[str, type[Target]],
+                                  precisions: Sequence[str]) -> None:
+    """BadInput naming a bench's target option that acts at none of the bench's ``precisions`` (it would act nowhere)."""
+    for name, options in target_options.items():
+        target = targets.get(name)
+        for key in options if target is not None else ():
+            acts = target.option_precisions.get(key)
+            if acts and not set(acts) & set(precisions):
+                raise BadInput(f"target option {key} of '{name}' acts at {' and '.join(acts)} only, and this bench has "
+                               f"no such precision ({', '.join(precisions)}); drop it, or add {acts[0]} to --precisions")

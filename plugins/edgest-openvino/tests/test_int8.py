@@ -232,6 +232,12 @@ def test_an_int8_only_option_is_refused_at_a_float_precision_and_left_to_the_int
                                               "compile is fp32; drop it, or add --precision int8$"):
         plan(tiny_convnet(), "openvino", input_shape=SHAPE, out_dir=tmp_path / "fp32",
                     target_options={"activation_ranges": "mean_minmax"})
+    with pytest.raises(edgest.BadInput, match="^target option activation_ranges of 'openvino' acts at int8 only, and "
+                                              r"this bench has no such precision \(fp32, bf16\); drop it, or add int8 to "
+                                              "--precisions$"):
+        run_bench(["squeezetime_tiny"], ["openvino"], ["fp32", "bf16"], tmp_path / "float-bench",
+                  target_options={"openvino": {"activation_ranges": "mean_minmax"}})
+    assert not (tmp_path / "float-bench").exists()
     doc = run_bench(["squeezetime_tiny"], ["openvino"], ["fp32", "int8"], tmp_path / "bench", samples=2,
                     target_options={"openvino": {"activation_ranges": "mean_minmax"}},
                     latency=LatencyConfig(warmup=0, min_runs=1, min_seconds=0.0))
