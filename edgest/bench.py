@@ -270,7 +270,6 @@ def run_bench(
     from edgest.bench_jobs import check_devices, run_cells, warm
     from edgest.plan_args import check_bench
     from edgest.report.bench_writers import write_bench_reports
-    from edgest.target_options import check_bench_precision_options
 
     check_bench(models, targets, precisions, out_dir, weights, threads, samples)
     if streaming:  # every model must have a step module: refused before any cell, not once per cell
@@ -278,11 +277,9 @@ def run_bench(
 
         check_models(list(models), registry or get_registry())
     check_devices(executor, devices or {}, targets)
-    reg = registry or get_registry()
-    check_bench_precision_options(target_options or {}, {t: reg.target(t) for t in targets}, precisions)
     with warm(executor, models, targets):  # a pool's workers start up during the pre-flight, not after it
-        m = _prepare(models, targets, precisions, Path(out_dir), reg, weights or {},
-                     model_options or {}, eval_dir, stand_in_weights, on_stage)
+        m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
+                     model_options or {}, eval_dir, stand_in_weights, on_stage, target_options or {})
         cells = matrix(models, targets, precisions, passes)
         in_matrix = len(cells)
         cells += reference_cells(models, targets, precisions)
@@ -335,13 +332,16 @@ class _Matrix:
 
 def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], out_dir: Path, reg: Registry,
              weights: dict[str, Path], model_options: dict[str, dict[str, Any]], eval_dir: Path | None,
-             stand_in_weights: bool, on_stage: Callable[[str, str, float], None] | None) -> _Matrix:
+             stand_in_weights: bool, on_stage: Callable[[str, str, float], None] | None,
+             target_options: dict[str, dict[str, Any]] | None = None) -> _Matrix:
     """Check every name, precision, option and the eval folder before any cell; claim the folder; run the pre-flight."""
+    from edgest.target_options import check_bench_precision_options
     from edgest.validate import check_precisions
 
     for name in models:
         reg.model(name)
     check_precisions([reg.target(t) for t in targets], precisions)  # before any cell: no matrix of doomed cells
+    check_bench_precision_options(target_options or {}, {t: reg.target(t) for t in targets}, precisions)
     mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
     eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
     out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
