@@ -203,11 +203,21 @@ def _wait_then_kill(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[in
     except subprocess.TimeoutExpired:
         return None, f"check process did not finish within {timeout_s:g} s and was killed"
     finally:
+        end_group(proc)
+
+
+def end_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a check worker's process group (the worker and anything its runtime started), reap it, close its stdin."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    if proc.stdin is not None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
-        except (ProcessLookupError, PermissionError):
+            proc.stdin.close()
+        except BrokenPipeError:
             pass
-        proc.wait()
 
 
 def collect(work: Path, samples: int, failure: str) -> ChildOutcome:

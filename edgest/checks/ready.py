@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgest.checks import lifeline
+from edgest.checks.isolated import class_path, end_group, worker_env
 
 if TYPE_CHECKING:
     from edgest.target import Target
@@ -37,8 +37,6 @@ class ReadyWorker:
     """One ``python -m edgest.checks.worker --ready`` process, waiting for a request (see the module docstring)."""
 
     def __init__(self, target: Target, threads: int, folder: Path) -> None:
-        from edgest.checks.isolated import class_path, worker_env
-
         self.threads = threads
         self.stderr_path = folder / "stderr.txt"
         read_fd, self._lifeline_fd = lifeline.open_pipe()
@@ -56,40 +54,25 @@ class ReadyWorker:
     def take(self, threads: int) -> subprocess.Popen[bytes] | None:
         """The waiting process, handed over once; None when it is used, gone, or runs another thread count."""
         proc, self._proc = self._proc, None
-        if proc is None or threads != self.threads or proc.poll() is not None:
-            _kill(proc)
+        if proc is not None and (threads != self.threads or proc.poll() is not None):
+            end_group(proc)
             return None
         return proc
 
     def close(self) -> None:
         """Kill the worker's group (if it was never taken) and let go of its lifeline."""
-        _kill(self._proc)
-        self._proc = None
+        if self._proc is not None:
+            end_group(self._proc)
+            self._proc = None
         if self._lifeline_fd >= 0:
             os.close(self._lifeline_fd)
             self._lifeline_fd = -1
-
-
-def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-    if proc.stdin is not None:
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
 
 
 @contextmanager
 def ready_worker(target: Target, threads: int) -> Iterator[ReadyWorker | None]:
     """A :class:`ReadyWorker` for ``target`` at ``threads``, ended on the way out; None for a target the worker
     cannot import again by name (a class defined inside a function): its check starts its own process."""
-    from edgest.checks.isolated import class_path
     from edgest.outdir import temp_folder
 
     try:

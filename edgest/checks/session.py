@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from edgest.checks import lifeline
-from edgest.checks.isolated import ChildOutcome, check_room, collect, exit_failure, worker_env, write_request
+from edgest.checks.isolated import (
+    ChildOutcome,
+    check_room,
+    collect,
+    end_group,
+    exit_failure,
+    worker_env,
+    write_request,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,16 +129,7 @@ class CheckSession:
     def _stop(self) -> None:
         """End the worker's process group and close what this side holds of it."""
         if self._proc is not None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)  # the worker and anything its runtime started
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._proc.wait()
-            if self._proc.stdin is not None:
-                try:
-                    self._proc.stdin.close()
-                except BrokenPipeError:
-                    pass
+            end_group(self._proc)
             self._proc = None
         for fd in (self._reply_fd, self._lifeline_fd):
             if fd >= 0:
