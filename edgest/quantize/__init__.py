@@ -16,7 +16,6 @@ from edgest.quantize.state import loop_of, state_loop
 __all__ = [
     "PASS_NAME", "PRECISION", "SCHEMES", "SENSITIVITY_INPUTS", "ArtifactQuantizer", "ArtifactStep", "ProgramQuantizer",
     "Quantized", "Quantizer", "Stage", "batch_norm_as_depthwise_conv", "before_torchao_folding", "bn_after_convs",
-    "check_skip",
-    "fold_constant_weights", "in_modules", "is_quantized", "loop_of", "module_names", "output_path",
+    "check_skip", "fold_constant_weights", "in_modules", "is_quantized", "loop_of", "module_names", "output_path",
     "quantizable_layers", "relabel_folded_convs", "sensitivity", "sensitivity_inputs", "state_loop",
 ]
