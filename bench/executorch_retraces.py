@@ -8,11 +8,13 @@ lowering that pays the process's one-time set-up. Prints the best
 seconds of each and whether every ``.pte`` is byte-identical to the first one; exits 1 if one is not.
 ``--baseline passes`` keeps the passes' skip on the "off" side, so the pair measures the decompositions'
 skip alone; ``--baseline retraces`` keeps both re-trace skips, so it measures the memo of the edge verifier's
-dtype check alone. ``--stage coverage`` times what ``edgest check`` asks instead (the target's ``coverage`` on the
+dtype check alone; ``--baseline recompiles`` and ``--baseline passthrough`` keep every skip but one, the memo of
+unchanged recompiles (:mod:`edgest_executorch.recompiles`) or the skip of passes with no op to rewrite
+(:mod:`edgest_executorch.passthrough`). ``--stage coverage`` times what ``edgest check`` asks instead (the target's ``coverage`` on the
 captured fp32 program; identical means the same verdicts).
 
 Run: ``python bench/executorch_retraces.py [--models squeezetime,emov2_1m] [--precisions fp32,int8] [--rounds 1]
-[--baseline none|passes|retraces] [--stage lower|coverage]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
+[--baseline none|passes|retraces|recompiles|passthrough] [--stage lower|coverage]`` (full SqueezeTime int8 takes about 4 minutes a pair on 2 cores).
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def lower(program: Any, path: Path, skip: bool, baseline: str = "none", stage: s
 
     real = retraces.skip_unchanged_retraces
     if not skip:
-        off = {"passes": retraces._skip_unchanged_passes, "retraces": _retraces_only}.get(baseline, contextlib.nullcontext)
-        retraces.skip_unchanged_retraces = off  # type: ignore[assignment]
+        off = {"passes": retraces._skip_unchanged_passes, "retraces": _retraces_only,
+               "recompiles": _without("recompiles"), "passthrough": _without("passthrough")}
+        retraces.skip_unchanged_retraces = off.get(baseline, contextlib.nullcontext)  # type: ignore[assignment]
     try:
         program = copy.deepcopy(program)
         t0 = time.perf_counter()
@@ -88,6 +91,28 @@ def _retraces_only() -> Any:
 
     with retraces._skip_unchanged_passes(), retraces._skip_empty_decompositions():
         yield
+
+
+def _without(part: str) -> Any:
+    """Every skip but one: the recompile memo (``--baseline recompiles``) or the skip of the passes that work in the
+    re-trace on ops the graph lacks (``--baseline passthrough``)."""
+    from edgest_executorch import passthrough, recompiles, retraces
+
+    real = retraces.skip_unchanged_retraces  # read before lower() puts this block in its place
+
+    @contextlib.contextmanager
+    def block() -> Any:
+        owner, name, stand_in = ((recompiles, "skip_unchanged_recompiles", contextlib.nullcontext) if part == "recompiles"
+                                 else (passthrough, "has_no_work", lambda *_: False))
+        kept = getattr(owner, name)
+        setattr(owner, name, stand_in)
+        try:
+            with real():
+                yield
+        finally:
+            setattr(owner, name, kept)
+
+    return block
 
 
 _WARM: list[bool] = []
@@ -115,14 +140,16 @@ def main() -> int:
     parser.add_argument("--models", default="squeezetime")
     parser.add_argument("--precisions", default="int8,fp32")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--baseline", choices=("none", "passes", "retraces"), default="none",
-                        help="what the 'off' side still skips: nothing, the passes' re-traces, or both re-trace skips")
+    parser.add_argument("--baseline", choices=("none", "passes", "retraces", "recompiles", "passthrough"), default="none",
+                        help="what the 'off' side still skips: nothing, the passes' re-traces, both re-trace skips, or "
+                             "all but the recompile memo or but the skip of passes with no ops to rewrite")
     parser.add_argument("--stage", choices=("lower", "coverage"), default="lower",
                         help="time the lowering, or the coverage edgest check asks (fp32 program)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # torch's deprecation notes on copying a program, once per lowering
     print(f"host: {cpu_model()}, ISA: {isa_summary()}, {os.cpu_count()} cores")
-    off_side = {"none": "re-traced", "passes": "passes skipped", "retraces": "re-traces skipped"}[args.baseline]
+    off_side = {"none": "re-traced", "passes": "passes skipped", "retraces": "re-traces skipped",
+                "recompiles": "all but recompiles skipped", "passthrough": "all but passthrough passes skipped"}[args.baseline]
     what = "lower" if args.stage == "lower" else "coverage"
     print(f"| model | precision | {what} s, {off_side} | {what} s, all skipped | ratio | identical |")
     print("|---|---|---|---|---|---|")

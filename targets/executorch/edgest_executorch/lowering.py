@@ -232,6 +232,21 @@ def lowering_warnings(report: dict[str, Any], flavour: str, conv3d_rewritten: in
 CHATTER = (*IMPORT_CHATTER, "executorch")
 
 
+def _rewritten(program: torch.export.ExportedProgram, flavour: str, *, decompose: bool,
+               rewrite: bool) -> tuple[torch.export.ExportedProgram, dict[str, int], int]:
+    """``program`` with the ops XNNPACK lacks rewritten (``rewrite``, XNNPACK flavour) and its Conv3d as Conv2d
+    (``decompose``); with the rewrites' counts and how many convolutions were decomposed."""
+    rewrites: dict[str, int] = {}
+    if rewrite and flavour == "xnnpack":
+        from edgest_executorch.rewrites import rewrite_for_xnnpack
+
+        program, rewrites = rewrite_for_xnnpack(program)
+    rewritten = 0
+    if decompose:
+        program, rewritten = decompose_conv3d(program)
+    return program, rewrites, rewritten
+
+
 def lower_to_pte(
     program: torch.export.ExportedProgram, path: Path, *, flavour: str, decompose: bool, rewrite: bool = True
 ) -> dict[str, Any]:
@@ -243,20 +258,16 @@ def lower_to_pte(
     with quiet_loggers(*CHATTER, no_warnings=True):
         from executorch.exir import to_edge_transform_and_lower
 
-        rewritten, rewrites = 0, {}
-        if rewrite and flavour == "xnnpack":
-            from edgest_executorch.rewrites import rewrite_for_xnnpack
-
-            program, rewrites = rewrite_for_xnnpack(program)
-        if decompose:
-            program, rewritten = decompose_conv3d(program)
         from edgest.provenance import shared_provenance
         from edgest_executorch.retraces import skip_unchanged_retraces
 
         partitioner = [xnnpack_partitioner()] if flavour == "xnnpack" else None
         # its ~50 passes copied each node's provenance chain (squeezetime int8: -22 %), and re-traced graphs
-        # they had not changed (squeezetime int8 lowering: -20 %); the .pte is byte-identical with both
+        # they had not changed (squeezetime int8 lowering: -20 %); the .pte is byte-identical with both. The
+        # rewrites run inside too: the program their decomposition makes is one ExecuTorch's first, functionalising
+        # decomposition could only rebuild (vivit_fa_ti fp32 lowering: -2 s)
         with shared_provenance(), skip_unchanged_retraces():
+            program, rewrites, rewritten = _rewritten(program, flavour, decompose=decompose, rewrite=rewrite)
             edge = to_edge_transform_and_lower(program, partitioner=partitioner)
             report = delegation_report(edge.exported_program().graph_module)
             executorch_program = edge.to_executorch()

@@ -13,7 +13,8 @@ was given, without re-tracing it, when both hold:
 
 * the pass overrides none of ``ExportPass``'s interpreter hooks (``call_operator``,
   ``placeholder``, ``call_getitem``, ...): its work, if any, was done by hand before the re-trace,
-  so the re-trace itself could only rebuild the same graph;
+  so the re-trace itself could only rebuild the same graph; or its ``call_operator`` rewrites a few
+  ops only, and the graph has none of them (:mod:`edgest_executorch.passthrough`);
 * the graph is, node for node (op, target, arguments, and each input's shape and dtype), one that
   a re-trace earlier in the same lowering produced, so its metadata is already what a re-trace
   would give it.
@@ -77,18 +78,21 @@ def rewrites_only_by_hand(cls: type) -> bool:
 @contextlib.contextmanager
 def skip_unchanged_retraces() -> Iterator[None]:
     """While inside, a re-trace that could not change the graph is skipped: a pass's (see the module docstring)
-    and a decomposition's (:func:`decomposes_nothing`); so is the edge verifier's dtype run on a graph it passed.
+    and a decomposition's (:func:`decomposes_nothing`); so is the edge verifier's dtype run on a graph it passed,
+    and a recompile of a graph module whose graph has not changed (:mod:`edgest_executorch.recompiles`).
 
     Nested use is the outer one's; ``ExportPass.call`` and ``ExportedProgram.run_decompositions`` are restored on
     the way out, however it is left.
     """
+    from edgest_executorch.recompiles import skip_unchanged_recompiles
+
     with (_skip_unchanged_passes(), _skip_empty_decompositions(), _skip_repeated_dtype_checks(),
-          _skip_unmatchable_pattern_passes()):
+          _skip_unmatchable_pattern_passes(), skip_unchanged_recompiles()):
         yield
 
 
 @contextlib.contextmanager
-def _installed(owner: Any, name: str, make: Callable[[Any], Any]) -> Iterator[None]:
+def installed(owner: Any, name: str, make: Callable[[Any], Any]) -> Iterator[None]:
     """``owner.<name>`` replaced by ``make(original)`` while inside, restored on the way out however the block is
     left; inside another such block for the same method, the outer replacement stays."""
     original = getattr(owner, name)
@@ -106,15 +110,19 @@ def _installed(owner: Any, name: str, make: Callable[[Any], Any]) -> Iterator[No
 
 def _skip_unchanged_passes() -> contextlib.AbstractContextManager[None]:
     """``ExportPass.call`` hands back the graph it was given, without re-tracing it, for a pass that rewrites only by
-    hand on a graph an earlier re-trace in this block produced (see the module docstring)."""
+    hand, or that works in the re-trace on ops the graph lacks (:mod:`edgest_executorch.passthrough`), on a graph an
+    earlier re-trace in this block produced (see the module docstring)."""
     from executorch.exir.pass_base import ExportPass
     from torch.fx.passes.infra.pass_base import PassResult
+
+    from edgest_executorch.passthrough import has_no_work
 
     def make(retrace: Any) -> Any:
         retraced: set[str] = set()  # signatures of graphs a re-trace in this lowering produced
 
         def call(self: Any, graph_module: Any) -> Any:
-            if retraced and rewrites_only_by_hand(type(self)) and graph_signature(graph_module) in retraced:
+            if (retraced and (rewrites_only_by_hand(type(self)) or has_no_work(self, graph_module))
+                    and graph_signature(graph_module) in retraced):
                 return PassResult(graph_module, False)
             result = retrace(self, graph_module)
             retraced.add(graph_signature(result.graph_module))
@@ -122,7 +130,7 @@ def _skip_unchanged_passes() -> contextlib.AbstractContextManager[None]:
 
         return call
 
-    return _installed(ExportPass, "call", make)
+    return installed(ExportPass, "call", make)
 
 
 def decomposes_nothing(program: Any, table: Any) -> bool:
@@ -167,7 +175,7 @@ def _skip_empty_decompositions() -> contextlib.AbstractContextManager[None]:
 
         return run_decompositions
 
-    return _installed(ExportedProgram, "run_decompositions", make)
+    return installed(ExportedProgram, "run_decompositions", make)
 
 
 def checked_signature(graph_module: Any) -> str:
@@ -202,14 +210,16 @@ def _skip_repeated_dtype_checks() -> contextlib.AbstractContextManager[None]:
 
         return check_dtypes
 
-    return _installed(verifier, "_check_tensor_args_matching_op_allowed_dtype", make)
+    return installed(verifier, "_check_tensor_args_matching_op_allowed_dtype", make)
 
 
 #: XNNPACK passes that rewrite what ``SubgraphMatcher`` finds of their pattern graphs, and ops every one of those
 #: patterns holds (``aten::...`` names, any overload): a graph without one of them can match none of the patterns
 #: (``tests/targets/test_executorch_retraces.py`` checks this list against ExecuTorch's own patterns)
 PATTERN_PASSES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("executorch.backends.xnnpack._passes.convert_to_sdpa", "ConvertToSDPAPass"): ("aten::_softmax", "aten::bmm"),
+    # its patterns are masked attention as torch decomposes it, guarded against fully masked rows (any, where)
+    ("executorch.backends.xnnpack._passes.convert_to_sdpa", "ConvertToSDPAPass"):
+        ("aten::_softmax", "aten::bmm", "aten::any", "aten::logical_not"),
     ("executorch.backends.xnnpack._passes.convert_to_upsample_bilinear2d", "ConvertToUpsampleBilinear2d"):
         ("aten::upsample_bilinear2d",),
 }
@@ -226,7 +236,7 @@ def _skip_unmatchable_pattern_passes() -> contextlib.AbstractContextManager[None
     """A pass of :data:`PATTERN_PASSES` on a graph that lacks an op its every pattern holds does only what it does
     after matching nothing: the re-trace (itself under :func:`_skip_unchanged_passes`). Not building and matching
     the patterns saves their first build in a process, a ``torch.export`` and edge lowering of each, on every model
-    without attention or bilinear upsampling: a cold full SqueezeTime fp32 compile lowered in 20.4 / 20.5 s before
+    without masked attention (XNNPACK's SDPA patterns all take a mask) or bilinear upsampling: a cold full SqueezeTime fp32 compile lowered in 20.4 / 20.5 s before
     and 17.3 / 18.4 s after, 34.0 / 34.3 -> 31.2 / 32.6 s in all (``python bench/compile_time.py --models
     squeezetime --targets executorch --precisions fp32``, twice each, in turns; AMD EPYC, 2 cores)."""
     import importlib
@@ -246,5 +256,5 @@ def _skip_unmatchable_pattern_passes() -> contextlib.AbstractContextManager[None
 
             return call
 
-        stack.enter_context(_installed(owner, "call", make))
+        stack.enter_context(installed(owner, "call", make))
     return stack
