@@ -38,9 +38,14 @@ class LatencyConfig:
             raise ValueError(f"LatencyConfig(min_seconds=...) must be a finite number of seconds, 0 or more; got {s!r:.40}")
 
 
-def measure(run: Callable[[], object], cfg: LatencyConfig = LatencyConfig()) -> dict[str, float]:
-    """Time ``run`` with the shared protocol; milliseconds."""
-    for _ in range(cfg.warmup):
+def measure(run: Callable[[], object], cfg: LatencyConfig = LatencyConfig(), *, warm: int = 0) -> dict[str, float]:
+    """Time ``run`` with the shared protocol; milliseconds. ``warm``: runs of the same artifact on inputs of the same
+    shapes just made (a check's accuracy runs), counted toward the warm-up; ``warmup`` in the result is every run
+    before the timed ones."""
+    if not isinstance(warm, int) or isinstance(warm, bool) or warm < 0:
+        raise ValueError(f"measure(warm=...) must be a whole number of runs, 0 or more; got {warm!r:.40}")
+    extra = max(0, cfg.warmup - warm)
+    for _ in range(extra):
         run()
     times: list[float] = []
     start = time.perf_counter()
@@ -56,7 +61,7 @@ def measure(run: Callable[[], object], cfg: LatencyConfig = LatencyConfig()) -> 
         "std_ms": float(arr.std()),
         "min_ms": float(arr.min()),
         "runs": len(times),
-        "warmup": cfg.warmup,
+        "warmup": warm + extra,
     }
 
 

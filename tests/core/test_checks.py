@@ -57,6 +57,38 @@ def test_latency_protocol_runs_warmup_then_at_least_min_runs():
     assert 0 <= stats["p50_ms"] <= stats["p90_ms"]
 
 
+def test_runs_just_made_count_toward_the_warm_up():
+    calls = []
+    stats = measure(lambda: calls.append(1), LatencyConfig(warmup=5, min_runs=30, min_seconds=0.0), warm=3)
+    assert len(calls) == 32 and stats["warmup"] == 5  # two more to reach the protocol's five
+    calls.clear()
+    stats = measure(lambda: calls.append(1), LatencyConfig(warmup=5, min_runs=30, min_seconds=0.0), warm=8)
+    assert len(calls) == 30 and stats["warmup"] == 8  # eight runs before the timed ones, none added
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number of runs"):
+            measure(lambda: None, LatencyConfig(warmup=1, min_runs=1, min_seconds=0.0), warm=bad)
+
+
+def test_a_checks_accuracy_runs_of_the_same_shapes_are_its_warm_up(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import crashy_targets
+
+    from edgest.checks.isolated import run_in_child
+
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"the artifact\n")
+    cfg = LatencyConfig(warmup=2, min_runs=3, min_seconds=0.0)
+    same = [[np.full((2, 8), i, np.float32)] for i in range(4)]
+    outcome = run_in_child(crashy_targets.EchoTarget(), artifact, same, latency=cfg)
+    assert outcome.latency["warmup"] == 4 and outcome.latency["runs"] == 3  # the 4 accuracy runs, none added
+    mixed = same[:3] + [[np.zeros((3, 8), np.float32)]] * 2  # the timed input is the first one's shape
+    outcome = run_in_child(crashy_targets.EchoTarget(), artifact, mixed, latency=cfg)
+    assert outcome.latency["warmup"] == 3  # the runs of another shape do not count
+
+
 def test_interleaved_runs_take_turns_in_rotating_order():
     order = []
     cfg = LatencyConfig(warmup=1, min_runs=2, min_seconds=0.0)
