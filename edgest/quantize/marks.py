@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 QDQ_NAMESPACE = "quantized_decomposed."
 
 
+def qdq_targets(program: torch.export.ExportedProgram | torch.fx.GraphModule) -> list[str]:
+    """The quantize/dequantize ops ``program`` (or a graph module) calls, one name per node, in graph order
+    (``quantized_decomposed.quantize_per_tensor.default``, ...)."""
+    return [str(n.target) for n in program.graph.nodes if n.op == "call_function" and QDQ_NAMESPACE in str(n.target)]
+
+
 def is_quantized(program: torch.export.ExportedProgram | torch.fx.GraphModule) -> bool:
     """Whether ``program`` (or a graph module) holds quantize/dequantize ops (a quantize pass ran on it)."""
-    return any(n.op == "call_function" and QDQ_NAMESPACE in str(n.target) for n in program.graph.nodes)
+    return bool(qdq_targets(program))

@@ -1,5 +1,5 @@
 """int8 with trained weights for every tiny zoo video model and both LMUFormers on ONNX and
-ExecuTorch (SqueezeTime on LiteRT too, and the five OpenVINO is faithful on there): the limits of issues 4 and 6 (top-1 agreement >= 95 %, task top-1
+ExecuTorch (on LiteRT and OpenVINO too): the limits of issues 4 and 6 (top-1 agreement >= 95 %, task top-1
 drop <= 1 pt on the labelled synthetic clips or keyword glides); and the trained spiking model at fp16 on Core ML.
 
 Each model is trained with its default ``edgest train`` recipe (minutes of one core each, ~17 min for
@@ -36,11 +36,9 @@ def test_int8_with_trained_weights_meets_the_task_limits(model, target, trained_
     assert m["top1_agreement"] >= 0.95 and m["task_top1_drop_pts"] <= 1.0
 
 
-#: LiteRT's int8 is litert-torch's PT2E quantizer (no float rules like ONNX's and ExecuTorch's) after edgest's
-#: pre-folding rewrites. Not emov2_tiny_video: 19.4 dB, top-1 agreement 91.7 % < 95 % (task drop -0.8 pt), the
-#: quantize pass alone 13.4 dB: post-training quantisation's loss there, as on OpenVINO (94.3 %)
-LITERT_MODELS = ("squeezetime_tiny", "lmuformer_tiny", "lmuformer_video_tiny", "lmuformer_spiking_tiny", "vivit_fa_tiny",
-                 "vivit_fe_tiny")
+#: LiteRT's int8 is litert-torch's PT2E quantizer with ExecuTorch's float rules (edgest.quantize.float_ops) after
+#: edgest's pre-folding rewrites: every model (emov2_tiny_video read 19.4 dB, top-1 agreement 91.7 % without the rules)
+LITERT_MODELS = MODELS
 
 
 @pytest.mark.slow

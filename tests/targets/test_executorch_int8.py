@@ -99,9 +99,10 @@ def test_a_weight_computed_from_a_buffer_is_folded_into_a_constant():
 def test_the_layer_that_computes_the_outputs_stays_float():
     """Its int8 output would clip logits outside the calibrated range (squeezetime_tiny, trained: 16 → 33 dB)."""
     import numpy as np
+    from edgest_executorch.quantizer import XnnpackPT2EQuantizer
 
     from edgest.data.calibration import CalibrationSet
-    from edgest_executorch.quantizer import XnnpackPT2EQuantizer, output_layers
+    from edgest.quantize.float_ops import output_layers
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
@@ -214,7 +215,9 @@ def test_adds_muls_and_cats_without_an_int8_neighbour_stay_float():
     from unittest import mock
 
     import edgest_executorch.quantizer as q
-    from edgest_executorch.float_ops import float_islands
+
+    from edgest.quantize import float_ops
+    from edgest.quantize.float_ops import float_islands
 
     torch.manual_seed(0)
     net, shape = _AttentionBlock().eval(), (1, 3, 6, 6)
@@ -229,7 +232,7 @@ def test_adds_muls_and_cats_without_an_int8_neighbour_stay_float():
     d = done.details
     assert d["float_islands"] == {"add.Tensor": 2, "cat": 1, "mul.Tensor": 2}
     assert d["ops_annotated_by_kind"]["add.Tensor"] == 1  # y + dw(o): int8 in, int8 out
-    with mock.patch.object(q, "float_islands", lambda graph, excluded: set()):
+    with mock.patch.object(float_ops, "float_islands", lambda graph, excluded: set()):
         every = q.XnnpackPT2EQuantizer("int8").quantize_program(program, (torch.randn(shape),), calibration, ())
     assert d["quantize_nodes"] + d["dequantize_nodes"] < (every.details["quantize_nodes"] + every.details["dequantize_nodes"]) / 2
     assert _sqnr_db(net, done.program, shape) >= _sqnr_db(net, every.program, shape)
@@ -250,7 +253,7 @@ class _Depthwise(torch.nn.Module):
 
 def test_a_depthwise_conv_between_float_ops_stays_float():
     """It paid a quantise and a dequantise for 25 MACs per value (emov2_1m_video: int8 93 → 85 ms, fp32 100 ms)."""
-    from edgest_executorch.float_ops import float_islands, is_spatial_depthwise
+    from edgest.quantize.float_ops import float_islands, is_spatial_depthwise
 
     net = _Depthwise().eval()
     module = torch.export.export(net, (torch.randn(1, 3, 8, 8),), strict=False).module()
@@ -277,7 +280,7 @@ class _Bottleneck(torch.nn.Module):
 
 def test_a_residual_add_after_conv_and_batch_norm_stays_int8():
     """The BN is folded into its conv, so the add reads int8 (squeezetime: 48 adds and 32 muls were kept float for nothing)."""
-    from edgest_executorch.float_ops import float_islands
+    from edgest.quantize.float_ops import float_islands
 
     module = torch.export.export(_Bottleneck().eval(), (torch.randn(1, 4, 6, 6),), strict=False).module()
     kinds = {n.name: str(n.target) for n in module.graph.nodes}

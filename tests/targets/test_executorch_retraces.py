@@ -351,9 +351,14 @@ def test_each_passthrough_pass_overrides_call_operator_alone() -> None:
 def test_a_passthrough_pass_is_skipped_only_on_a_graph_without_its_ops(retraced: list[str]) -> None:
     from edgest_executorch.passthrough import has_no_work
     from executorch.exir.dialects._ops import ops as exir_ops
-    from executorch.exir.passes.memory_format_ops_pass import DimOrderOpsRevertPass, MemoryFormatOpsPass
+    from executorch.exir.passes.memory_format_ops_pass import (
+        DimOrderOpsRevertPass,
+        MemoryFormatOpsPass,
+    )
     from executorch.exir.passes.normalize_transpose_pass import NormalizeTransposePass
-    from executorch.exir.passes.replace_broken_ops_with_function_ops_pass import ReplaceBrokenOpsWithFunctionalOpsPass
+    from executorch.exir.passes.replace_broken_ops_with_function_ops_pass import (
+        ReplaceBrokenOpsWithFunctionalOpsPass,
+    )
     from executorch.exir.passes.sym_to_tensor_pass import SymToTensorPass
 
     edge = exir_ops.edge

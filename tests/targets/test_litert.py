@@ -223,7 +223,10 @@ def test_int8_is_pt2e_and_runs_int8_kernels(registry, tmp_path):
     assert "calibrated on 32 inputs" in rec.summary and rec.accuracy_delta["sqnr_db"] > 20
     d = report.artifact.details
     assert d["pt2e_quantized"] == "static" and d["tensor_types"]["int8"] >= 6
-    assert d["outputs"][0]["dtype"] == "int8"  # the runner dequantises it: the check sees float logits
+    # the last layer stays float (edgest.quantize.float_ops): the logits are not clipped to one int8 scale
+    q = d["quantization"]
+    assert q["float_output_ops"] == {"linear": 1}, q["float_output_ops"]
+    assert "kept float by rule: output 1" in rec.summary and d["outputs"][0]["dtype"] == "float32"
     acc = report.check("accuracy")
     assert acc.metrics["sqnr_db"] > 20 and acc.metrics["top1_agreement"] == 1.0
 
@@ -250,9 +253,11 @@ def test_quant_skip_keeps_the_named_module_float():
     program, example, cal = _program_and_calibration()
     full = quantizer_for("int8").quantize_program(program, example, cal, [])
     kept = quantizer_for("int8").quantize_program(program, example, cal, ["0"])  # tiny_convnet's first conv
-    # three layers with weights (two convs, the linear); skipping "0" leaves its weight float
-    assert _per_channel_weights(full.program) == 3 and _per_channel_weights(kept.program) == 2
-    assert kept.details["ops_annotated"] < full.details["ops_annotated"] and kept.summary.endswith("kept float: 0")
+    # three layers with weights: two convs in int8, the linear the output rule keeps float; skipping "0" leaves its
+    # weight float, and the depthwise conv after it, with no int8 neighbour left, a float island
+    assert _per_channel_weights(full.program) == 2 and _per_channel_weights(kept.program) == 0
+    assert full.details["float_islands"] == {} and kept.details["float_islands"] == {"conv2d": 1}
+    assert kept.details["ops_annotated"] < full.details["ops_annotated"] and "; kept float: 0;" in kept.summary
     with pytest.raises(BadInput, match=r"--quant-skip 'layer9' is not a module of the model; e\.g\. 0, 1"):
         quantizer_for("int8").quantize_program(program, example, cal, ["layer9"])
 

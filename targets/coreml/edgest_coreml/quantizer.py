@@ -30,6 +30,7 @@ from edgest.quantization import (
     relabel_folded_convs,
     state_loop,
 )
+from edgest.quantize.marks import qdq_targets
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 from edgest.quiet import quiet_loggers
 
@@ -150,8 +151,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
                 converted = convert_pt2e(prepared)
             relabel_folded_convs(converted, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
-        qdq = Counter(str(n.target).split(".")[1] for n in new.graph.nodes
-                      if n.op == "call_function" and "quantized_decomposed" in str(n.target))
+        qdq = Counter(t.split(".")[1] for t in qdq_targets(new))
         details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": CONFIG,
                    "activations": "uint8, static ranges from calibration", "weights": "int8 per-channel, symmetric",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),

@@ -9,7 +9,7 @@ activations quantised per inference; XNNPACK only does this for linear layers).
 
 Before ``prepare_pt2e`` the graph is made quantisable (:mod:`edgest.quantize.prequant`:
 constant-computed weights folded, BatchNorms torchao cannot fold as depthwise convs). Kept
-float (:mod:`edgest_executorch.float_ops`): adds and cats on token sequences, the last layer
+float (:mod:`edgest.quantize.float_ops`): adds and cats on token sequences, the last layer
 with the reshapes/means after it, adds/muls/cats with no int8 neighbour on one side and
 spatial depthwise convs between float ops.
 executorch 1.5's ``cat`` annotator ignores the quantizer's filter; :func:`_xnnpack_quantizer`
@@ -42,10 +42,11 @@ from edgest.quantization import (
     in_modules,
     state_loop,
 )
+from edgest.quantize.float_ops import aten_name as _op
+from edgest.quantize.float_ops import float_rules
+from edgest.quantize.marks import qdq_targets
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 from edgest.quiet import IMPORT_CHATTER, quiet_loggers
-from edgest_executorch.float_ops import aten_name as _op
-from edgest_executorch.float_ops import float_islands, is_token_op, output_layers
 
 if TYPE_CHECKING:
     import torch
@@ -108,7 +109,7 @@ def _count(prepared: Any, converted: Any) -> dict[str, Any]:
         _op(n) for n in prepared.graph.nodes
         if n.op == "call_function" and getattr(n.meta.get("quantization_annotation"), "_annotated", False)
     )
-    qdq = [str(n.target) for n in converted.graph.nodes if n.op == "call_function" and "quantized_decomposed" in str(n.target)]
+    qdq = qdq_targets(converted)
     return {
         "ops_annotated": sum(ops.values()),
         "ops_annotated_by_kind": dict(sorted(ops.items())),
@@ -173,11 +174,10 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
                 # a filter keeps the named modules' nodes out of every pattern instead
             module = program.module()
             rewrites = before_torchao_folding(module, every_batch_norm=True)  # XNNPACK lowers no float BN between int8 ops
-            last = output_layers(module.graph)
-            tokens = {n.name for n in module.graph.nodes if is_token_op(n)}
             skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
             loop = set() if dynamic else set(state_loop(module.graph, self.states))  # a step program's recurrence
-            islands = set() if dynamic else float_islands(module.graph, last | tokens | skipped | loop)  # never names those
+            rules = float_rules(module.graph, skipped | loop, islands=not dynamic)  # never names those
+            last, tokens, islands = rules["output"], rules["tokens"], rules["islands"]
             kept = last | tokens | skipped | islands | loop
             quantizer.set_filter_function(lambda node: node.name not in kept)
             prepared = prepare_pt2e(module, quantizer)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgest.errors import Unsupported
 from edgest.graph_fixes import without_alpha
+from edgest.quantize.marks import qdq_targets
 from edgest_litert.quiet import NativeLog, quiet
 
 if TYPE_CHECKING:
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 #: litert-torch's message for an aten op it has no lowering for, and torch's pointer to the source line
 _NO_LOWERING = re.compile(r"Lowering not found: ([\w.]+)")
 _SOURCE = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
-#: PT2E ops: any of them marks a quantised program; activations quantised ahead of time mark a static one
-_QDQ_MARK = "quantized_decomposed."
+#: PT2E ops (edgest.quantize.marks): any of them marks a quantised program; activations quantised ahead of time
+#: mark a static one
 _STATIC_MARK = ".quantize_per_tensor"
 
 
@@ -41,10 +42,10 @@ def pt2e_mode(program: torch.export.ExportedProgram) -> str | None:
     Static PT2E quantises activations with per-tensor ``quantize_per_tensor`` ops; the
     dynamic-range config leaves activations float and only the weights have Q/DQ pairs.
     """
-    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
-    if not any(_QDQ_MARK in t for t in targets):
+    qdq = qdq_targets(program)
+    if not qdq:
         return None
-    return "static" if any(_STATIC_MARK in t for t in targets) else "dynamic"
+    return "static" if any(_STATIC_MARK in t for t in qdq) else "dynamic"
 
 
 def quant_config(mode: str | None) -> Any:
