@@ -51,6 +51,17 @@ def _shapes(arrays: list[Any]) -> list[tuple[Any, ...]]:
     return [(tuple(getattr(a, "shape", ())), str(getattr(a, "dtype", type(a).__name__))) for a in arrays]
 
 
+def _accuracy_runs(runner: Any, sample: Any, count: int, first: Any) -> tuple[list[Any], int]:
+    """The outputs of every input (``first``: input 0's, run already), and how many of the runs had input 0's
+    shapes: they warmed the artifact up as the latency check's warm-up runs would (each input read once)."""
+    shapes, outs, warm = _shapes(sample(0)), [first], 1
+    for i in range(1, count):
+        xs = sample(i)
+        outs.append(runner.run(xs))
+        warm += _shapes(xs) == shapes
+    return outs, warm
+
+
 def _import_runtime(target: Any) -> None:
     """Import the target's ``runtime_modules`` (None: its ``requires``) before the clock starts: cold load is
     artifact load + session set-up, and the rest of the toolchain (a converter) is not imported at all."""
@@ -93,13 +104,11 @@ def main(work: Path) -> int:
         no_timing = getattr(runner, "timing_unavailable", None)
         if no_timing:
             result["timing_unavailable"] = str(no_timing)
-        outs = [first] + [runner.run(sample(i)) for i in range(1, req["samples"])]
+        outs, warm = _accuracy_runs(runner, sample, req["samples"], first)
         np.savez(work / "outputs.npz", **{f"s{i}_out{j}": o for i, os_ in enumerate(outs) for j, o in enumerate(os_)})
         _write(work, result)
         if req["latency"] and not no_timing:
             x = sample(0)
-            # the accuracy runs just made on inputs of x's shapes warmed the artifact up as the warm-up runs would
-            warm = sum(_shapes(sample(i)) == _shapes(x) for i in range(req["samples"]))
             with timing_turn():  # timings on this host take turns (edgest.executors.timing)
                 result["latency"] = measure(lambda: runner.run(x), LatencyConfig(**req["latency"]), warm=warm)
             _write(work, result)
