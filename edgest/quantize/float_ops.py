@@ -16,6 +16,7 @@ rules took trained emov2_tiny_video's int8 from 19.4 dB / 91.7 % top-1 agreement
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -145,6 +146,11 @@ def float_islands(graph: Any, excluded: Iterable[str] = ()) -> set[str]:
                 int8.discard(node)
                 changed = True
     return {n.name for n in either + both if n not in int8}
+
+
+def by_kind(graph: Any, names: set[str], kind: Any = aten_name) -> dict[str, int]:
+    """How many of ``graph``'s nodes ``names`` there are of each op, the op named by ``kind(node)``, sorted."""
+    return dict(sorted(Counter(kind(n) for n in graph.nodes if n.name in names).items()))
 
 
 def float_rules(graph: Any, held: Iterable[str] = (), islands: bool = True) -> dict[str, set[str]]:

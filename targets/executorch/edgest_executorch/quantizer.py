@@ -43,7 +43,7 @@ from edgest.quantization import (
     state_loop,
 )
 from edgest.quantize.float_ops import aten_name as _op
-from edgest.quantize.float_ops import float_rules
+from edgest.quantize.float_ops import by_kind, float_rules
 from edgest.quantize.marks import qdq_targets
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 from edgest.quiet import IMPORT_CHATTER, quiet_loggers
@@ -97,10 +97,6 @@ def quantizer_for(scheme: str, flavour: str = "xnnpack") -> Quantizer | None:
 def _quiet() -> contextlib.AbstractContextManager[None]:
     """torchao/executorch log optional-kernel and deprecation chatter on import and while converting."""
     return quiet_loggers(*IMPORT_CHATTER, "executorch", "torch.ao", no_warnings=True)
-
-
-def _by_kind(graph: Any, names: set[str]) -> dict[str, int]:
-    return dict(sorted(Counter(_op(n) for n in graph.nodes if n.name in names).items()))
 
 
 def _count(prepared: Any, converted: Any) -> dict[str, Any]:
@@ -194,7 +190,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
             "activations": "int8, quantised per inference (dynamic)" if dynamic
             else "int8 per-tensor affine, static ranges from calibration (histogram observer)",
             "weights": "int8 per-channel symmetric", "scale_floor": SCALE_EPS,
-            "float_token_ops": _by_kind(module.graph, tokens), "float_islands": _by_kind(module.graph, islands),
+            "float_token_ops": by_kind(module.graph, tokens), "float_islands": by_kind(module.graph, islands),
             **rewrites,
             "float_output_ops": sorted(_op(n) for n in module.graph.nodes if n.name in last), **counts,
             **({"state_loop_float": [n.name for n in module.graph.nodes if n.name in loop]} if loop else {}),

@@ -40,7 +40,7 @@ from edgest.quantization import (
     in_modules,
     state_loop,
 )
-from edgest.quantize.float_ops import float_rules
+from edgest.quantize.float_ops import by_kind, float_rules
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
@@ -107,11 +107,6 @@ def _op(node: Any) -> str:
     return str(getattr(node.target, "__name__", node.target)).split(".")[0]
 
 
-def _kinds(graph: Any, names: set[str]) -> dict[str, int]:
-    """How many of the nodes ``names`` there are of each op."""
-    return dict(sorted(Counter(_op(n) for n in graph.nodes if n.name in names).items()))
-
-
 def _annotated(prepared: Any) -> Counter[str]:
     return Counter(_op(n) for n in prepared.graph.nodes
                    if n.op == "call_function" and getattr(n.meta.get(_ANNOTATION), "_annotated", False))
@@ -159,7 +154,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             summary += f"; kept float: {', '.join(skip)}"
         if loop:
             summary += f"; state loop float: {', '.join(loop)}"
-        floats = {rule: _kinds(module.graph, names) for rule, names in rules.items()}
+        floats = {rule: by_kind(module.graph, names, _op) for rule, names in rules.items()}
         if any(floats.values()):
             summary += "; kept float by rule: " + ", ".join(f"{rule} {sum(k.values())}" for rule, k in floats.items() if k)
         details = {
