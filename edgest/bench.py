@@ -333,7 +333,7 @@ class _Matrix:
 def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], out_dir: Path, reg: Registry,
              weights: dict[str, Path], model_options: dict[str, dict[str, Any]], eval_dir: Path | None,
              stand_in_weights: bool, on_stage: Callable[[str, str, float], None] | None,
-             target_options: dict[str, dict[str, Any]] | None = None) -> _Matrix:
+             target_options: dict[str, dict[str, Any]]) -> _Matrix:
     """Check every name, precision, option and the eval folder before any cell; claim the folder; run the pre-flight."""
     from edgest.target_options import check_bench_precision_options
     from edgest.validate import check_precisions
@@ -341,7 +341,7 @@ def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence
     for name in models:
         reg.model(name)
     check_precisions([reg.target(t) for t in targets], precisions)  # before any cell: no matrix of doomed cells
-    check_bench_precision_options(target_options or {}, {t: reg.target(t) for t in targets}, precisions)
+    check_bench_precision_options(target_options, {t: reg.target(t) for t in targets}, precisions)
     mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
     eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
     out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
