@@ -7,6 +7,7 @@ unless ``--weights-dir`` holds ``<model>.pt``), then re-times the artifacts in t
 
     python bench/litert_int8_float_rules.py [--models squeezetime,emov2_1m,vivit_fa_ti] [--threads 1,2]
         [--weights-dir DIR] [--out /tmp/edgest-litert-rules]
+    python bench/litert_int8_float_rules.py --models emov2_tiny_video --weights-dir W   # a trained tiny model
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def compile_pair(model: str, out: Path, weights: Path | None) -> dict[str, Any]:
         with rules(on):
             report = edgest.compile(model, "litert", precision="int8", out_dir=run, latency=None,
                                     weights=str(weights) if weights else None)
-        acc = report.check("accuracy")
-        sqnr = acc.metrics.get("sqnr_db")
-        text = f"{acc.status}" + (f" {sqnr:.1f} dB" if isinstance(sqnr, float) else "")
+        m = report.check("accuracy").metrics
+        sqnr, agree, drop = m.get("sqnr_db"), m.get("top1_agreement"), m.get("task_top1_drop_pts")
+        text = (f"{report.check('accuracy').status}" + (f" {sqnr:.1f} dB" if isinstance(sqnr, float) else "")
+                + (f", top-1 agreement {agree:.1%}" if isinstance(agree, float) else "")
+                + (f", task drop {drop:.1f} pt" if m.get("task_judged") and isinstance(drop, float) else ""))
         done[side] = (Compiled("litert", run / report.artifact.path, tuple(report.model.input.shape)), text)
     return done
 

@@ -1,9 +1,8 @@
 """``GraphModule.recompile`` on a graph that has not changed since the module's last recompile, skipped.
 
-fx's ``recompile`` generates a module's Python code from its graph and executes it again, every time it is called
-(about 24 ms for EMOv2-1M's 900 nodes on a 2-core AMD EPYC). ExecuTorch's pass managers call it in their ``check``,
-before their passes and after them, and some passes call it after finding nothing to change, so many recompiles
-while lowering rebuild the code the module already runs. Skipping those took full EMOv2-1M's fp32 lowering from
+fx's ``recompile`` generates a module's Python code from its graph and executes it again, every time it is called.
+ExecuTorch's pass managers call it in their ``check``, before their passes and after them, and some passes call it
+after finding nothing to change, so many recompiles while lowering rebuild the code the module already runs. Skipping those took full EMOv2-1M's fp32 lowering from
 18.9 to 16.1 s and ViViT-Ti's from 16.8 to 15.1 s, ``.pte`` byte-identical (``python bench/executorch_retraces.py
 --models emov2_1m,vivit_fa_ti --precisions fp32 --baseline recompiles``).
 
