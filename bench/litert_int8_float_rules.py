@@ -25,7 +25,7 @@ from edgest.host import cpu_model, isa_summary
 @contextlib.contextmanager
 def rules(on: bool) -> Iterator[None]:
     """The LiteRT quantizer's float rules as they are (``on``), or returning no node."""
-    import edgest_litert.quantizer as quantizer
+    from edgest_litert import quantizer
 
     real = quantizer.float_rules
     if not on:
