@@ -503,13 +503,18 @@ def test_w8a8_program_runs_in_the_mil_reference_like_torchs_quantised_program(tm
 def test_w8a8_head_keeps_its_scales_through_flatten(tmp_path, monkeypatch) -> None:
     """pool → flatten → dropout → linear (SqueezeTime's head): PT2E requantises after the dropout,
     and coremltools' int_op_canonicalization would drop that requantisation (it assumes dequantize →
-    reshape → quantize share scale and zero point)."""
+    reshape → quantize share scale and zero point). The output rule keeps a last linear float, so it is off here:
+    the same requantisation feeds any int8 linear that reads a pooled feature (a squeeze-excite gate)."""
     pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
     import torch
     from torch import nn
 
     from edgest.capture import capture
     from edgest_coreml import convert
+    from edgest_coreml import quantizer as coreml_quantizer
+
+    monkeypatch.setattr(coreml_quantizer, "float_rules", lambda graph, held=(): {"output": set(), "tokens": set(),
+                                                                                  "islands": set()})
 
     class Head(nn.Module):
         def __init__(self) -> None:
@@ -716,3 +721,63 @@ def test_coreml_int8_takes_a_sliced_conv_weight_and_a_shared_conv_before_a_batch
     monkeypatch.setattr(prequant, "batch_norm_as_depthwise_conv", lambda gm, **_: 0)
     _, wrongly_folded = quantised_lmu_shapes(CoreMLTarget(precision="fp32").quantizer("int8"))  # 9.3 vs 12.1 dB here
     assert sqnr > wrongly_folded + 2, (sqnr, wrongly_folded)
+
+
+@toolchain
+def test_w8a8_keeps_float_what_executorch_keeps_float_and_takes_quant_skip() -> None:
+    """The float rules of edgest.quantize.float_ops (the output layer, token adds/cats, float islands) and
+    ``--quant-skip`` hold their nodes out of CoreMLQuantizer's patterns, as on ExecuTorch and LiteRT."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import numpy as np
+    import torch
+
+    from edgest.data.calibration import CalibrationSet
+
+    model, x = tiny_convnet(), torch.randn(1, 3, 16, 16)
+    rng = np.random.default_rng(0)
+    cal = CalibrationSet([(rng.standard_normal((1, 3, 16, 16), dtype=np.float32),) for _ in range(4)], "test noise")
+    program = torch.export.export(model, (x,), strict=False)
+    quantizer = CoreMLTarget(precision="fp32").quantizer("int8")
+    full = quantizer.quantize_program(program, (x,), cal, [])
+    kept = quantizer.quantize_program(program, (x,), cal, ["0"])  # tiny_convnet's first conv
+
+    def int8_weights(q) -> int:
+        return sum(1 for n in q.program.graph.nodes if "dequantize_per_channel" in str(n.target))
+
+    # two convs int8, the linear the output rule keeps float; skipping "0" leaves its weight float, and the
+    # depthwise conv after it, with no int8 neighbour left, a float island
+    assert full.details["float_output_ops"] == {"linear": 1} and "kept float by rule: output 1" in full.summary
+    assert int8_weights(full) == 2 and int8_weights(kept) == 0
+    assert full.details["float_islands"] == {} and kept.details["float_islands"] == {"conv2d": 1}
+    assert kept.details["kept_float"] == ["0"] and "; kept float: 0;" in kept.summary
+    with torch.no_grad():
+        assert full.program.module()(x).dtype == torch.float32
+    with pytest.raises(BadInput, match=r"--quant-skip 'layer9' is not a module of the model; e\.g\. 0, 1"):
+        quantizer.quantize_program(program, (x,), cal, ["layer9"])
+
+
+@toolchain
+def test_int8_scheme_affine_gives_activations_zero_points_and_is_refused_at_a_float_precision(registry, tmp_path) -> None:
+    """``int8_scheme=affine``: coremltools' affine scheme (trained emov2_tiny_video passes int8 with it, fails symmetric)."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import numpy as np
+    import torch
+
+    from edgest.data.calibration import CalibrationSet
+
+    model, x = tiny_convnet(), torch.randn(1, 3, 16, 16)
+    rng = np.random.default_rng(0)
+    cal = CalibrationSet([(rng.standard_normal((1, 3, 16, 16), dtype=np.float32) + 1,) for _ in range(4)], "noise + 1")  # off centre
+    program = torch.export.export(model, (x,), strict=False)
+
+    def zero_points(int8_scheme: str) -> set[int]:
+        q = CoreMLTarget(precision="fp32", int8_scheme=int8_scheme).quantizer("int8").quantize_program(program, (x,), cal, [])
+        assert q.details["config"]["quantization_scheme"] == int8_scheme and int8_scheme in q.details["activations"]
+        return {n.args[2] for n in q.program.graph.nodes if "quantize_per_tensor" in str(n.target)}
+
+    assert zero_points("symmetric") <= {0, 128}  # uint8 symmetric: 0 (non-negative ranges) or the middle
+    assert zero_points("affine") - {0, 128}  # each range's own zero point
+    with pytest.raises(BadInput, match="int8_scheme"):
+        edgest.compile(tiny_convnet(), "coreml", input_shape=(1, 3, 16, 16), out_dir=tmp_path / "f",
+                       target_options={"int8_scheme": "affine"}, registry=registry, latency=None)
+    assert not (tmp_path / "f").exists()

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from edgest.errors import BadInput, TargetUnavailable
+from edgest.errors import TargetUnavailable
 from edgest.quantization import (
     ProgramQuantizer,
     Quantized,
@@ -30,8 +30,10 @@ from edgest.quantization import (
     relabel_folded_convs,
     state_loop,
 )
+from edgest.quantize.float_ops import aten_name, by_kind, float_rules
 from edgest.quantize.marks import qdq_targets
 from edgest.quantize.patterns import no_qat_conv_bn_fold
+from edgest.quantize.skip import check_skip, in_modules
 from edgest.quiet import quiet_loggers
 
 if TYPE_CHECKING:
@@ -39,9 +41,13 @@ if TYPE_CHECKING:
 
     from edgest.data.calibration import CalibrationSet
 
-#: coremltools LinearQuantizerConfig global settings (milestones all 0: post-training, observers on from the start)
+#: coremltools LinearQuantizerConfig global settings (milestones all 0: post-training, observers on from the start;
+#: the target's ``int8_scheme`` option sets ``quantization_scheme``); min-max observers: the calibration set's whole
+#: range (coremltools' default, a moving average with constant 0.01 made for QAT, left 32 calibration clips' ranges
+#: near the first one's: trained squeezetime_tiny 15.1 dB, now 32.9 dB; bench/int8_float_rules.py --target coreml)
 CONFIG: dict[str, Any] = {"quantization_scheme": "symmetric", "milestones": [0, 0, 10, 10],
-                          "activation_dtype": "quint8", "weight_dtype": "qint8", "weight_per_channel": True}
+                          "activation_dtype": "quint8", "weight_dtype": "qint8", "weight_per_channel": True,
+                          "activation_observer": "min_max", "weight_observer": "min_max"}
 
 
 def cache_pattern_graphs() -> None:
@@ -84,28 +90,28 @@ def _holding(quantizer: Any, names: set[str]) -> Any:
     return quantizer
 
 
-def _global_min_max(prepared: Any) -> None:
-    """Make the prepared graph's moving-average observers record the calibration set's min and max.
-
-    CoreMLQuantizer's observers are QAT's (a moving average, constant 0.01, so a few dozen calibration
-    calls leave the ranges near the first one's). A streaming step then clips the values its state
-    reaches later, a biased error the state sums up: trained lmuformer_tiny, worst step 2.3 dB with the
-    state loop float, 28.0 dB with global min-max too. Used for step programs only.
-    """
-    import types
-
-    from torchao.quantization.pt2e import observer
-
-    pairs = ((observer.MovingAveragePerChannelMinMaxObserver, observer.PerChannelMinMaxObserver),
-             (observer.MovingAverageMinMaxObserver, observer.MinMaxObserver))
-    for module in prepared.modules():
-        plain = next((p for m, p in pairs if isinstance(module, m)), None)
-        if plain is not None:
-            module.forward = types.MethodType(plain.forward, module)
+def _summary(qdq: Counter[str], skip: Sequence[str], loop: Sequence[str], floats: dict[str, dict[str, int]]) -> str:
+    """The quantize pass's one-line summary: Q nodes, and what stays float and why."""
+    summary = f"Core ML PT2E W8A8 (CoreMLQuantizer): {sum(v for k, v in qdq.items() if k.startswith('quantize'))} quantize nodes"
+    if skip:
+        summary += f"; kept float: {', '.join(skip)}"
+    if loop:
+        summary += f"; state loop float: {', '.join(loop)}"
+    if any(floats.values()):
+        summary += "; kept float by rule: " + ", ".join(f"{rule} {sum(k.values())}" for rule, k in floats.items() if k)
+    return summary
 
 
 class CoreMLPT2EQuantizer(ProgramQuantizer):
-    """Static W8A8 through PT2E with ``CoreMLQuantizer``; calibration clips give the activation ranges."""
+    """Static W8A8 through PT2E with ``CoreMLQuantizer``; calibration clips give the activation ranges.
+
+    ``int8_scheme``: coremltools' ``quantization_scheme``, ``symmetric`` or ``affine`` (weights and activations).
+    """
+
+    def __init__(self, scheme: str, int8_scheme: str = "symmetric") -> None:
+        super().__init__(scheme)
+        self.int8_scheme = int8_scheme
+        self.config = {**CONFIG, "quantization_scheme": int8_scheme}
 
     def quantize_program(
         self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
@@ -119,9 +125,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
         if missing:
             raise TargetUnavailable(f"target 'coreml' int8 needs {', '.join(missing)} for PT2E with CoreMLQuantizer "
                                     "(pip install -e targets/executorch)")
-        if skip:
-            raise BadInput("target 'coreml' int8 cannot keep modules float (--quant-skip); drop --quant-skip "
-                           "or use compress=linear-int8 for weight-only int8")
+        check_skip(program.graph, skip)
         with quiet_loggers(no_warnings=True):  # torchao's and pytree's import chatter (edgest.quiet)
             from coremltools.optimize.torch.quantization.quantization_config import (
                 LinearQuantizerConfig,
@@ -135,15 +139,16 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
 
             cache_pattern_graphs()
             config = LinearQuantizerConfig.from_dict({"global_config": {
-                **CONFIG, "quantization_scheme": QuantizationScheme.symmetric,
+                **self.config, "quantization_scheme": QuantizationScheme(self.int8_scheme),
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
             rewrites = before_torchao_folding(module)  # prepare_pt2e folds every BN into its conv with torchao first
             loop = state_loop(module.graph, self.states)
+            skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
+            rules = float_rules(module.graph, skipped | set(loop))  # ExecuTorch's and LiteRT's, the same nodes
+            kept = skipped | set(loop) | set().union(*rules.values())
             foldable = bn_after_convs(module)  # prepare_pt2e folds these BNs into their convs
-            prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), set(loop)))
-            if self.states:
-                _global_min_max(prepared)
+            prepared = prepare_pt2e(module, _holding(CoreMLQuantizer(config), kept))
             with torch.no_grad():
                 for xs in calibration.inputs:
                     prepared(*(torch.from_numpy(x) for x in xs))
@@ -152,12 +157,13 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
             relabel_folded_convs(converted, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
         qdq = Counter(t.split(".")[1] for t in qdq_targets(new))
-        details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": CONFIG,
-                   "activations": "uint8, static ranges from calibration", "weights": "int8 per-channel, symmetric",
+        floats = {rule: by_kind(module.graph, names, aten_name) for rule, names in rules.items()}
+        details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": self.config,
+                   "activations": f"uint8 {self.int8_scheme}, static ranges: the calibration set's min and max",
+                   "weights": f"int8 per-channel, {self.int8_scheme}",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),
-                   **rewrites,
-                   **({"state_loop_float": loop} if loop else {}),
-                   **({"activation_ranges": "calibration min-max (a step program)"} if self.states else {})}
-        summary = (f"Core ML PT2E W8A8 (CoreMLQuantizer): {sum(v for k, v in qdq.items() if k.startswith('quantize'))} "
-                   "quantize nodes" + (f"; state loop float: {', '.join(loop)}" if loop else ""))
-        return Quantized(summary, details, new)
+                   "kept_float": list(skip), **rewrites,
+                   "float_output_ops": floats["output"], "float_token_ops": floats["tokens"],
+                   "float_islands": floats["islands"],
+                   **({"state_loop_float": loop} if loop else {})}
+        return Quantized(_summary(qdq, skip, loop, floats), details, new)

@@ -41,6 +41,7 @@ OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "compute_units": (("ALL", "CPU_ONLY", "CPU_AND_NE", "CPU_AND_GPU"), "ALL"),
     "compress": (("none", "linear-int8", "palettize-8", "palettize-6", "palettize-4", "int4-block"), "none"),
+    "int8_scheme": (("symmetric", "affine"), "symmetric"),
 }
 
 
@@ -101,6 +102,8 @@ class CoreMLTarget(Target):
       (k-means look-up tables), ``int4-block`` (per-block of 32; needs an iOS18 target).
       ``details["compression"]`` records the weight bytes before and after; the accuracy check
       judges the compressed package (at the float precision's limits).
+    - ``int8_scheme`` (``int8`` only): ``symmetric`` (default; coremltools' and Apple's default) or ``affine``
+      (zero points: uint8 activations use their whole range; weights get one per channel too).
 
     Precision ``int8`` (``edgest compile --precision int8``) is W8A8 through the ``quantize`` pass
     and :meth:`quantizer` (PT2E with ExecuTorch's CoreMLQuantizer), then the usual conversion.
@@ -126,6 +129,7 @@ class CoreMLTarget(Target):
     default_precision: ClassVar[str] = "fp16"
 
     option_table = OPTIONS
+    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {"int8_scheme": ("int8",)}
 
     def lower(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...], out_dir: Path) -> Lowered:
         self.ensure_available()
@@ -155,7 +159,7 @@ class CoreMLTarget(Target):
             return None
         from edgest_coreml.quantizer import CoreMLPT2EQuantizer
 
-        return CoreMLPT2EQuantizer(scheme)
+        return CoreMLPT2EQuantizer(scheme, self.option("int8_scheme"))
 
     def load(self, path: Path, threads: int) -> CoreMLRunner | MILReferenceRunner:
         self.ensure_available()
