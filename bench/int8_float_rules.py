@@ -9,6 +9,8 @@ count. Prints one row per model. Core ML off macOS: accuracy on the MIL referenc
     python bench/int8_float_rules.py [--target litert|coreml] [--models squeezetime,emov2_1m,vivit_fa_ti]
         [--threads 1,2] [--weights-dir DIR] [--out /tmp/edgest-int8-rules]
     python bench/int8_float_rules.py --models emov2_tiny_video --weights-dir W   # a trained tiny model
+    python bench/int8_float_rules.py --target coreml --ranges moving_average_min_max   # coremltools' default ranges
+    python bench/int8_float_rules.py --target coreml --target-option int8_scheme=affine
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def rules(target: str, on: bool) -> Iterator[None]:
         quantizer.float_rules = real
 
 
-def compile_pair(target: str, model: str, out: Path, weights: Path | None) -> dict[str, Any]:
+def compile_pair(target: str, model: str, out: Path, weights: Path | None,
+                 options: dict[str, str] | None = None) -> dict[str, Any]:
     """Both compiles of ``model``: {"with"/"without": (Compiled, accuracy text)}."""
     import edgest
     from edgest.checks.retime import Compiled
@@ -51,7 +54,7 @@ def compile_pair(target: str, model: str, out: Path, weights: Path | None) -> di
         run = out / f"{model}-{side}"
         start = time.perf_counter()
         with rules(target, on):
-            report = edgest.compile(model, target, precision="int8", out_dir=run, latency=None,
+            report = edgest.compile(model, target, precision="int8", out_dir=run, latency=None, target_options=options or {},
                                     weights=str(weights) if weights else None)
         m = report.check("accuracy").metrics
         sqnr, agree, drop = m.get("sqnr_db"), m.get("top1_agreement"), m.get("task_top1_drop_pts")
@@ -70,7 +73,15 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--weights-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgest-int8-rules"))
+    parser.add_argument("--target-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ranges", choices=("min_max", "moving_average_min_max"), default=None,
+                        help="coreml: the activation observer (the target's is min_max; coremltools' default the other)")
     args = parser.parse_args()
+    options = dict(o.split("=", 1) for o in args.target_option)
+    if args.ranges:
+        from edgest_coreml import quantizer
+
+        quantizer.CONFIG["activation_observer"] = args.ranges
     from edgest.checks.retime import retime
 
     timed = args.target != "coreml" or sys.platform == "darwin"  # Core ML prediction needs macOS
@@ -78,10 +89,12 @@ def main() -> int:
     pairs = {}
     for model in args.models.split(","):
         weights = args.weights_dir / f"{model}.pt" if args.weights_dir else None
-        pairs[model] = compile_pair(args.target, model, args.out, weights if weights and weights.is_file() else None)
+        pairs[model] = compile_pair(args.target, model, args.out, weights if weights and weights.is_file() else None,
+                                    options)
     artifacts = {f"{m}/{side}": pair[side][0] for m, pair in pairs.items() for side in pair}
     p50 = {t: retime(artifacts, threads=t, rounds=3) for t in threads}
-    print(f"Host: {cpu_model()}, {os.cpu_count()} cores; ISA: {isa_summary()}; target {args.target}. "
+    told = "".join(f", {k}={v}" for k, v in options.items()) + (f", ranges {args.ranges}" if args.ranges else "")
+    print(f"Host: {cpu_model()}, {os.cpu_count()} cores; ISA: {isa_summary()}; target {args.target}{told}. "
           + (f"p50 ms, median of 3 turns, at {' / '.join(map(str, threads))} threads.\n" if timed
              else "Not timed: Core ML prediction needs macOS (accuracy from the MIL reference interpreter).\n"))
     print("| model | without the rules | with them | accuracy without → with |\n|---|---|---|---|")

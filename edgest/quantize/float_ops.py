@@ -1,11 +1,13 @@
-"""Which nodes a PT2E int8 program keeps in float, and why (rules for the ExecuTorch and LiteRT quantizers).
+"""Which nodes a PT2E int8 program keeps in float, and why (rules for the ExecuTorch, LiteRT and Core ML quantizers).
 
 All three rules look at the ``GraphModule`` that ``prepare_pt2e`` annotates (ATen ops, shapes in
 ``meta['val']``) and return node names or a yes/no; :mod:`edgest_executorch.quantizer` keeps
-those nodes out of every XNNPACK pattern, :mod:`edgest_litert.quantizer` out of litert-torch's.
-The figures below are XNNPACK's; both runtimes' int8 kernels take the same decisions (a conv or
-linear quantises its own input, relu and pooling share their input's scale), and on LiteRT the
-rules took trained emov2_tiny_video's int8 from 19.4 dB / 91.7 % top-1 agreement to 23.7 dB / 97.7 %.
+those nodes out of every XNNPACK pattern, :mod:`edgest_litert.quantizer` out of litert-torch's,
+:mod:`edgest_coreml.quantizer` out of CoreMLQuantizer's.
+The figures below are XNNPACK's; the runtimes' int8 kernels take the same decisions (a conv or
+linear quantises its own input, relu and pooling share their input's scale). On LiteRT the
+rules took trained emov2_tiny_video's int8 from 19.4 dB / 91.7 % top-1 agreement to 23.7 dB / 97.7 %;
+on Core ML, full ViViT-Ti's from 5.3 to 25.8 dB at random init (docs/targets/coreml.md).
 
 * :func:`is_token_op`: an ``add`` or ``cat`` on 3-D (N, L, D) token sequences (residual stream,
   position embedding, the CLS token prepended to the patch tokens);
@@ -161,3 +163,11 @@ def float_rules(graph: Any, held: Iterable[str] = (), islands: bool = True) -> d
     tokens = {n.name for n in graph.nodes if is_token_op(n)}
     found = float_islands(graph, output | tokens | set(held)) if islands else set()
     return {"output": output, "tokens": tokens, "islands": found}
+
+
+def rules_note(floats: dict[str, dict[str, int]]) -> str:
+    """``"; kept float by rule: output 1, islands 3"`` for a quantize pass's summary (``floats``: rule → op counts,
+    as :func:`by_kind` gives them), or "" when no rule kept a node."""
+    if not any(floats.values()):
+        return ""
+    return "; kept float by rule: " + ", ".join(f"{rule} {sum(k.values())}" for rule, k in floats.items() if k)

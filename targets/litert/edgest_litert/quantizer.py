@@ -40,7 +40,7 @@ from edgest.quantization import (
     in_modules,
     state_loop,
 )
-from edgest.quantize.float_ops import by_kind, float_rules
+from edgest.quantize.float_ops import by_kind, float_rules, rules_note
 from edgest.quantize.patterns import no_qat_conv_bn_fold
 
 if TYPE_CHECKING:
@@ -155,8 +155,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
         if loop:
             summary += f"; state loop float: {', '.join(loop)}"
         floats = {rule: by_kind(module.graph, names, _op) for rule, names in rules.items()}
-        if any(floats.values()):
-            summary += "; kept float by rule: " + ", ".join(f"{rule} {sum(k.values())}" for rule, k in floats.items() if k)
+        summary += rules_note(floats)
         details = {
             "quantizer": "litert_torch PT2EQuantizer (torchao PT2E)", "symmetric": True, "per_channel": True,
             "weights": "int8 per-channel symmetric",
