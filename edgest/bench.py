@@ -229,7 +229,7 @@ def preflight(models: Sequence[str], weights: dict[str, Path], registry: Registr
             continue
         at = "the weights given" if m in weights else "its initial weights"
         refused[m] = (f"not compiled: model '{m}' ignores its input at {at} ({why}), so no check could judge "
-                      f"its artifacts; {fix_hint(m, bench=True)}")
+                      f"its artifacts; {fix_hint(m, 'bench')}")
         progress.warn(f"{refused[m]}")
     if on_stage:
         on_stage("pre-flight", "end", round(time.perf_counter() - t0, 3))

@@ -54,6 +54,9 @@ def _print(doc: dict[str, Any], out: Path) -> None:
               help="Pass searched as an axis, repeatable: every cell is benched without it and with it (and with "
                    "each combination of the --try-pass passes).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="The model's weights file.")
+@click.option("--stand-in-weights", is_flag=True,
+              help="A model that ignores its input at its init (EMOv2) is searched on untrained stand-in weights: "
+                   "accuracy judged, task accuracy not (as for bench).")
 @click.option("--min-sqnr", type=FiniteFloat(), help="Accuracy budget: minimum SQNR vs eager (dB).")
 @click.option("--max-accuracy-drop", type=FiniteFloat(0, 100), help="Accuracy budget: maximum top-1 agreement lost vs eager (points).")
 @click.option("--max-latency-ms", help="Latency budget: p50 limit, global (20) or per target (onnx=20,executorch=30).")
@@ -75,7 +78,7 @@ def _print(doc: dict[str, Any], out: Path) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Show no progress, only warnings and the result.")
 @click.option("--verbose", "-v", is_flag=True, help="Show more progress: each pass and sub-step.")
 def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes: tuple[str, ...],
-                 try_passes: tuple[str, ...], weights: Path | None,
+                 try_passes: tuple[str, ...], weights: Path | None, stand_in_weights: bool,
                  min_sqnr: float | None, max_accuracy_drop: float | None, max_latency_ms: str | None, threads: tuple[int, ...],
                  samples: int, finalists: int, rounds: int, out: Path, no_cache: bool, executor: str, jobs: int | None,
                  address: str | None, as_json: bool, quiet: bool, verbose: bool) -> int:
@@ -120,7 +123,8 @@ def optimize_cmd(model: str, targets: str | None, precisions: str | None, passes
 
     check_output(out, kind="bench")
     settings = Settings(threads=threads[0], thread_counts=threads, samples=samples, passes=passes,
-                        try_passes=try_passes, weights=weights, use_cache=not no_cache)
+                        try_passes=try_passes, weights=weights, stand_in_weights=stand_in_weights,
+                        use_cache=not no_cache)
     cells = space.size * len(settings.pass_sets)
     shown = progress.display(f"optimize {model}: {cells} cells into {out}", _verbosity(quiet, verbose), hold="pre-flight")
     with progress.showing(shown):

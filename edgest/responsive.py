@@ -40,13 +40,20 @@ if TYPE_CHECKING:
     from edgest.records import ModelSpec
 
 
-def fix_hint(model: str, bench: bool = False) -> str:
-    """The fix for a model that ignores its input, naming the CLI option and the Python argument."""
+def fix_hint(model: str, command: str = "compile") -> str:
+    """The fix for a model that ignores its input, naming ``command``'s CLI option and Python argument
+    (``compile``, ``bench`` or ``optimize``)."""
     train = f"made e.g. by `edgest train --model {model} --out w.pt`"
-    if not bench:
+    if command == "compile":
         return f"give trained weights with --weights w.pt (weights='w.pt'), {train}"
-    return (f"give trained weights with --weights {model}=w.pt (weights={{'{model}': 'w.pt'}}), {train}; "
-            "or judge accuracy only, on untrained stand-ins, with --stand-in-weights (stand_in_weights=True)")
+    if command == "optimize":
+        given, stand_in = "Settings(weights='w.pt')", "Settings(stand_in_weights=True)"
+        weights = "--weights w.pt"
+    else:
+        given, stand_in = f"weights={{'{model}': 'w.pt'}}", "stand_in_weights=True"
+        weights = f"--weights {model}=w.pt"
+    return (f"give trained weights with {weights} ({given}), {train}; "
+            f"or judge accuracy only, on untrained stand-ins, with --stand-in-weights ({stand_in})")
 
 
 def unresponsive_reason(entry: ModelEntry, weights: str | Path | None = None, seed: int = 0,

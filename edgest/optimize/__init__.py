@@ -49,7 +49,8 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     optimize document (also written to ``out_dir``).
 
     Raises CheckFailed (after writing the frontier) when no cell is within ``budget``; BadInput for
-    conflicting budgets, a folder edgest may not write, or nothing searchable.
+    conflicting budgets, a folder edgest may not write, nothing searchable, or a model no check could judge
+    (it ignores its input at its weights: EMOv2 at init) without ``Settings.stand_in_weights``.
     """
     from edgest.optimize.frontier import frontier, no_winner_reason
     from edgest.optimize.retiming import retime_finalists
@@ -70,6 +71,7 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     out_dir = Path(out_dir).absolute()
     check_output(out_dir, kind="bench")  # new, empty or a bench (optimize) folder: before any cell compiles
     check_output(out_dir / "winner", force=True, kind="run")  # an earlier winner is replaced; anything else is refused
+    check_judgeable(reg, model, settings)
     bench = run_search(model, space, out_dir, settings, budget, executor=executor, registry=reg, listen=listen)
     # one thread count: the fastest few by the bench's p50; several: every qualifying cell, since the bench timed
     # them at the first count only and a cell may scale with threads better than the ones ahead of it there
@@ -88,6 +90,22 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     if win is None:
         raise CheckFailed(f"no artifact qualifies: {doc['no_winner']} (frontier: {out_dir / 'optimize.md'})")
     return doc
+
+
+def check_judgeable(registry: Registry, model: str, settings: Settings) -> None:
+    """BadInput, before any cell, for a model that ignores its input at the weights the search would judge it at.
+
+    The bench would refuse every cell of it with the bench's own options in the fix; this names optimize's.
+    """
+    from edgest.responsive import fix_hint, unresponsive_reason
+
+    if settings.stand_in_weights:
+        return
+    why = unresponsive_reason(registry.model(model), settings.weights)
+    if why is not None:
+        at = "the weights given" if settings.weights else "its initial weights"
+        raise BadInput(f"model '{model}' ignores its input at {at} ({why}), so no check could judge its artifacts; "
+                       f"{fix_hint(model, 'optimize')}")
 
 
 def winners_by_threads(rows: list[dict[str, Any]], counts: Sequence[int]) -> dict[str, str]:

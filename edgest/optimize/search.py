@@ -34,6 +34,9 @@ class Settings:
     #: passes searched as an axis: every cell is benched without and with each, and each combination
     try_passes: tuple[str, ...] = ()
     weights: Path | None = None
+    #: a model that ignores its input at its init (EMOv2) is benched on untrained stand-in weights (accuracy judged,
+    #: task accuracy not), as ``edgest bench --stand-in-weights``
+    stand_in_weights: bool = False
     use_cache: bool = True
     latency: LatencyConfig = field(default_factory=LatencyConfig)
 
@@ -68,7 +71,8 @@ def run_search(model: str, space: SearchSpace, out_dir: Path, settings: Settings
                               weights={model: settings.weights} if settings.weights else None,
                               use_cache=settings.use_cache, budget=budget, threads=settings.threads,
                               samples=settings.samples, latency=settings.latency, registry=registry,
-                              on_cell=on_cell, on_stage=on_stage, executor=executor))
+                              on_cell=on_cell, on_stage=on_stage, executor=executor,
+                              stand_in_weights=settings.stand_in_weights))
     doc = merge(docs, space)
     write_bench_reports(doc, out_dir)
     return doc

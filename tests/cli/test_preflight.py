@@ -80,3 +80,26 @@ def test_compile_warns_right_after_the_build_stage(tmp_path: Path) -> None:
     with progress.showing(progress.LogDisplay("compile", stream=out)):
         build.build(plan("squeezetime_tiny", "eager", out_dir=tmp_path / "run2", samples=2))
     assert "warning" not in out.getvalue()  # a model that responds: no warning
+
+
+def test_optimize_refuses_a_model_that_ignores_its_input_with_its_own_options(tmp_path: Path) -> None:
+    """The bench's fix reads ``--weights MODEL=w.pt``; optimize takes ``--weights w.pt`` and ``--stand-in-weights``."""
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
+    proc = subprocess.run([sys.executable, "-m", "edgest", "optimize", "--model", "emov2_tiny_video", "--targets", "onnx",
+                           "--precisions", "fp32", "--out", "o"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.startswith("edgest: error: model 'emov2_tiny_video' ignores its input at its initial weights"), line
+    assert "--weights w.pt (Settings(weights='w.pt'))" in line and "--stand-in-weights (Settings(stand_in_weights=True))" in line
+    assert "emov2_tiny_video=w.pt" not in line and not (tmp_path / "o" / "cells").exists()
+
+
+def test_optimize_searches_on_stand_in_weights_when_asked(tmp_path: Path) -> None:
+    from edgest.optimize import Settings, optimize
+
+    settings = Settings(samples=2, stand_in_weights=True, latency=FAST)
+    doc = optimize("emov2_tiny_video", tmp_path / "o", targets=["eager"], precisions=["fp32"], settings=settings,
+                   finalists=1, rounds=1)
+    assert doc["winner"]["target"] == "eager" and (tmp_path / "o" / "winner" / "report.json").is_file()
+    assert (tmp_path / "o" / "stand-in-weights" / "emov2_tiny_video.pt").is_file()
