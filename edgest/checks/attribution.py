@@ -13,7 +13,10 @@ question is whether any artifact at that precision could pass. Two measurements 
   limits on those random inputs, the loss is the samples', and the sentence says so instead of
   blaming what comes after quantisation.
 
-Either sentence is appended to the failed check's reason; the figures go into its metrics.
+An int8 artifact whose float ops run at half precision (the target's ``precision`` option: Core ML
+computes at fp16 by default) is also run through eager PyTorch at that precision (:func:`float_ops`),
+and a failure there is said too. Each sentence is appended to the failed check's reason; the figures
+go into its metrics.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from edgest.records import CheckResult, PassRecord
 
 if TYPE_CHECKING:
     import torch
+
+    from edgest.target import Target
 
 #: half precisions eager PyTorch can run a model in, by report precision
 HALF_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
@@ -67,12 +72,13 @@ def _output_limits(check: CheckResult) -> dict[str, float]:
 
 def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence[Sequence[np.ndarray]],
                    reference: Sequence[np.ndarray], precision: str, max_samples: int = 32,
-                   budget_s: float = 120.0) -> CheckResult:
+                   budget_s: float = 120.0, int8_float_ops: bool = False) -> CheckResult:
     """``check`` with what eager PyTorch at ``precision`` gets on the same inputs, if it failed at fp16/bf16.
 
     At most ``max_samples`` of the inputs, spread over them, and fewer if the first one shows that
     they would take over ``budget_s`` (PyTorch's CPU half kernels are slow: 47 s a clip for
-    vivit_fa_b); the reason says how many ran.
+    vivit_fa_b); the reason says how many ran. ``int8_float_ops``: the check is an int8 artifact's whose
+    float ops run at ``precision`` (:func:`float_ops`); only a failure there in eager too is worth a sentence.
     """
     if check.status != "failed" or precision not in HALF_DTYPES:
         return check
@@ -91,7 +97,14 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
         note = f"eager PyTorch could not run the model at {precision} to compare ({first_line(exc)[:120]})"
         return dataclasses.replace(check, reason=f"{check.reason}; {note}")
     where = "" if len(order) == len(inputs) else f" on {len(order)} of the {len(inputs)} checked inputs"
-    if accuracy.within(m, _output_limits(check)):
+    breaks = bool(accuracy.within(m, _output_limits(check)))
+    if int8_float_ops and not breaks:
+        return check
+    if int8_float_ops:
+        note = (f"eager PyTorch at {precision}{where} breaks the limits too ({_figures(m)}), and this int8 artifact "
+                f"runs its float ops at {precision} (the target's precision option); compile with --target-option "
+                "precision=fp32 (target_options={'precision': 'fp32'})")
+    elif breaks:
         note = (f"eager PyTorch at {precision}{where} breaks the limits too ({_figures(m)}): the model is not "
                 f"{precision}-faithful whatever the target; compile with --precision fp32 (precision='fp32')")
     else:
@@ -100,6 +113,20 @@ def half_precision(check: CheckResult, module: torch.nn.Module, inputs: Sequence
     metrics = {**check.metrics, "eager_half_sqnr_db": m["sqnr_db"], "eager_half_top1_agreement": m["top1_agreement"],
                "eager_half_samples": len(order)}
     return dataclasses.replace(check, metrics=metrics, reason=f"{check.reason}; {note}")
+
+
+def float_ops(check: CheckResult, target: Target, precision: str, module: torch.nn.Module,
+              inputs: Sequence[Sequence[np.ndarray]], reference: Sequence[np.ndarray]) -> CheckResult:
+    """``check`` with whether eager PyTorch fails at the half precision a failed int8 artifact runs its float ops at.
+
+    That precision is the target's ``precision`` option where it has one (Core ML's fp16 default; an
+    OpenVINO or TensorRT compile that asks for fp16/bf16): EMOv2's 1e-6 layer scales at init underflow
+    in fp16 whether or not anything is quantised.
+    """
+    half = target.option("precision") if precision == "int8" and "precision" in target.option_table else None
+    if half not in HALF_DTYPES:
+        return check
+    return half_precision(check, module, inputs, reference, half, int8_float_ops=True)
 
 
 def quantisation(check: CheckResult, records: Sequence[PassRecord], pass_name: str = PASS_NAME) -> CheckResult:

@@ -50,6 +50,7 @@ def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassReco
     acc = accuracy_check(built.reference, outcome, limits, settings.seed, task, built.task_reference, note, ref_sets)
     acc = attribution.half_precision(acc, built.module, built.judged_inputs, built.judged_reference, plan.precision)
     acc = attribution.quantisation(acc, records)
+    acc = attribution.float_ops(acc, plan.target, plan.precision, built.module, built.judged_inputs, built.judged_reference)
     checks = (acc,) if settings.latency is None else (acc, latency_check(outcome, settings.latency))
     if stream is None:
         return checks

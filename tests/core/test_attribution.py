@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -131,3 +132,35 @@ def test_int8_loss_on_the_labelled_samples_alone_is_not_blamed_on_the_runtime() 
     # the artifact loses on the random inputs too: that is after quantisation, as before
     runtime = dataclasses.replace(failed, metrics={**parts, "sqnr_db_inputs": 9.0})
     assert attribution.quantisation(runtime, [_quantize(33.2, 1.0)]).reason.endswith("the loss comes after quantisation")
+
+
+class _HalfFloatOps:
+    """A target whose ``precision`` option sets what its int8 artifacts' float ops run at (Core ML's, fp16 by default)."""
+
+    option_table: ClassVar[dict] = {"precision": (("fp16", "fp32"), "fp16")}
+
+    def __init__(self, **options: str) -> None:
+        self.options = options
+
+    def option(self, key: str) -> str:
+        return self.options.get(key, self.option_table[key][1])
+
+
+def test_an_int8_artifact_with_fp16_float_ops_says_when_eager_fp16_fails_too() -> None:
+    int8 = accuracy.LIMITS["int8"]
+    spiking = Spiking().eval()
+    inputs, reference = _case(spiking, (4, 64))
+    check = attribution.float_ops(_failed(int8), _HalfFloatOps(), "int8", spiking, inputs, reference)
+    assert check.metrics["eager_half_sqnr_db"] < int8["min_sqnr_db"]
+    assert check.reason.endswith("and this int8 artifact runs its float ops at fp16 (the target's precision option); "
+                                 "compile with --target-option precision=fp32 (target_options={'precision': 'fp32'})")
+    smooth = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 10)).eval()
+    inputs, reference = _case(smooth, (4, 64))
+    assert attribution.float_ops(_failed(int8), _HalfFloatOps(), "int8", smooth, inputs, reference).reason == "SQNR 3.0 dB < 25.0 dB"
+    for target, precision in ((_HalfFloatOps(precision="fp32"), "int8"), (_HalfFloatOps(), "fp32")):
+        assert attribution.float_ops(_failed(int8), target, precision, spiking, inputs, reference).reason == "SQNR 3.0 dB < 25.0 dB"
+
+    class NoPrecisionOption(_HalfFloatOps):
+        option_table: ClassVar[dict] = {}
+
+    assert attribution.float_ops(_failed(int8), NoPrecisionOption(), "int8", spiking, inputs, reference).reason == "SQNR 3.0 dB < 25.0 dB"
