@@ -77,6 +77,10 @@ def main() -> int:
     parser.add_argument("--ranges", choices=("min_max", "moving_average_min_max"), default=None,
                         help="coreml: the activation observer (the target's is min_max; coremltools' default the other)")
     args = parser.parse_args()
+    if args.ranges and args.target != "coreml":
+        parser.error("--ranges sets Core ML's activation observer; give it with --target coreml")
+    if any("=" not in o for o in args.target_option):
+        parser.error("--target-option takes KEY=VALUE, e.g. int8_scheme=affine")
     options = dict(o.split("=", 1) for o in args.target_option)
     if args.ranges:
         from edgest_coreml import quantizer
