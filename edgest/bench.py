@@ -205,7 +205,7 @@ def preflight(models: Sequence[str], weights: dict[str, Path], registry: Registr
     from edgest import progress
     from edgest.model_options import resolve
     from edgest.responsive import (
-        fix_hint,
+        refusal,
         unresponsive_reason,
         write_responsive_weights,
     )
@@ -227,9 +227,7 @@ def preflight(models: Sequence[str], weights: dict[str, Path], registry: Registr
             stand_ins[m] = write_responsive_weights(entry, folder / f"{m}.pt", spec=spec)
             progress.warn(f"stand-in weights for {m}: not trained; accuracy judged, task accuracy not ({why} at its init)")
             continue
-        at = "the weights given" if m in weights else "its initial weights"
-        refused[m] = (f"not compiled: model '{m}' ignores its input at {at} ({why}), so no check could judge "
-                      f"its artifacts; {fix_hint(m, 'bench')}")
+        refused[m] = f"not compiled: {refusal(m, why, m in weights, 'bench')}"
         progress.warn(f"{refused[m]}")
     if on_stage:
         on_stage("pre-flight", "end", round(time.perf_counter() - t0, 3))

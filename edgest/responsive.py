@@ -56,6 +56,12 @@ def fix_hint(model: str, command: str = "compile") -> str:
             f"or judge accuracy only, on untrained stand-ins, with --stand-in-weights ({stand_in})")
 
 
+def refusal(model: str, why: str, weights_given: bool, command: str) -> str:
+    """Why no check could judge ``model`` (it ignores its input: ``why``), with ``command``'s fix (:func:`fix_hint`)."""
+    at = "the weights given" if weights_given else "its initial weights"
+    return f"model '{model}' ignores its input at {at} ({why}), so no check could judge its artifacts; {fix_hint(model, command)}"
+
+
 def unresponsive_reason(entry: ModelEntry, weights: str | Path | None = None, seed: int = 0,
                         spec: ModelSpec | None = None) -> str | None:
     """Why ``entry`` (at ``weights``, else its init) ignores its input, from one eager run on two seeded inputs; else None.

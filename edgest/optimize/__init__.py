@@ -97,15 +97,13 @@ def check_judgeable(registry: Registry, model: str, settings: Settings) -> None:
 
     The bench would refuse every cell of it with the bench's own options in the fix; this names optimize's.
     """
-    from edgest.responsive import fix_hint, unresponsive_reason
+    from edgest.responsive import refusal, unresponsive_reason
 
     if settings.stand_in_weights:
         return
     why = unresponsive_reason(registry.model(model), settings.weights)
     if why is not None:
-        at = "the weights given" if settings.weights else "its initial weights"
-        raise BadInput(f"model '{model}' ignores its input at {at} ({why}), so no check could judge its artifacts; "
-                       f"{fix_hint(model, 'optimize')}")
+        raise BadInput(refusal(model, why, settings.weights is not None, "optimize"))
 
 
 def winners_by_threads(rows: list[dict[str, Any]], counts: Sequence[int]) -> dict[str, str]:

@@ -25,6 +25,11 @@ def in_modules(node: Any, skip: Sequence[str]) -> bool:
                for fqn, _ in (node.meta.get("nn_module_stack") or {}).values() for s in skip)
 
 
+def skipped_nodes(graph: Any, skip: Sequence[str]) -> set[str]:
+    """Names of ``graph``'s nodes traced inside a ``--quant-skip`` module (:func:`in_modules`); empty without ``skip``."""
+    return {n.name for n in graph.nodes if in_modules(n, skip)} if skip else set()
+
+
 def check_skip(graph: Any, skip: Sequence[str]) -> None:
     """BadInput naming a ``--quant-skip`` module that is not in the model, with a few that are."""
     known = module_names(graph)

@@ -723,20 +723,28 @@ def test_coreml_int8_takes_a_sliced_conv_weight_and_a_shared_conv_before_a_batch
     assert sqnr > wrongly_folded + 2, (sqnr, wrongly_folded)
 
 
-@toolchain
-def test_w8a8_keeps_float_what_executorch_keeps_float_and_takes_quant_skip() -> None:
-    """The float rules of edgest.quantize.float_ops (the output layer, token adds/cats, float islands) and
-    ``--quant-skip`` hold their nodes out of CoreMLQuantizer's patterns, as on ExecuTorch and LiteRT."""
-    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+def _tiny_program(offset: float = 0.0):
+    """tiny_convnet exported at a 1x3x16x16 input, that input, and four seeded noise calibration inputs (+ ``offset``)."""
     import numpy as np
     import torch
 
     from edgest.data.calibration import CalibrationSet
 
-    model, x = tiny_convnet(), torch.randn(1, 3, 16, 16)
+    x = torch.randn(1, 3, 16, 16)
     rng = np.random.default_rng(0)
-    cal = CalibrationSet([(rng.standard_normal((1, 3, 16, 16), dtype=np.float32),) for _ in range(4)], "test noise")
-    program = torch.export.export(model, (x,), strict=False)
+    cal = CalibrationSet([(rng.standard_normal((1, 3, 16, 16), dtype=np.float32) + offset,) for _ in range(4)],
+                         f"noise + {offset}")
+    return torch.export.export(tiny_convnet(), (x,), strict=False), x, cal
+
+
+@toolchain
+def test_w8a8_keeps_float_what_executorch_keeps_float_and_takes_quant_skip() -> None:
+    """The float rules of edgest.quantize.float_ops (the output layer, token adds/cats, float islands) and
+    ``--quant-skip`` hold their nodes out of CoreMLQuantizer's patterns, as on ExecuTorch and LiteRT."""
+    pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
+    import torch
+
+    program, x, cal = _tiny_program()
     quantizer = CoreMLTarget(precision="fp32").quantizer("int8")
     full = quantizer.quantize_program(program, (x,), cal, [])
     kept = quantizer.quantize_program(program, (x,), cal, ["0"])  # tiny_convnet's first conv
@@ -760,15 +768,7 @@ def test_w8a8_keeps_float_what_executorch_keeps_float_and_takes_quant_skip() -> 
 def test_int8_scheme_affine_gives_activations_zero_points_and_is_refused_at_a_float_precision(registry, tmp_path) -> None:
     """``int8_scheme=affine``: coremltools' affine scheme (trained emov2_tiny_video passes int8 with it, fails symmetric)."""
     pytest.importorskip("executorch", reason="W8A8 uses ExecuTorch's CoreMLQuantizer (pip install -e targets/executorch)")
-    import numpy as np
-    import torch
-
-    from edgest.data.calibration import CalibrationSet
-
-    model, x = tiny_convnet(), torch.randn(1, 3, 16, 16)
-    rng = np.random.default_rng(0)
-    cal = CalibrationSet([(rng.standard_normal((1, 3, 16, 16), dtype=np.float32) + 1,) for _ in range(4)], "noise + 1")  # off centre
-    program = torch.export.export(model, (x,), strict=False)
+    program, x, cal = _tiny_program(offset=1.0)  # off centre: affine ranges get zero points of their own
 
     def zero_points(int8_scheme: str) -> set[int]:
         q = CoreMLTarget(precision="fp32", int8_scheme=int8_scheme).quantizer("int8").quantize_program(program, (x,), cal, [])

@@ -33,7 +33,7 @@ from edgest.quantization import (
 from edgest.quantize.float_ops import aten_name, by_kind, float_rules, rules_note
 from edgest.quantize.marks import qdq_targets
 from edgest.quantize.patterns import no_qat_conv_bn_fold
-from edgest.quantize.skip import check_skip, in_modules
+from edgest.quantize.skip import check_skip, skipped_nodes
 from edgest.quiet import quiet_loggers
 
 if TYPE_CHECKING:
@@ -110,7 +110,6 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
     def __init__(self, scheme: str, int8_scheme: str = "symmetric") -> None:
         super().__init__(scheme)
         self.int8_scheme = int8_scheme
-        self.config = {**CONFIG, "quantization_scheme": int8_scheme}
 
     def quantize_program(
         self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
@@ -137,13 +136,14 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
             )
 
             cache_pattern_graphs()
+            settings = {**CONFIG, "quantization_scheme": self.int8_scheme}  # as the details record them
             config = LinearQuantizerConfig.from_dict({"global_config": {
-                **self.config, "quantization_scheme": QuantizationScheme(self.int8_scheme),
+                **settings, "quantization_scheme": QuantizationScheme(self.int8_scheme),
                 "activation_dtype": torch.quint8, "weight_dtype": torch.qint8}})
             module = program.module()
             rewrites = before_torchao_folding(module)  # prepare_pt2e folds every BN into its conv with torchao first
             loop = state_loop(module.graph, self.states)
-            skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
+            skipped = skipped_nodes(module.graph, skip)
             rules = float_rules(module.graph, skipped | set(loop))  # ExecuTorch's and LiteRT's, the same nodes
             kept = skipped | set(loop) | set().union(*rules.values())
             foldable = bn_after_convs(module)  # prepare_pt2e folds these BNs into their convs
@@ -157,7 +157,7 @@ class CoreMLPT2EQuantizer(ProgramQuantizer):
             new = torch.export.export(converted, tuple(example_inputs), strict=False)
         qdq = Counter(t.split(".")[1] for t in qdq_targets(new))
         floats = {rule: by_kind(module.graph, names, aten_name) for rule, names in rules.items()}
-        details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": self.config,
+        details = {"quantizer": "CoreMLQuantizer (ExecuTorch, torchao PT2E)", "config": settings,
                    "activations": f"uint8 {self.int8_scheme}, static ranges: the calibration set's min and max",
                    "weights": f"int8 per-channel, {self.int8_scheme}",
                    "qdq_nodes": dict(sorted(qdq.items())), "calibration_inputs": len(calibration.inputs),

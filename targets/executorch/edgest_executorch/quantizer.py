@@ -39,7 +39,7 @@ from edgest.quantization import (
     Quantized,
     Quantizer,
     check_skip,
-    in_modules,
+    skipped_nodes,
     state_loop,
 )
 from edgest.quantize.float_ops import aten_name as _op
@@ -170,7 +170,7 @@ class XnnpackPT2EQuantizer(ProgramQuantizer):
                 # a filter keeps the named modules' nodes out of every pattern instead
             module = program.module()
             rewrites = before_torchao_folding(module, every_batch_norm=True)  # XNNPACK lowers no float BN between int8 ops
-            skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
+            skipped = skipped_nodes(module.graph, skip)
             loop = set() if dynamic else set(state_loop(module.graph, self.states))  # a step program's recurrence
             rules = float_rules(module.graph, skipped | loop, islands=not dynamic)  # never names those
             last, tokens, islands = rules["output"], rules["tokens"], rules["islands"]

@@ -38,6 +38,7 @@ from edgest.quantization import (
     before_torchao_folding,
     check_skip,
     in_modules,
+    skipped_nodes,
     state_loop,
 )
 from edgest.quantize.float_ops import by_kind, float_rules, rules_note
@@ -135,7 +136,7 @@ class LiteRTPT2EQuantizer(ProgramQuantizer):
             dropouts = drop_eval_dropouts(module)
             rewrites = before_torchao_folding(module)  # prepare_pt2e folds every BN into its conv with torchao first
             loop = [] if dynamic else state_loop(module.graph, self.states)  # a step program's recurrence
-            skipped = {n.name for n in module.graph.nodes if skip and in_modules(n, skip)}
+            skipped = skipped_nodes(module.graph, skip)
             rules = {} if dynamic else float_rules(module.graph, skipped | set(loop))
             kept = set(loop).union(*rules.values())
             prepared = prepare_pt2e(module, _pt2e_quantizer(dynamic, skip, kept))
