@@ -237,9 +237,16 @@ def doctor() -> dict[str, Any]:
         "edgest": importlib.metadata.version("edgest"),
     }
     for name, cls in sorted(get_plugin_manager().registry.targets.items()):
-        versions = cls.toolchain_versions()
-        versions.pop("torch", None)
-        reason = cls.unavailable_reason()
-        status = "available" if reason is None else f"unavailable: {reason}"
-        data[f"target {name}"] = f"{status}; " + ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else status
+        data[f"target {name}"] = _target_status(cls)
     return data
+
+
+def _target_status(cls: Any) -> str:
+    """``available; onnx 1.23.2, ...`` or ``unavailable: <reason>; <what is installed>``, each package named once."""
+    versions = cls.toolchain_versions()
+    versions.pop("torch", None)
+    reason = cls.unavailable_reason()
+    if reason is not None:  # the reason already names what is missing
+        versions = {k: v for k, v in versions.items() if not (v == "not installed" and k in reason)}
+    status = "available" if reason is None else f"unavailable: {reason}"
+    return f"{status}; " + ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else status

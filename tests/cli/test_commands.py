@@ -49,3 +49,16 @@ def test_help_lists_commands_without_importing_torch():
     assert out.strip() == "False"
     proc = _edgest("--help")
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("compile", "list", "doctor"))
+
+
+def test_doctor_names_a_missing_toolchain_once():
+    from edgest.inventory import _target_status
+    from edgest.target import Target
+
+    class Missing(Target):
+        name, requires, toolchain = "missing", ("edgest_no_such_pkg",), ("edgest_no_such_pkg", "onnx")
+        install_hint = "pip install edgest_no_such_pkg"
+
+    line = _target_status(Missing)
+    assert line.startswith("unavailable: edgest_no_such_pkg not installed (pip install edgest_no_such_pkg); onnx 1.")
+    assert line.count("not installed") == 1
