@@ -10,6 +10,16 @@ import difflib
 from collections.abc import Iterable
 
 
+def closest(name: str, names: Iterable[str]) -> str | None:
+    """The name in ``names`` that ``name`` most likely meant: the same name in other case first, else difflib's closest."""
+    names = sorted(names)
+    same = [n for n in names if n.lower() == name.lower()]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name, names, n=1) or difflib.get_close_matches(name.lower(), names, n=1)
+    return close[0] if close else None
+
+
 class EdgestError(Exception):
     """Base class: a failure edgest explains in one line."""
 
@@ -26,9 +36,9 @@ class UnknownName(EdgestError):
     def __init__(self, what: str, name: str, available: Iterable[str]) -> None:
         names = sorted(available)
         msg = f"unknown {what} '{name}'; available: {', '.join(names) or '(none)'}"
-        close = difflib.get_close_matches(name, names, n=1)
+        close = closest(name, names)
         if close:
-            msg += f"; did you mean '{close[0]}'?"
+            msg += f"; did you mean '{close}'?"
         super().__init__(msg)
         self.what, self.name, self.available = what, name, names
 

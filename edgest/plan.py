@@ -176,12 +176,14 @@ def _folder_name(model: str | torch.nn.Module) -> str:
 def _precision(precision: str | None, options: dict[str, Any], target_cls: type[Target]) -> str:
     """The one precision: the argument, else a float precision given as the target's option, else the target's default."""
     from edgest.checks import accuracy
+    from edgest.validate import did_you_mean
 
     if precision is None:
         given = options.get("precision")
         precision = given if given in FLOAT_PRECISIONS else target_cls.default_precision
     if precision not in accuracy.LIMITS:
-        raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}")
+        raise BadInput(f"unknown precision '{precision}'; available: {', '.join(accuracy.LIMITS)}"
+                       f"{did_you_mean(precision, accuracy.LIMITS)}")
     if precision not in target_cls.precisions:
         raise Unsupported(f"target '{target_cls.name}' does not support precision '{precision}'; "
                           f"supported: {', '.join(target_cls.precisions)}")

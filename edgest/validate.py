@@ -7,12 +7,11 @@ failed cells, or, worse, an option that is silently ignored.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgest.errors import BadInput, UnknownName
+from edgest.errors import BadInput, UnknownName, closest
 
 if TYPE_CHECKING:
     from edgest.plugins import Registry
@@ -24,8 +23,8 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 def did_you_mean(name: str, names: Iterable[str]) -> str:
     """``"; did you mean 'onnx'?"`` when ``name`` is close to one of ``names``, else ``""``."""
-    close = difflib.get_close_matches(name, sorted(names), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(name, names)
+    return f"; did you mean '{close}'?" if close else ""
 
 
 def name_list(option: str, text: str, example: str) -> list[str]:

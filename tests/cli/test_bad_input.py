@@ -75,6 +75,14 @@ def test_unknown_target(tmp_path: Path) -> None:
     assert_nothing_written(tmp_path, set())
 
 
+def test_a_name_in_the_wrong_case_is_suggested_in_the_right_one(tmp_path: Path) -> None:
+    proc = edgest(tmp_path, *compile_args("--precision", "INT8", target="ONNX"))
+    assert_one_line_error(proc, "unknown target 'ONNX'", "did you mean 'onnx'?")
+    proc = edgest(tmp_path, *compile_args("--precision", "INT8"))
+    assert_one_line_error(proc, "unknown precision 'INT8'; available: ", "did you mean 'int8'?")
+    assert_nothing_written(tmp_path, set())
+
+
 def test_unknown_model(tmp_path: Path) -> None:
     proc = edgest(tmp_path, *compile_args(model="squeezetim"))
     line = assert_one_line_error(proc, "unknown model 'squeezetim'", "available:", MODEL)
