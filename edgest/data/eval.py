@@ -165,6 +165,9 @@ def _class_indices(root: Path, names: list[str], spec: ModelSpec) -> tuple[list[
     preview = ", ".join(distinct[:4]) + (", ..." if len(distinct) > 4 else "")
     unknown = [c for c in distinct if c not in found]
     what = f"{known[1]} class names or indices" if known else "class indices"
+    if len(distinct) == 1:
+        raise BadInput(f"eval folder '{root}' has one class ({preview}), not among the {what} of model "
+                       f"'{spec.name}'; name the class folder after one of the model's classes (or its index 0..{n - 1})")
     raise BadInput(f"eval folder '{root}' has {len(distinct)} classes ({preview}) but model '{spec.name}' has {n}, and "
                    f"{', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''} are not {what}; name the classes after "
                    f"the model's (or 0..{n - 1}), or compile a model with {len(distinct)} classes "

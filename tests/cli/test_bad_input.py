@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from edgest.testing.stage_log import error_lines
+
 MODEL = "squeezetime_tiny"  # input 1x3x8x64x64
 TARGET = "eager"
 MARKER = "PWNED"
@@ -38,7 +40,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *words: str, c
     """Exit ``code``, no traceback, stderr exactly one ``edgest: error:`` line containing ``words``; returns it."""
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.splitlines()
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{proc.stderr}"
     line = lines[0]
     assert line.startswith("edgest: error: "), line

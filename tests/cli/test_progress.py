@@ -14,6 +14,7 @@ import pytest
 
 from edgest import progress
 from edgest.progress import BenchProgress, Eta, LogDisplay, cell_estimate
+from edgest.testing.stage_log import error_lines
 
 STAGES = ("plan", "build", "capture", "passes", "lower", "quantize", "checks", "report")
 STAMP = r"\d\d:\d\d:\d\d"
@@ -100,6 +101,25 @@ def test_a_long_stage_gets_still_running_lines() -> None:
             seen.wait(0.01)
         shown.stage("quantize", "end", 1.0)
     assert seen.is_set(), out.getvalue()
+
+
+def test_a_heartbeat_shows_a_held_log_and_only_then_may_a_failure_print_more_than_its_line() -> None:
+    held, out = _log(hold="build", heartbeat_s=0.01)
+    with pytest.raises(ValueError), progress.showing(held):
+        held.stage("plan", "start", 0.0)
+        held.stage("plan", "end", 0.1)
+        held.stage("build", "start", 0.0)
+        for _ in range(500):
+            if "build still running" in out.getvalue():
+                break
+            threading.Event().wait(0.01)
+        raise ValueError("unreadable clip")
+    text = out.getvalue() + "edgest: error: cannot read video file 'a.mp4'\n"
+    assert re.search(rf"^{STAMP} compile m → t: plan done in 0\.1 s$", text, re.M), text
+    assert error_lines(text) == ["edgest: error: cannot read video file 'a.mp4'"]
+    no_heartbeat = "\n".join(line for line in text.splitlines() if "still running" not in line)
+    with pytest.raises(AssertionError, match="stage log shown without a heartbeat"):
+        error_lines(no_heartbeat)
 
 
 def test_eta_from_past_timings(tmp_path: Path) -> None:

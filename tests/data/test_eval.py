@@ -18,6 +18,7 @@ from edgest.data.eval import scan, task_set
 from edgest.data.preprocessing import for_spec, read_clip
 from edgest.errors import BadInput
 from edgest.plugins import get_registry
+from edgest.testing.stage_log import error_lines
 from edgest.testing.videos import write_video
 
 av = pytest.importorskip("av", reason="PyAV (the edgest[video] extra) is not installed")
@@ -103,7 +104,7 @@ def test_compile_int8_reports_task_top1_top5_on_the_eval_clips(clips_dir, stand_
 def _one_line_refusal(capsys, tmp_path: Path, eval_dir: Path, *words: str) -> None:
     code, out, err = _cli(capsys, "compile", "--model", MODEL, "--target", "eager", "--eval", str(eval_dir),
                           "--out", str(tmp_path / "run"), "--samples", "1")
-    lines = [line for line in err.splitlines() if not line.startswith("edgest: plugin ")]  # another plugin's own trouble
+    lines = [line for line in error_lines(err) if not line.startswith("edgest: plugin ")]  # another plugin's own trouble
     assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("edgest: error: "), err
     for w in words:
         assert w in lines[0], lines[0]
@@ -130,6 +131,13 @@ def test_class_count_that_does_not_fit_the_model_is_refused(tmp_path, clips_dir,
         (tmp_path / "clips" / f"kind{i}").mkdir(parents=True)
         shutil.copy(src, tmp_path / "clips" / f"kind{i}" / "a.mp4")
     _one_line_refusal(capsys, tmp_path, tmp_path / "clips", "has 12 classes", "has 10", "num_classes=12")
+
+
+def test_one_unknown_class_is_refused_without_suggesting_a_one_class_model(tmp_path, clips_dir, capsys):
+    (tmp_path / "clips" / "cat").mkdir(parents=True)
+    shutil.copy(next((clips_dir / "still").iterdir()), tmp_path / "clips" / "cat" / "a.mp4")
+    _one_line_refusal(capsys, tmp_path, tmp_path / "clips", "has one class (cat)", "index 0..9")
+    assert "num_classes=1" not in capsys.readouterr().err
 
 
 def test_labels_file_naming_missing_files_is_refused(tmp_path, capsys):

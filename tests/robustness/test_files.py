@@ -27,6 +27,7 @@ from edgest.errors import BadInput
 from edgest.outdir import MARKER, check_output, read_marker, staged_output, sweep_stale_staging, temp_folder
 from edgest.records import Report
 from edgest.report.writers import read_json, render_markdown, write_reports
+from edgest.testing.stage_log import error_lines
 
 FAST = LatencyConfig(warmup=1, min_runs=3, min_seconds=0.0)
 
@@ -43,7 +44,7 @@ def cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest
 
 
 def one_line_error(code: int, err: str, *words: str, absent: tuple[str, ...] = ("--force",)) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = error_lines(err)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("edgest: error: "), (code, err)
     assert "Traceback" not in err
     for w in words:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from edgest.testing.fake_dist import write_fake_distribution
+from edgest.testing.stage_log import error_lines
 
 PLUGIN = '''
 import os, time
@@ -89,7 +90,7 @@ def edgest(work: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 def one_line_error(proc: subprocess.CompletedProcess[str], *words: str, code: int | None = None) -> str:
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     assert proc.returncode != 0 if code is None else proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("edgest: error: "), lines[0]
     for w in words:

@@ -25,6 +25,7 @@ from edgest.data import calibration
 from edgest.data.calibration import StreamedInputs, calibration_inputs
 from edgest.errors import BadInput
 from edgest.records import InputSpec
+from edgest.testing.stage_log import error_lines
 
 GIB = 1 << 30
 CLIP = InputSpec((1, 3, 8, 64, 64), layout="B,C,T,H,W")
@@ -200,7 +201,7 @@ def _edgest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _one_line(proc: subprocess.CompletedProcess[str], tmp_path: Path) -> str:
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("edgest: error: "), proc.stderr
     assert list(tmp_path.iterdir()) == [], "something was written"
     return lines[0]

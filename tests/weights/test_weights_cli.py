@@ -16,6 +16,7 @@ import torch
 from official_layouts import mmengine_checkpoint, squeezetime_release
 
 from edgest.cli import main
+from edgest.testing.stage_log import error_lines
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -68,7 +69,7 @@ def test_release_checkpoint_compiles_and_matches_eager(tmp_path: Path, capsys: p
 
 
 def _assert_refused(tmp_path: Path, code: int, out: str, err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
+    lines = error_lines(err)
     assert code == 2 and out == "" and len(lines) == 1, err
     assert lines[0].startswith("edgest: error: ") and "Traceback" not in err
     for w in words:
