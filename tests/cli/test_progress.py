@@ -115,7 +115,7 @@ def test_a_heartbeat_shows_a_held_log_and_only_then_may_a_failure_print_more_tha
             threading.Event().wait(0.01)
         raise ValueError("unreadable clip")
     text = out.getvalue() + "edgest: error: cannot read video file 'a.mp4'\n"
-    assert re.search(rf"^{STAMP} compile m → t: plan done in 0\.1 s$", text, re.M), text
+    assert re.search(rf"^{STAMP} compile m → t: plan done in 0\.1 s$", text, re.MULTILINE), text
     assert error_lines(text) == ["edgest: error: cannot read video file 'a.mp4'"]
     no_heartbeat = "\n".join(line for line in text.splitlines() if "still running" not in line)
     with pytest.raises(AssertionError, match="stage log shown without a heartbeat"):
