@@ -1,6 +1,7 @@
 """OpenVINO int8 with each value of one int8 option, end to end: the activation range estimator
-(``--target-option activation_ranges=...``, the default axis) or, with ``--axis scheme``, asymmetric or
-symmetric activations (``activation_scheme=...``).
+(``--target-option activation_ranges=...``, the default axis), with ``--axis scheme`` asymmetric or
+symmetric activations (``activation_scheme=...``), or with ``--axis overflow`` NNCF's overflow fix
+(``overflow_fix=...``: 7-bit weights in the first layer only, NNCF's default, or in every layer).
 
 For each model: ``edgest compile --target openvino --precision int8`` once per value, with the
 model's trained checkpoint when ``--weights-dir`` has one (``DIR/<model>.pt``, e.g. from ``edgest
@@ -12,6 +13,7 @@ for spotting a large change, not a ratio (``bench/peers.py`` times in turns).
     python bench/openvino_int8_ranges.py --weights-dir W      # the seven trained tiny models, ~15 min here
     python bench/openvino_int8_ranges.py --models squeezetime,vivit_fa_ti --ranges minmax,mean_minmax
     python bench/openvino_int8_ranges.py --weights-dir W --axis scheme     # asymmetric against symmetric
+    python bench/openvino_int8_ranges.py --weights-dir W --axis overflow   # matters on x86 without VNNI
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import edgest
 from edgest.host import cpu_model, isa_summary
 
 #: --axis → the target option it varies, and its values by default
-AXES = {"ranges": ("activation_ranges", "mean_minmax,minmax"), "scheme": ("activation_scheme", "symmetric,asymmetric")}
+AXES = {"ranges": ("activation_ranges", "mean_minmax,minmax"), "scheme": ("activation_scheme", "symmetric,asymmetric"),
+        "overflow": ("overflow_fix", "first_layer_only,enable")}
 TINY = "squeezetime_tiny,lmuformer_video_tiny,vivit_fe_tiny,vivit_fa_tiny,emov2_tiny_video,lmuformer_tiny,lmuformer_spiking_tiny"
 
 

@@ -3,8 +3,8 @@
 A :class:`edgest.quantization.ProgramQuantizer`: ``nncf.quantize`` (its Torch FX backend, with
 NNCF's defaults for OpenVINO: symmetric int8 weights per channel, int8 activations with ranges
 from edgest's calibration set, fast bias correction; but asymmetric activations,
-:data:`DEFAULT_ACTIVATION_SCHEME`, with min-max ranges, :data:`DEFAULT_RANGES`)
-on ``program.module()``; the result has
+:data:`DEFAULT_ACTIVATION_SCHEME`, with min-max ranges, :data:`DEFAULT_RANGES`, and 7-bit weights
+in every layer on x86 without VNNI, :func:`overflow_fix`) on ``program.module()``; the result has
 quantize/dequantize ops, which ``openvino.convert_model`` turns into FakeQuantize and the CPU
 plugin runs as int8 kernels.
 
@@ -86,15 +86,22 @@ def _nncf() -> Iterator[Any]:
             yield nncf
 
 
+#: the ``overflow_fix`` option: ``auto`` (:func:`overflow_fix` for the CPU that builds and checks the artifact) or
+#: one of NNCF's ``OverflowFix`` values, for an artifact built here for another CPU
+OVERFLOW_FIXES = ("auto", "enable", "first_layer_only", "disable")
+
+
 def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = None) -> tuple[str, str]:
-    """NNCF's ``OverflowFix`` for a step program built on this host (or ``features``/``machine``), and why.
+    """NNCF's ``OverflowFix`` for a program built on this host (or ``features``/``machine``), and why.
 
     x86 without VNNI multiplies u8×s8 with ``VPMADDUBSW``, which adds product pairs in int16 and
     saturates; NNCF's default fixes the first layer only (7-bit weights there). A saturated product
-    is a biased error, and a step program's state sums it every step: trained lmuformer_tiny on an
-    AVX2 CPU streamed at 26.8 dB in eager PyTorch but 14.2 dB in OpenVINO's CPU plugin, drifting
-    from 22.8 dB at the first step; with 7-bit weights everywhere ("enable") the plugin gives the
-    eager figure, 26.9 dB. VNNI/AMX (and Arm) accumulate in int32: NNCF's default is kept there.
+    is a biased error: on an AVX2 CPU a small attention model's int8 IR read 11.1 dB against eager
+    with NNCF's default while its quantised program (eager PyTorch) read 36.8 dB (the plugin's test
+    ``test_with_attention_only_the_weighted_layers_run_int8``), and a step program's state sums it
+    every step (trained lmuformer_tiny streamed at 14.2 dB in the CPU plugin, 26.8 dB in eager; with
+    7-bit weights everywhere, "enable", 26.9 dB). VNNI/AMX (and Arm) accumulate in int32: NNCF's
+    default is kept there.
     """
     import platform
 
@@ -138,9 +145,9 @@ ACTIVATION_SCHEMES = {"asymmetric": "MIXED", "symmetric": "PERFORMANCE"}
 DEFAULT_ACTIVATION_SCHEME = "asymmetric"
 
 
-def _parameters(states: int, ranges: str, activations: str = DEFAULT_ACTIVATION_SCHEME) -> dict[str, Any]:
+def _parameters(ranges: str, activations: str, overflow: str) -> dict[str, Any]:
     """``nncf.quantize``'s preset (:data:`ACTIVATION_SCHEMES`) and advanced parameters: the activations' range
-    estimator, and for a step program :func:`overflow_fix` for this host."""
+    estimator and NNCF's ``overflow`` fix (resolved, not ``auto``)."""
     import nncf
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -150,8 +157,7 @@ def _parameters(states: int, ranges: str, activations: str = DEFAULT_ACTIVATION_
 
     params = AdvancedQuantizationParameters(
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper()))
-    if states:
-        params.overflow_fix = OverflowFix(overflow_fix()[0])
+    params.overflow_fix = OverflowFix(overflow)
     return {"advanced_parameters": params, "preset": getattr(nncf.QuantizationPreset, ACTIVATION_SCHEMES[activations])}
 
 
@@ -217,13 +223,34 @@ def _counts(quantized: list[Any], graph: torch.fx.Graph) -> dict[str, Any]:
             "int8_ops_by_kind": dict(sorted(Counter(_op(n) for n in quantized).items()))}
 
 
+def _summary(counts: dict[str, Any], skip: Sequence[str], loop: Sequence[str], fix: str) -> str:
+    """The quantize pass's one-line summary: the int8 ops by kind (and 7-bit weights), then what stayed float."""
+    kinds = ", ".join(f"{k} ×{v}" for k, v in counts["int8_ops_by_kind"].items())
+    summary = f"NNCF int8: {sum(counts['int8_ops_by_kind'].values())} ops int8 ({kinds or 'none'})"
+    if fix == "enable":
+        summary += ", 7-bit weights (NNCF's overflow fix)"
+    if skip:
+        summary += f"; kept float: {', '.join(skip)}"
+    if loop:
+        summary += f"; state loop float: {', '.join(loop)}"
+    return summary
+
+
 class NNCFQuantizer(ProgramQuantizer):
     """NNCF post-training int8 (Torch FX backend) on the captured program; OpenVINO runs the result."""
 
-    def __init__(self, scheme: str, ranges: str = DEFAULT_RANGES, activations: str = DEFAULT_ACTIVATION_SCHEME) -> None:
+    def __init__(self, scheme: str, ranges: str = DEFAULT_RANGES, activations: str = DEFAULT_ACTIVATION_SCHEME,
+                 overflow: str = "auto") -> None:
         super().__init__(scheme)
         self.ranges = ranges  # an entry of RANGES
         self.activations = activations  # a key of ACTIVATION_SCHEMES
+        self.overflow = overflow  # an entry of OVERFLOW_FIXES
+
+    def overflow_fix(self) -> tuple[str, str]:
+        """NNCF's overflow fix for this compile and why: the host's (:func:`overflow_fix`) unless the option chose."""
+        if self.overflow == "auto":
+            return overflow_fix()
+        return self.overflow, "chosen with --target-option overflow_fix"
 
     def quantize_program(self, program: torch.export.ExportedProgram, example_inputs: tuple[Any, ...],
                          calibration: Any, skip: Sequence[str]) -> Quantized:
@@ -242,6 +269,7 @@ class NNCFQuantizer(ProgramQuantizer):
         ignored = skipped_nodes(module.graph, skip)
         foldable = bn_after_convs(module)
         loop = [n for n in state_loop(module.graph, self.states) if n not in ignored]
+        fix, fix_why = self.overflow_fix()
         with _nncf() as nncf:
             dataset = nncf.Dataset(calibration.inputs,
                                    lambda xs: tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in xs))
@@ -249,7 +277,7 @@ class NNCFQuantizer(ProgramQuantizer):
             scope = (nncf.IgnoredScope(names=ignored + loop, types=float_types, validate=False)
                      if ignored or loop or float_types else None)
             quantized = nncf.quantize(module, dataset, subset_size=len(calibration.inputs), ignored_scope=scope,
-                                      **_parameters(self.states, self.ranges, self.activations))
+                                      **_parameters(self.ranges, self.activations, fix))
             relabel_folded_convs(quantized, foldable)  # a folded conv computes its BN's output: edgest debug reads it so
             done = int8_ops(module.graph, quantized.graph)
             leaked = [f"{n.name} ({_modules(n)[-1]})" for n in done if any(_inside(n, m) for m in skip)]
@@ -260,22 +288,16 @@ class NNCFQuantizer(ProgramQuantizer):
         counts = _counts(done, quantized.graph)
         details = {"quantizer": f"NNCF {nncf.__version__} post-training (Torch FX backend), OpenVINO target device",
                    "preset": f"{ACTIVATION_SCHEMES[self.activations].lower()} ({self.activations} activations)",
-                   "weights": "int8 per channel, symmetric",
+                   "weights": "int8 per channel, symmetric" + (", 7-bit range" if fix == "enable" else ""),
                    "activations": f"int8 per tensor, {self.activations}, static ranges from calibration "
                                   f"({_RANGE_WORDS[self.ranges]})",
                    "activation_ranges": self.ranges, "activation_scheme": self.activations,
                    "bias_correction": "fast", "nncf_ignored_nodes": len(ignored),
+                   "overflow_fix": fix, "overflow_fix_reason": fix_why,
                    **rewrites,
                    "float_op_types": float_types, **counts}
         if float_types:
             details["activations"] += "; attention in the graph: only the weighted layers int8"
         if self.states:
-            fix, why = overflow_fix()
-            details.update(state_loop_float=loop, overflow_fix=fix, overflow_fix_reason=why)
-        kinds = ", ".join(f"{k} ×{v}" for k, v in counts["int8_ops_by_kind"].items())
-        summary = f"NNCF int8: {sum(counts['int8_ops_by_kind'].values())} ops int8 ({kinds or 'none'})"
-        if skip:
-            summary += f"; kept float: {', '.join(skip)}"
-        if loop:
-            summary += f"; state loop float: {', '.join(loop)}"
-        return Quantized(summary, details, new)
+            details["state_loop_float"] = loop
+        return Quantized(_summary(counts, skip, loop, fix), details, new)

@@ -37,6 +37,7 @@ from edgest_openvino.quantizer import (
     ACTIVATION_SCHEMES,
     DEFAULT_ACTIVATION_SCHEME,
     DEFAULT_RANGES,
+    OVERFLOW_FIXES,
     RANGES,
 )
 
@@ -170,11 +171,14 @@ class OpenVINOTarget(Target):
     #: float precisions are one IR run at another INFERENCE_PRECISION_HINT; at int8 the option pins what stays float
     #: (not given: the CPU plugin's default on each CPU)
     #: activation_ranges: NNCF's range estimator for int8 activations (edgest_openvino.quantizer.DEFAULT_RANGES);
-    #: activation_scheme: asymmetric or symmetric int8 activations (edgest_openvino.quantizer.DEFAULT_ACTIVATION_SCHEME)
+    #: activation_scheme: asymmetric or symmetric int8 activations (edgest_openvino.quantizer.DEFAULT_ACTIVATION_SCHEME);
+    #: overflow_fix: 7-bit weights where x86 without VNNI would saturate (auto: this CPU's; quantizer.overflow_fix)
     option_table: ClassVar[dict[str, tuple[Any, Any]]] = {
         "precision": (tuple(HINTS), "fp32"), "activation_ranges": (RANGES, DEFAULT_RANGES),
-        "activation_scheme": (tuple(ACTIVATION_SCHEMES), DEFAULT_ACTIVATION_SCHEME)}
-    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {"activation_ranges": ("int8",), "activation_scheme": ("int8",)}
+        "activation_scheme": (tuple(ACTIVATION_SCHEMES), DEFAULT_ACTIVATION_SCHEME),
+        "overflow_fix": (OVERFLOW_FIXES, "auto")}
+    option_precisions: ClassVar[dict[str, tuple[str, ...]]] = {
+        "activation_ranges": ("int8",), "activation_scheme": ("int8",), "overflow_fix": ("int8",)}
     device_runner = "edgest_openvino.device"
     runtime_requirements = (("numpy", "openvino=={openvino}"),)
     _int8: NNCFQuantizer | None = None
@@ -214,5 +218,6 @@ class OpenVINOTarget(Target):
             return None
         from edgest_openvino.quantizer import NNCFQuantizer
 
-        self._int8 = NNCFQuantizer(scheme, self.option("activation_ranges"), self.option("activation_scheme"))  # kept: lower asks it whether it quantised a step program
+        self._int8 = NNCFQuantizer(scheme, self.option("activation_ranges"), self.option("activation_scheme"),
+                                   self.option("overflow_fix"))  # kept: lower asks it whether it quantised a step program
         return self._int8

@@ -266,3 +266,25 @@ def test_activations_are_asymmetric_unless_the_option_says_symmetric() -> None:
     (a_scale, a_zero), (s_scale, s_zero) = input_qparams(asym), input_qparams(sym)
     assert a_scale * 255 == pytest.approx(8, rel=0.05) and a_zero != s_zero  # the range's own width, offset
     assert s_scale / a_scale == pytest.approx((7 / 127) / (8 / 255), rel=0.05)  # symmetric: ±7 in 255 steps
+
+
+def test_weights_take_seven_bits_where_the_cpu_would_saturate_unless_the_option_says() -> None:
+    """x86 without VNNI adds u8×s8 product pairs in int16 and saturates: there every layer's weights take 7 bits
+    (NNCF's overflow fix; NNCF's default fixes the first layer only). On an AVX2 CPU that default left a small
+    attention model's int8 IR at 11.1 dB (test_with_attention_only_the_weighted_layers_run_int8)."""
+    from edgest_openvino.quantizer import overflow_fix
+
+    def seven_bit_weights(done: edgest.quantization.Quantized) -> int:
+        consts = {**dict(done.program.named_buffers()), **done.program.constants}
+        weights = [v for k, v in consts.items() if "compressed_weight" in k and v.dtype == torch.int8]
+        assert weights, sorted(consts)
+        return sum(int(w.abs().max()) <= 64 for w in weights)
+
+    fixes = ("enable", "first_layer_only", "disable")
+    auto, (enable, first, disable) = _quantize([]), (_quantize([], overflow_fix=f) for f in fixes)
+    assert seven_bit_weights(enable) > seven_bit_weights(first) > seven_bit_weights(disable) == 0
+    assert "7-bit weights" in enable.summary and "7-bit" in enable.details["weights"] and "7-bit" not in first.summary
+    assert enable.details["overflow_fix_reason"] == "chosen with --target-option overflow_fix"
+    host_fix, why = overflow_fix()
+    assert (auto.details["overflow_fix"], auto.details["overflow_fix_reason"]) == (host_fix, why)
+    assert seven_bit_weights(auto) == seven_bit_weights(enable if host_fix == "enable" else first)
