@@ -3,8 +3,8 @@
 A :class:`edgest.quantization.ProgramQuantizer`: ``nncf.quantize`` (its Torch FX backend, with
 NNCF's defaults for OpenVINO: symmetric int8 weights per channel, int8 activations with ranges
 from edgest's calibration set, fast bias correction; but asymmetric activations,
-:data:`DEFAULT_ACTIVATION_SCHEME`, with min-max ranges, :data:`DEFAULT_RANGES`, and 7-bit weights
-in every layer on x86 without VNNI, :func:`overflow_fix`) on ``program.module()``; the result has
+:data:`DEFAULT_ACTIVATION_SCHEME`, with min-max ranges, :data:`DEFAULT_RANGES`, and NNCF's 7-bit
+weights for every layer, not the first only, on x86 without VNNI, :func:`overflow_fix`) on ``program.module()``; the result has
 quantize/dequantize ops, which ``openvino.convert_model`` turns into FakeQuantize and the CPU
 plugin runs as int8 kernels.
 

@@ -269,8 +269,8 @@ def test_activations_are_asymmetric_unless_the_option_says_symmetric() -> None:
 
 
 def test_weights_take_seven_bits_where_the_cpu_would_saturate_unless_the_option_says() -> None:
-    """x86 without VNNI adds u8×s8 product pairs in int16 and saturates: there every layer's weights take 7 bits
-    (NNCF's overflow fix; NNCF's default fixes the first layer only). On an AVX2 CPU that default left a small
+    """x86 without VNNI adds u8×s8 product pairs in int16 and saturates: there NNCF's overflow fix gives 7-bit
+    weights to every layer it concerns (NNCF's default: the first layer only; NNCF leaves some layers 8-bit). On an AVX2 CPU that default left a small
     attention model's int8 IR at 11.1 dB (test_with_attention_only_the_weighted_layers_run_int8)."""
     from edgest_openvino.quantizer import overflow_fix
 
