@@ -14,7 +14,7 @@ from edgest.records import SCHEMA_VERSION, Artifact, CheckResult, InputSpec, Mod
 
 if TYPE_CHECKING:
     from edgest.checks.latency import LatencyConfig
-    from edgest.host import cpu_capabilities, isa_features
+    from edgest.host import cpu_capabilities, int8_sums_in_int32, isa_features
     from edgest.model import ModelEntry
     from edgest.passes.base import Pass, PassContext, PassResult
     from edgest.pipeline import compile
@@ -34,13 +34,14 @@ _LAZY = {
     "Runner": "edgest.target",
     "isa_features": "edgest.host",
     "cpu_capabilities": "edgest.host",
+    "int8_sums_in_int32": "edgest.host",
 }
 
 __all__ = [
     "SCHEMA_VERSION", "Artifact", "BadInput", "CheckFailed", "CheckResult", "EdgestError", "InputSpec",
     "LatencyConfig", "Lowered", "ModelEntry", "ModelSpec", "Pass", "PassContext", "PassRecord", "PassResult",
     "PluginError", "Report", "Runner", "Target", "TargetUnavailable", "UnknownName", "Unsupported",
-    "compile", "cpu_capabilities", "hookimpl", "isa_features",
+    "compile", "cpu_capabilities", "hookimpl", "int8_sums_in_int32", "isa_features",
 ]
 
 

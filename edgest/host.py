@@ -97,6 +97,32 @@ def cpu_capabilities(features: tuple[str, ...] | None = None) -> dict[str, bool]
     return capabilities(features)
 
 
+#: machine names of x86 CPUs (``platform.machine()``, lower case)
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
+#: x86 features whose int8 dot products sum u8×s8 products in int32 (VNNI, AMX)
+INT32_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_sums_in_int32(features: tuple[str, ...] | None = None, machine: str | None = None) -> tuple[bool, str]:
+    """Whether this CPU's (or ``features``/``machine``'s) int8 kernels sum products in int32, and why.
+
+    x86 without VNNI or AMX multiplies u8×s8 with ``VPMADDUBSW``, which adds product pairs in int16
+    and saturates; int8 targets give such a CPU 7-bit weights (ONNX Runtime's ``reduce_range``, NNCF's
+    overflow fix). Arm and x86 with VNNI/AMX sum in int32. Unreadable (or empty) features give False
+    with "CPU flags unknown": 7-bit weights are the safe choice there.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86_MACHINES:
+        return True, f"{machine} CPU: int8 products accumulate in int32"
+    feats = isa_features() if features is None else features
+    dots = [f for f in INT32_DOT_FEATURES if f in (feats or ())]
+    if dots:
+        return True, f"{'/'.join(dots)} present: int8 products accumulate in int32"
+    if feats:
+        return False, "no VNNI: u8xs8 kernels (VPMADDUBSW) add product pairs in int16, which can saturate"
+    return False, "CPU flags unknown"
+
+
 def isa_summary(features: tuple[str, ...] | None = None) -> str:
     """One line for people: ``AVX2, AVX-512 (F/BW/VL), VNNI, AMX (int8/bf16), bf16, fp16`` (this CPU's by default)."""
     feats = isa_features() if features is None else features

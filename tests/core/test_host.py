@@ -67,3 +67,19 @@ def test_every_host_dict_and_doctor_carry_the_isa():
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["isa"] == host.isa_summary() and data["isa_features"] == described["isa"]
+
+
+def test_int8_sums_in_int32_only_with_vnni_amx_or_off_x86():
+    """One answer for every int8 target: ONNX Runtime's reduce_range and NNCF's overflow fix both follow it."""
+    from edgest_onnx.quantizer import choose_settings
+
+    spr, avx2 = host.parse_cpuinfo(SPR), host.parse_cpuinfo(AVX2_ONLY)
+    dots = "avx512_vnni/avx_vnni/amx_int8"
+    assert host.int8_sums_in_int32(spr, "x86_64") == (True, f"{dots} present: int8 products accumulate in int32")
+    assert host.int8_sums_in_int32(("amx_int8",), "x86_64")[0]
+    in_int32, why = host.int8_sums_in_int32(avx2, "x86_64")
+    assert not in_int32 and "VPMADDUBSW" in why and "int16" in why
+    assert host.int8_sums_in_int32((), "x86_64") == (False, "CPU flags unknown")
+    assert host.int8_sums_in_int32(None, "aarch64") == (True, "aarch64 CPU: int8 products accumulate in int32")
+    for feats in (spr, avx2, ()):
+        assert choose_settings(feats, "x86_64")["reduce_range"] is not host.int8_sums_in_int32(feats, "x86_64")[0]

@@ -103,17 +103,11 @@ def overflow_fix(features: tuple[str, ...] | None = None, machine: str | None = 
     7-bit weights everywhere, "enable", 26.9 dB). VNNI/AMX (and Arm) accumulate in int32: NNCF's
     default is kept there.
     """
-    import platform
+    from edgest import int8_sums_in_int32
 
-    from edgest import cpu_capabilities, isa_features
-
-    machine = (machine or platform.machine()).lower()
-    feats = isa_features() if features is None else features
-    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return "first_layer_only", f"{machine} CPU: int8 products accumulate in int32"
-    if feats and cpu_capabilities(feats)["vnni"]:
-        return "first_layer_only", "VNNI present: int8 products accumulate in int32"
-    why = "no VNNI: u8xs8 products are added in int16 pairs (VPMADDUBSW) and saturate" if feats else "CPU flags unknown"
+    in_int32, why = int8_sums_in_int32(features, machine)
+    if in_int32:
+        return "first_layer_only", why
     return "enable", f"{why}; 7-bit weights in every layer"
 
 

@@ -39,47 +39,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgest.errors import BadInput
+from edgest.host import INT32_DOT_FEATURES, int8_sums_in_int32, isa_features
 from edgest.quantization import ArtifactQuantizer, Quantized, loop_of
 from edgest_onnx import qdq_rules, scopes
 
 if TYPE_CHECKING:
     from edgest.data.calibration import CalibrationSet
 
-#: CPU flags (as /proc/cpuinfo names them) whose int8 dot products accumulate in int32
-VNNI_FLAGS: tuple[str, ...] = ("avx512_vnni", "avx_vnni", "amx_int8")
 _QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 #: what the int8 summary calls each rule's nodes (:func:`edgest_onnx.qdq_rules.float_by_rule`)
 _KEPT = {"layer_norms": "LayerNorms", "token_adds": "token-sequence Adds", "residual_stream": "residual-stream nodes",
          "logits": "nodes after the last layer", "split_concats": "nodes of Concats split again", "softmaxes": "Softmaxes"}
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags from /proc/cpuinfo, or None where there is none (macOS, Windows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
-
-
 def choose_settings(flags: Iterable[str] | None = None, machine: str | None = None) -> dict[str, Any]:
     """Quantisation settings for this host (or for ``flags``/``machine``), with the reason for ``reduce_range``."""
     machine = (machine or platform.machine()).lower()
-    flags = set(cpu_flags() or ()) if flags is None else set(flags)
-    x86 = machine in ("x86_64", "amd64", "i386", "i686", "x86")
-    vnni = sorted(f for f in VNNI_FLAGS if f in flags)
-    if not x86:
-        reduce_range, why = False, f"{machine} CPU: int8 products accumulate in int32"
-    elif vnni:
-        reduce_range, why = False, f"{'/'.join(vnni)} present: int8 products accumulate in int32"
-    elif flags:
-        reduce_range, why = True, ("no VNNI: u8xs8 kernels (VPMADDUBSW) add product pairs in int16, which can "
-                                   "saturate; 7-bit weights avoid it")
-    else:
-        reduce_range, why = True, "CPU flags unknown: 7-bit weights in case the CPU has no VNNI"
+    flags = set(isa_features() or ()) if flags is None else set(flags)
+    in_int32, why = int8_sums_in_int32(tuple(sorted(flags)), machine)
+    reduce_range = not in_int32
+    if reduce_range:
+        why += "; 7-bit weights avoid it" if flags else ": 7-bit weights in case the CPU has no VNNI"
+    vnni = sorted(f for f in INT32_DOT_FEATURES if f in flags)
     return {
         "activation_type": "uint8", "weight_type": "int8", "per_channel": True, "reduce_range": reduce_range,
         "reduce_range_reason": why, "host_int8_flags": vnni or ([f for f in ("avx2", "avx512f") if f in flags]),
