@@ -15,7 +15,8 @@ when the set has exactly the model's N classes under other names, the names in s
 float, the model's input shape without the batch axis (or with a batch of 1).
 
 :func:`scan` checks everything that can be checked without decoding (empty folder, missing
-files, classes that do not fit the model) so bad input is refused before any work;
+files, classes that do not fit the model, clips that do not open or ``.npy`` headers of the wrong
+shape) so bad input is refused before any work;
 :func:`task_set` reads the clips. A set bigger than :func:`~edgest.data.calibration.hold_bytes`
 is written, one decoded clip at a time, to a temporary memory-mapped file that the checks read
 from, so a folder of thousands of clips costs disk, not memory.
@@ -97,7 +98,20 @@ def scan(folder: str | Path, spec: ModelSpec) -> EvalSet:
                        f"{'x'.join(map(str, spec.input.shape))} {spec.input.layout or ''} inputs, not RGB clips; "
                        "give .npy inputs of its shape instead".replace("  ", " "))
     labels, class_names, mapping = _class_indices(root, names, spec)
+    _probe(files, tuple(spec.input.shape[1:]))
     return EvalSet(root, tuple(files), tuple(labels), class_names, mapping)
+
+
+def _probe(files: list[Path], clip_shape: tuple[int, ...]) -> None:
+    """Open every clip without decoding it (a few ms each): an empty, cut or mislabelled file is refused here,
+    before the model is built, not after the reference run; a damaged end inside a readable file is found at build."""
+    from edgest.data.video import probe
+
+    for path in files:
+        if path.suffix.lower() == ".npy":
+            _npy_header(path, clip_shape)
+        else:
+            probe(path)
 
 
 def _takes_clips(spec: ModelSpec) -> bool:
@@ -241,6 +255,15 @@ def load_npy_clip(path: Path, clip_shape: tuple[int, ...]) -> np.ndarray:
     """A ``.npy`` clip of ``clip_shape`` (a leading batch axis of 1 allowed), float32; BadInput naming the file."""
     from edgest.finite import array_problem
 
+    out = np.array(_npy_header(path, clip_shape), dtype=np.float32)
+    problem = array_problem(out)
+    if problem:
+        raise BadInput(f"eval clip '{path}' holds {problem}; fix or remove that file")
+    return out
+
+
+def _npy_header(path: Path, clip_shape: tuple[int, ...]) -> np.ndarray:
+    """The ``.npy`` clip at ``path`` memory-mapped, without its batch axis of 1; BadInput unless float ``clip_shape``."""
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -250,11 +273,7 @@ def load_npy_clip(path: Path, clip_shape: tuple[int, ...]) -> np.ndarray:
     if arr.shape != clip_shape or not np.issubdtype(arr.dtype, np.floating):
         raise BadInput(f"eval clip '{path}' is {arr.dtype} {'x'.join(map(str, arr.shape)) or 'scalar'}; the model takes "
                        f"float {'x'.join(map(str, clip_shape))} clips (preprocessed; or give the video itself)")
-    out = np.array(arr, dtype=np.float32)
-    problem = array_problem(out)
-    if problem:
-        raise BadInput(f"eval clip '{path}' holds {problem}; fix or remove that file")
-    return out
+    return arr
 
 
 def check_label_range(tasks: TaskSet, outputs: list[np.ndarray], where: str) -> None:

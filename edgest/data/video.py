@@ -95,12 +95,31 @@ def decode_frames(path: Path, indices: Callable[[int], np.ndarray], crop: tuple[
     except BadInput:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:160] or type(exc).__name__
-        raise BadInput(f"cannot read video file '{path}': {reason}; check that the file is complete and a video") from None
+        raise _unreadable(path, exc) from None
     if any(int(i) not in by_index for i in wanted):
         raise BadInput(f"cannot read video file '{path}': decoded {len(by_index)} of the frames it declares; "
                        "the file is truncated or corrupt")
     return np.stack([by_index[int(i)] for i in wanted])
+
+
+def probe(path: Path) -> None:
+    """Open the video at ``path`` without decoding it (a few ms): BadInput naming the file when it is not a
+    readable container with a video stream (an empty, cut or mislabelled file). A file whose end is damaged
+    inside a readable container is found only when it is decoded (:func:`decode_frames`)."""
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadInput(f"video file '{path}' has no video stream; the file is truncated or not a video")
+    except BadInput:
+        raise
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> BadInput:
+    reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:160] or type(exc).__name__
+    return BadInput(f"cannot read video file '{path}': {reason}; check that the file is complete and a video")
 
 
 def _fit(frame: Any, crop: tuple[int, int], resize: int, interpolation: str) -> np.ndarray:

@@ -125,6 +125,27 @@ def test_unreadable_video_is_refused(tmp_path, clips_dir, capsys):
     _one_line_refusal(capsys, tmp_path, bad, "cannot read video file", "cut.mp4")
 
 
+def test_a_cut_video_or_a_wrong_npy_is_refused_when_the_folder_is_scanned_before_any_decoding(tmp_path, clips_dir,
+                                                                                           monkeypatch):
+    """Plan time opens every clip (a few ms each): a broken file is named before the model is built, not after."""
+    spec = get_registry().model(MODEL).spec
+    monkeypatch.setattr("edgest.data.video.decode_frames", lambda *a, **k: pytest.fail("scan decoded a clip"))
+    bad = tmp_path / "clips"
+    shutil.copytree(clips_dir / "still", bad / "still")
+    assert len(scan(bad, spec).files) == len(list((clips_dir / "still").iterdir()))
+    data = next((bad / "still").iterdir()).read_bytes()
+    (bad / "still" / "cut.mp4").write_bytes(data[: len(data) // 3])
+    with pytest.raises(BadInput, match=r"cannot read video file '.*cut.mp4': .*check that the file is complete"):
+        scan(bad, spec)
+    (bad / "still" / "cut.mp4").write_text("not a video")
+    with pytest.raises(BadInput, match=r"cannot read video file '.*cut.mp4'"):
+        scan(bad, spec)
+    (bad / "still" / "cut.mp4").unlink()
+    np.save(bad / "still" / "x.npy", np.zeros((3, 4, 64, 64), np.float32))
+    with pytest.raises(BadInput, match=r"eval clip '.*x.npy' is float32 3x4x64x64; the model takes float 3x8x64x64"):
+        scan(bad, spec)
+
+
 def test_class_count_that_does_not_fit_the_model_is_refused(tmp_path, clips_dir, capsys):
     src = next((clips_dir / "still").iterdir())
     for i in range(12):
