@@ -152,6 +152,24 @@ def _from_folder(folder: Path, shape: tuple[int, ...], size: int, spec: ModelSpe
     return CalibrationSet(inputs, f"{len(inputs)} of {len(files)} .npy files in {folder}")
 
 
+def check_folder(folder: Path, size: int) -> None:
+    """Plan-time check of a calibration folder, before the model is known: it exists, holds ``.npy`` files or
+    videos, and the first ``size`` videos open (:func:`edgest.data.video.probe`; not decoded). Shapes and values
+    are checked when the inputs are read (:func:`calibration_inputs`)."""
+    from edgest.data.video import find_videos, probe
+
+    if not folder.is_dir():
+        raise BadInput(f"calibration folder '{folder}' does not exist or is not a folder")
+    if next(folder.glob("*.npy"), None) is not None:
+        return
+    videos = find_videos(folder)[0]
+    if not videos:
+        raise BadInput(f"calibration folder '{folder}' has no .npy files (one model input per file) and no video "
+                       "files (.mp4, .avi, .mov, ...)")
+    for path in videos[:size]:
+        probe(path)
+
+
 def _validated(inputs: StreamedInputs) -> StreamedInputs:
     """``inputs`` after reading each once (and dropping it), so a bad file is named now, not mid-quantisation."""
     for _ in inputs:

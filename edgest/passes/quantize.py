@@ -58,8 +58,10 @@ class QuantizePass(Pass):
         if size < 1:
             raise BadInput(f"pass 'quantize' option calibration_size must be a positive integer, not {size!r}")
         calibration = self.options.get("calibration")
-        if calibration and not Path(calibration).is_dir():
-            raise BadInput(f"calibration folder '{calibration}' does not exist or is not a folder")
+        if calibration:
+            from edgest.data.calibration import check_folder
+
+            check_folder(Path(calibration), size)
         self.options = {"scheme": self.option("scheme"), "calibration": calibration or None, "calibration_size": size,
                         "skip": [str(s) for s in self.option("skip")],
                         **({"sensitivity": True} if self.option("sensitivity") else {})}

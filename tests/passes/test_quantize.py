@@ -114,6 +114,24 @@ def test_quantize_pass_needs_int8_precision_and_known_options(registry):
         QuantizePass(calibration="/nonexistent")
 
 
+def test_a_calibration_folder_without_inputs_or_with_a_cut_video_is_refused_when_the_pass_is_made(tmp_path):
+    """The plan makes the pass: a folder it cannot calibrate on is named then, not after the build and reference run."""
+    from edgest.testing.videos import write_video
+
+    (tmp_path / "cal").mkdir()
+    with pytest.raises(BadInput, match=r"calibration folder '.*cal' has no .npy files .* and no video files"):
+        QuantizePass(calibration=str(tmp_path / "cal"))
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_video(tmp_path / "cal" / f"v{i}.mp4", rng.standard_normal((3, 8, 32, 32)).astype(np.float32))
+    assert QuantizePass(calibration=str(tmp_path / "cal")).options["calibration"] == str(tmp_path / "cal")
+    data = (tmp_path / "cal" / "v1.mp4").read_bytes()
+    (tmp_path / "cal" / "v1.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadInput, match=r"cannot read video file '.*v1.mp4': .*check that the file is complete"):
+        QuantizePass(calibration=str(tmp_path / "cal"))
+    assert QuantizePass(calibration=str(tmp_path / "cal"), calibration_size=1).options["calibration_size"] == 1
+
+
 def test_cli_calibration_with_wrong_shape_is_one_line_error(tmp_path):
     cal = tmp_path / "cal"
     cal.mkdir()
