@@ -38,10 +38,11 @@ demo: setup
 	$(BIN)/edgest compile --model squeezetime --target onnx --out runs/demo --force
 
 # test files run on TEST_JOBS processes (pytest-xdist, a file at a time: module fixtures are built once);
-# timed checks still take turns (edgest.executors.timing), so latency figures do not overlap
+# timed checks still take turns (edgest.executors.timing), so latency figures do not overlap;
+# the 25 slowest test phases are listed at the end, so a slow host's run says where its time went
 TEST_JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadfile tests plugins/edgest-openvino/tests examples
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadfile --durations=25 tests plugins/edgest-openvino/tests examples
 
 # full-size configs, tuning, and every tiny zoo variant on every CPU target (tens of minutes)
 test-slow: setup
