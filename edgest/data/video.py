@@ -76,9 +76,7 @@ def decode_frames(path: Path, indices: Callable[[int], np.ndarray], crop: tuple[
     av = _av()
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadInput(f"video file '{path}' has no video stream; the file is truncated or not a video")
-            stream = container.streams.video[0]
+            stream = _video_stream(container, path)
             total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
             if total < 1:
                 raise BadInput(f"video file '{path}' has no frames")
@@ -109,12 +107,18 @@ def probe(path: Path) -> None:
     av = _av()
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadInput(f"video file '{path}' has no video stream; the file is truncated or not a video")
+            _video_stream(container, path)
     except BadInput:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise _unreadable(path, exc) from None
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    """The first video stream of an open container; BadInput naming ``path`` when it has none."""
+    if not container.streams.video:
+        raise BadInput(f"video file '{path}' has no video stream; the file is truncated or not a video")
+    return container.streams.video[0]
 
 
 def _unreadable(path: Path, exc: BaseException) -> BadInput:
