@@ -25,6 +25,10 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
 
+    def _describe_range(self) -> str:
+        """The help's range, none when unbounded (click's own reads ``x<=None`` there)."""
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 #: seeds NumPy and torch both take
 SEED = click.IntRange(0, 2**32 - 1)

@@ -108,6 +108,29 @@ def test_help_still_works(tmp_path: Path) -> None:
     assert "--seed" in edgest(tmp_path, "compile", "--help").stdout
 
 
+def test_no_help_page_shows_an_unbounded_range_as_none() -> None:
+    """click describes a range with no bounds as ``[x<=None]``; every command's help (subcommands too) shows a
+    bounded range as click does and an unbounded finite number without one."""
+    import click
+    from click.testing import CliRunner
+
+    from edgest.cli import cli
+
+    def pages(group: click.Group, path: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+        out = {}
+        for name, command in group.commands.items():
+            out[(*path, name)] = CliRunner().invoke(cli, [*path, name, "--help"]).output
+            if isinstance(command, click.Group):
+                out.update(pages(command, (*path, name)))
+        return out
+
+    helps = pages(cli, ())
+    assert {("bench",), ("optimize",), ("report", "merge")} <= set(helps)
+    assert [p for p, text in helps.items() if "None" in text] == []
+    assert "--min-sqnr FINITE NUMBER" in helps[("optimize",)]
+    assert "[0<=x<=100]" in " ".join(helps[("optimize",)].split())  # --max-accuracy-drop keeps its bounds
+
+
 def test_expects_words_every_range_kind() -> None:
     import click
 
