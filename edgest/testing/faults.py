@@ -226,3 +226,61 @@ def debug_folded_batch_norm(target: str, out: Path) -> Any:
     assert result.culprit is None, (result.verdict, compared)
     assert "1" in compared and "0" not in compared and compared["1"] > 25, compared
     return result
+
+
+class _LayerScale(torch.nn.Module):
+    """``x * gamma`` per channel (EMOv2's LayerScale2d), a constant Mul an optimiser folds into the conv before it."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gamma = torch.nn.Parameter(torch.linspace(0.5, 2.0, channels).reshape(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class _ConvScale(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.ls = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), _LayerScale(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ls(self.conv(x))
+
+
+class _PreNorm(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.conv, self.act = torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(self.norm(x)))
+
+
+def fold_across_modules_net() -> torch.nn.Sequential:
+    """conv → layer scale (module ``0``), then a block that starts with a BatchNorm (module ``1``, pre-norm) → pool →
+    linear, (1, 3, 16, 16) → (1, 5): the scale and the next module's BatchNorm both fold into the first conv."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(_ConvScale(), _PreNorm(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(8, 5)).eval()
+    net[1].norm.running_mean.uniform_(-2, 2)  # far from identity: the conv's output and the BN's differ (~-13 dB)
+    net[1].norm.running_var.uniform_(0.1, 0.5)
+    return net
+
+
+def debug_fold_across_modules(target: str, out: Path, precision: str = "fp32") -> Any:
+    """Kit check: a passing run of :func:`fold_across_modules_net` has no culprit, though the artifact folded the next
+    module's BatchNorm into the conv before it: that tensor is compared as the BatchNorm (or not at all), never as
+    the conv. The DebugResult."""
+    import edgest
+    from edgest.debug import debug_run
+
+    net = fold_across_modules_net()
+    report = edgest.compile(net, target, precision=precision, input_shape=(1, 3, 16, 16), out_dir=out, latency=None,
+                            samples=2)
+    assert report.status == "passed", report.error
+    result = debug_run(report.run_dir, model=net)
+    compared = {m.module: m.sqnr_db for m in result.modules}
+    assert result.culprit is None, (result.verdict, compared)  # so every module compared is within the limit
+    assert compared.get("1.conv", 0) > (100 if precision == "fp32" else 0), compared  # the block after it is compared
+    return result

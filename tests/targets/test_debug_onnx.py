@@ -25,3 +25,16 @@ def test_a_scaled_conv_is_named(registry, tmp_path) -> None:
 
 def test_an_int8_layer_that_quantises_badly_is_named(registry, tmp_path) -> None:
     faults.debug_bad_int8_layer("onnx", registry, tmp_path / "run")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_batch_norm_folded_into_the_conv_of_the_module_before_is_no_culprit(precision, tmp_path) -> None:
+    """EMOv2's fp32 ONNX file: the exporter folds a layer scale and the next block's BatchNorm into a conv that keeps
+    its own output name; `edgest debug` named that conv (-5 dB) on a run that passed at 123 dB. At int8 the file's
+    readers read it through QuantizeLinear → DequantizeLinear, and ORT's quantizer gives the next Conv the name of
+    the ReLU it drops (module '1' read -4.8 dB: its conv's value, not its ReLU's)."""
+    result = faults.debug_fold_across_modules("onnx", tmp_path / "run", precision)
+    compared = {m.module: m.sqnr_db for m in result.modules}
+    assert compared["1.norm"] > (100 if precision == "fp32" else 25) and "0.conv" not in compared
+    assert {"0.conv", "0"} <= set(result.not_exposed)
+    assert ("1" in result.not_exposed) == (precision == "int8")  # its ReLU's value is in no tensor of the QDQ file

@@ -11,6 +11,13 @@ ONNX Runtime's quantizer folds a ReLU after a convolution into that pair, so the
 no longer the convolution's. The error of quantising an activation therefore shows in the module
 that reads it. ONNX Runtime keeps graph outputs intact, so an extra output can stop a fusion at
 that point; the values are those of the same graph.
+
+A name is not always its node's value: the exporter's optimiser folds a constant Mul (a layer scale)
+and a BatchNorm that follow a convolution into its weights, and the folded convolution keeps its own
+output name, even where those ops belong to the next module (a pre-norm block). The file's readers
+of such a tensor show it (:func:`folded_values`): the program says they read a later node. That
+tensor is compared as the later node, and the convolution, whose own output the file no longer
+holds, is not compared at all.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from edgest.debug import GraphNode, Probe, inside, module_exits
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 
 def _graph_nodes(model: Any) -> list[GraphNode]:
@@ -33,18 +41,87 @@ def _graph_nodes(model: Any) -> list[GraphNode]:
             for n in model.graph.node for out in n.output if out]
 
 
-def probe_tensors(model: Any, probes: Sequence[Probe]) -> dict[str, str]:
-    """Probe module → the tensor of ``model`` holding its output (probes without one are left out)."""
+def _reaches(node: str, target: str, reads: dict[str, tuple[str, ...]], in_file: set[str]) -> bool:
+    """Whether the program's ``node`` reads ``target`` through nodes the file does not hold (or directly)."""
+    stack, seen = [node], set()
+    while stack:
+        for arg in reads.get(stack.pop(), ()):
+            if arg == target:
+                return True
+            if arg not in in_file and arg in reads and arg not in seen:
+                seen.add(arg)
+                stack.append(arg)
+    return False
+
+
+def _last_of_module(node: str, module: str, reads: dict[str, tuple[str, ...]], where: dict[str, str]) -> str | None:
+    """The nearest program node upstream of ``node`` (itself excluded) that belongs to ``module``."""
+    queue, seen = list(reads.get(node, ())), set()
+    while queue:
+        arg = queue.pop(0)
+        if arg in seen or arg not in reads:
+            continue
+        seen.add(arg)
+        if inside(where.get(arg, ""), module):
+            return arg
+        queue.extend(reads[arg])
+    return None
+
+
+def _program_graph(program: torch.export.ExportedProgram) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Program node → the nodes it reads, and → its innermost module."""
+    from edgest.debug.probes import innermost
+
+    calls = [n for n in program.graph.nodes if n.op == "call_function"]
+    return {n.name: tuple(a.name for a in n.all_input_nodes) for n in calls}, {n.name: innermost(n) for n in calls}
+
+
+def folded_values(model: Any, program: torch.export.ExportedProgram) -> dict[str, str]:
+    """File tensor named after a program node → the other program node whose value it holds, where they differ.
+
+    Two cases: a node of module A writing a tensor named after a node outside A holds A's value upstream of it
+    (ONNX Runtime's quantizer drops a ReLU after a Conv, clamps in the QuantizeLinear after it instead, and gives the
+    Conv the ReLU's name); and a tensor whose file readers read, in the program, a node the file lacks that reads
+    the tensor's namesake holds that later node (a Mul or BatchNorm folded into the Conv before it). Readers are
+    seen through QuantizeLinear → DequantizeLinear pairs.
+    """
+    from edgest_onnx import scopes
+
+    reads, where = _program_graph(program)
+    in_file = {o for n in model.graph.node for o in n.output if o}
+    writers = scopes.modules_of(model)
+    held = {out: earlier for n in model.graph.node for out in n.output
+            if out in reads and (mod := writers.get(n.name)) and not inside(where[out], mod)
+            and (earlier := _last_of_module(out, mod, reads, where)) is not None}
+    made = {o: n for n in model.graph.node for o in n.output}
+    dq_source = {o: made[n.input[0]].input[0] for o, n in made.items()
+                 if n.op_type == "DequantizeLinear" and n.input[0] in made and made[n.input[0]].op_type == "QuantizeLinear"}
+    for node in model.graph.node:
+        for value in (held.get(o, o) for o in node.output if o in reads):
+            for name in (dq_source.get(i, i) for i in node.input):
+                if name in reads and name not in reads[value]:
+                    later = next((m for m in reads[value] if m not in in_file and _reaches(m, name, reads, in_file)), None)
+                    if later is not None:
+                        held[name] = later
+    return held
+
+
+def probe_tensors(model: Any, probes: Sequence[Probe], program: torch.export.ExportedProgram | None = None) -> dict[str, str]:
+    """Probe module → the tensor of ``model`` holding its output (probes without one are left out); with the
+    ``program`` the file was lowered from, a tensor holding a later node's value (:func:`folded_values`) is
+    that node's."""
     nodes = _graph_nodes(model)
     made = {n.name: n.module for n in nodes}
     exits = module_exits(nodes, [o.name for o in model.graph.output])
+    held = folded_values(model, program) if program is not None else {}
+    holder = {later: name for name, later in held.items()}
     out = {}
     for p in probes:
         # a name is trusted when a node of that module (or of none recorded) writes it: ONNX Runtime's quantizer
         # drops a ReLU after a Conv and gives the Conv the ReLU's output name
         by_name = p.node in made and (not made[p.node] or inside(made[p.node], p.module))
-        name = p.node if by_name else exits.get(p.module)
-        if name is not None:
+        name = holder.get(p.node) or (p.node if by_name else exits.get(p.module))
+        if name is not None and held.get(name, p.node) == p.node:
             out[p.module] = name
     return out
 
@@ -62,13 +139,15 @@ def with_outputs(model: Any, names: Sequence[str]) -> Any:
     return model
 
 
-def intermediates(path: Path, inputs: Sequence[Sequence[np.ndarray]], probes: Sequence[Probe]) -> dict[str, list[np.ndarray]]:
-    """Run the ONNX file at ``path`` with every probe's tensor as an extra output; probe module → value per input set."""
+def intermediates(path: Path, inputs: Sequence[Sequence[np.ndarray]], probes: Sequence[Probe],
+                  program: torch.export.ExportedProgram | None = None) -> dict[str, list[np.ndarray]]:
+    """Run the ONNX file at ``path`` (lowered from ``program``) with every probe's tensor as an extra output; probe
+    module → value per input set."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(path))
-    tensors = probe_tensors(model, probes)
+    tensors = probe_tensors(model, probes, program)
     model = with_outputs(model, list(tensors.values()))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1

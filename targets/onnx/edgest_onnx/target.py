@@ -111,7 +111,7 @@ class OnnxTarget(Target):
         """Module outputs as extra graph outputs run by ONNX Runtime (:mod:`edgest_onnx.intermediates`)."""
         from edgest_onnx.intermediates import intermediates
 
-        return intermediates(path, inputs, probes)
+        return intermediates(path, inputs, probes, program)
 
     def quantizer(self, scheme: str) -> Quantizer | None:
         """ONNX Runtime quantisation of the lowered file: static QDQ (``int8``) or dynamic (``int8-weight``)."""
