@@ -54,20 +54,6 @@ def _reaches(node: str, target: str, reads: dict[str, tuple[str, ...]], in_file:
     return False
 
 
-def _last_of_module(node: str, module: str, reads: dict[str, tuple[str, ...]], where: dict[str, str]) -> str | None:
-    """The nearest program node upstream of ``node`` (itself excluded) that belongs to ``module``."""
-    queue, seen = list(reads.get(node, ())), set()
-    while queue:
-        arg = queue.pop(0)
-        if arg in seen or arg not in reads:
-            continue
-        seen.add(arg)
-        if inside(where.get(arg, ""), module):
-            return arg
-        queue.extend(reads[arg])
-    return None
-
-
 def _program_graph(program: torch.export.ExportedProgram) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Program node → the nodes it reads, and → its innermost module."""
     from edgest.debug.probes import innermost
@@ -79,20 +65,21 @@ def _program_graph(program: torch.export.ExportedProgram) -> tuple[dict[str, tup
 def folded_values(model: Any, program: torch.export.ExportedProgram) -> dict[str, str]:
     """File tensor named after a program node → the other program node whose value it holds, where they differ.
 
-    Two cases: a node of module A writing a tensor named after a node outside A holds A's value upstream of it
-    (ONNX Runtime's quantizer drops a ReLU after a Conv, clamps in the QuantizeLinear after it instead, and gives the
-    Conv the ReLU's name); and a tensor whose file readers read, in the program, a node the file lacks that reads
-    the tensor's namesake holds that later node (a Mul or BatchNorm folded into the Conv before it). Readers are
-    seen through QuantizeLinear → DequantizeLinear pairs.
+    Two cases: a node of module A writing a tensor named after a node outside A holds that node's input (ONNX
+    Runtime's quantizer drops a ReLU after a Conv, clamps in the QuantizeLinear after it instead, and gives the Conv
+    the ReLU's name: the value is what the ReLU read, a BatchNorm folded into the Conv included); and a tensor whose
+    file readers read, in the program, a node the file lacks that reads the tensor's namesake holds that later node
+    (a Mul or BatchNorm folded into the Conv before it). Readers are seen through QuantizeLinear → DequantizeLinear
+    pairs.
     """
     from edgest_onnx import scopes
 
     reads, where = _program_graph(program)
     in_file = {o for n in model.graph.node for o in n.output if o}
     writers = scopes.modules_of(model)
-    held = {out: earlier for n in model.graph.node for out in n.output
+    held = {out: inputs[0] for n in model.graph.node for out in n.output
             if out in reads and (mod := writers.get(n.name)) and not inside(where[out], mod)
-            and (earlier := _last_of_module(out, mod, reads, where)) is not None}
+            and len(inputs := [i for i in reads[out] if i in reads]) == 1}
     made = {o: n for n in model.graph.node for o in n.output}
     dq_source = {o: made[n.input[0]].input[0] for o, n in made.items()
                  if n.op_type == "DequantizeLinear" and n.input[0] in made and made[n.input[0]].op_type == "QuantizeLinear"}
