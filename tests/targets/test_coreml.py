@@ -253,6 +253,19 @@ def test_an_op_coremltools_cannot_convert_is_named_with_its_line(tmp_path) -> No
 
 
 @off_mac
+def test_debug_s_first_coremltools_import_prints_nothing(tiny_package) -> None:
+    """`edgest debug` on a Core ML run imports coremltools in the CLI's own process: its "Torch version ... has not
+    been tested with coremltools" and torch's _pytree deprecation (through torchao) reached the terminal."""
+    from edgest.testing.chatter import stdout_without_chatter
+
+    code = ("import sys, numpy as np\n"
+            "from edgest_coreml.intermediates import intermediates\n"
+            "assert 'coremltools' not in sys.modules\n"
+            f"out = intermediates({str(tiny_package.path)!r}, [[np.zeros((1, 3, 16, 16), np.float32)]], [])\n"
+            "print(out, 'coremltools' in sys.modules)\n")
+    assert stdout_without_chatter(code, marks=("Torch version", "_pytree", "Failed to load")).strip() == "{} True"
+
+
 def test_load_off_macos_gives_the_mil_reference_runner(tiny_package, tmp_path) -> None:
     import numpy as np
 

@@ -66,7 +66,11 @@ def variable_of(node: str, names: set[str]) -> str | None:
 
 def intermediates(path: Path, inputs: Sequence[Sequence[np.ndarray]], probes: Sequence[Probe]) -> dict[str, list[np.ndarray]]:
     """Run the package at ``path`` in the reference interpreter; probe module → value per input set (as float32)."""
-    runner = RecordingRunner(path)
+    from edgest.quiet import quiet_loggers
+    from edgest_coreml.convert import _quiet
+
+    with _quiet(), quiet_loggers():  # `edgest debug` may be the first to import coremltools (and torchao through it)
+        runner = RecordingRunner(path)
     runs = [runner.values(xs) for xs in inputs]
     names = set(runs[0]) if runs else set()
     out = {}
