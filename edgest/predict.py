@@ -131,7 +131,8 @@ def predict(source: Source, videos: Sequence[Path], labels_file: Path | None = N
     check(prep)
     missing = [str(v) for v in videos if not Path(v).is_file()]
     if missing:
-        raise BadInput(f"video file '{missing[0]}' does not exist" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
+        what = "is not a file (a device, a pipe or a folder)" if Path(missing[0]).exists() else "does not exist"
+        raise BadInput(f"video file '{missing[0]}' {what}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
                        + "; give video files (.mp4, .avi, .mkv, ...)")
     names, names_from = class_names(source.spec, labels_file)
     runner = load_runner(source, threads, options)

@@ -108,7 +108,9 @@ def _load_device(path: Path) -> dict[str, Any]:
                            f"{MAX_DEVICE_REPORT_BYTES // 2**20} MB); merge the device-report.json run_on_device.py wrote")
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError) as exc:
-        raise BadInput(f"cannot read device report '{path}': {exc}") from None
+        what = "it is not valid JSON" if isinstance(exc, (ValueError, RecursionError)) else "it cannot be read"
+        raise BadInput(f"cannot read device report '{path}': {what} ({str(exc).splitlines()[0][:120]}); merge the "
+                       "device-report.json run_on_device.py wrote") from None
     if not isinstance(data, dict) or data.get("kind") != "edgest-device-report":
         raise BadInput(f"'{path}' is not an edgest device report (run_on_device.py writes device-report.json)")
     if not isinstance(data.get("artifact_sha256"), str):

@@ -107,6 +107,7 @@ def test_labels_file_names_the_classes(work, tmp_path, capsys):
     (["{run}/model.onnx", "{video}"], ["bare artifact", "--target"]),
     (["{run}/model.onnx", "{video}", "--target", "onnx"], ["--model NAME", "--input-shape"]),
     (["{run}", "{missing}"], ["video file", "does not exist"]),
+    (["{run}", "/dev/null"], ["video file '/dev/null' is not a file"]),  # it said "does not exist"
     (["{run}", "{notvideo}"], ["cannot read video file", "notvideo.mp4"]),
 ])
 def test_bad_input_is_one_line(work, tmp_path, capsys, args, words):

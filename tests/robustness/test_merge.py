@@ -201,6 +201,11 @@ def test_damaged_reports_are_one_line_errors(run, tmp_path, capsys, monkeypatch)
     write(path, "[]")
     with pytest.raises(BadInput, match="is not an edgest device report"):
         merge_device_reports(run, [path])
+    # an empty or cut file, or not a file at all: what is wrong and what to merge instead (it gave json's own words)
+    for device, what in ((write(tmp_path / "empty.json", ""), "it is not valid JSON"), (tmp_path, "it cannot be read")):
+        with pytest.raises(BadInput, match=f"^cannot read device report '{device}': {what} \\(.+\\); merge the "
+                                           "device-report.json run_on_device.py wrote$"):
+            merge_device_reports(run, [device])
 
 
 def test_a_report_far_larger_than_any_device_report_is_not_read(run, tmp_path, capsys, monkeypatch):
