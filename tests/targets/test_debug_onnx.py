@@ -38,3 +38,18 @@ def test_a_batch_norm_folded_into_the_conv_of_the_module_before_is_no_culprit(pr
     assert compared["1.norm"] > (100 if precision == "fp32" else 25) and "0.conv" not in compared
     assert {"0.conv", "0"} <= set(result.not_exposed)
     assert ("1" in result.not_exposed) == (precision == "int8")  # its ReLU's value is in no tensor of the QDQ file
+
+
+def test_a_relu_ort_dropped_after_a_transpose_is_not_compared_as_the_value_before_it(tmp_path) -> None:
+    """LMUFormer's LMU cell ends W_h → transpose → ReLU; ORT's quantizer drops the ReLU and gives the Transpose (of
+    the cell itself, the ReLU's parent module) its name, so the cell's output read -1.8 dB on a run that passed at
+    41 dB. The tensor is what the ReLU read: the cell is not compared, and no module is named."""
+    import edgest
+    from edgest.debug import debug_run
+
+    report = edgest.compile("lmuformer_tiny", "onnx", precision="int8", out_dir=tmp_path / "run", samples=2, latency=None)
+    assert report.status == "passed", report.error
+    result = debug_run(tmp_path / "run", write=False)
+    compared = {m.module: m.sqnr_db for m in result.modules}
+    assert result.culprit is None and min(compared.values()) > 15, (result.verdict, compared)
+    assert "blocks.0.attn.lmu" in result.not_exposed and compared["blocks.0.attn.lmu.W_h"] > 15

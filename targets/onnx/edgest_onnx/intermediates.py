@@ -41,44 +41,62 @@ def _graph_nodes(model: Any) -> list[GraphNode]:
             for n in model.graph.node for out in n.output if out]
 
 
-def _reaches(node: str, target: str, reads: dict[str, tuple[str, ...]], in_file: set[str]) -> bool:
-    """Whether the program's ``node`` reads ``target`` through nodes the file does not hold (or directly)."""
-    stack, seen = [node], set()
+#: ONNX op type → the program ops (aten names, lower case) a file node of that type can stand for
+_KINDS = {"Conv": ("convolution", "conv1d", "conv2d", "conv3d"), "MatMul": ("linear", "matmul", "mm", "bmm"),
+          "Gemm": ("linear", "addmm", "mm")}
+
+
+def _path(node: str, target: str, reads: dict[str, tuple[str, ...]], in_file: set[str]) -> list[str] | None:
+    """The program nodes from ``target`` (excluded) to ``node`` (included) through nodes the file lacks, or None."""
+    stack, seen = [(node, [node])], set()
     while stack:
-        for arg in reads.get(stack.pop(), ()):
+        here, path = stack.pop()
+        for arg in reads.get(here, ()):
             if arg == target:
-                return True
+                return path[::-1]
             if arg not in in_file and arg in reads and arg not in seen:
                 seen.add(arg)
-                stack.append(arg)
-    return False
+                stack.append((arg, [*path, arg]))
+    return None
 
 
-def _program_graph(program: torch.export.ExportedProgram) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """Program node → the nodes it reads, and → its innermost module."""
+def _folded_into_writer(path: list[str], reader_type: str, kinds: dict[str, str]) -> str | None:
+    """Of a path from a tensor to the node a file reader computes, the last node folded into the tensor's writer:
+    the nodes before the reader's own (the first of the reader's op type); None when the reader is unknown."""
+    own = _KINDS.get(reader_type, (reader_type.lower(),))
+    first = next((i for i, name in enumerate(path) if kinds.get(name) in own), None)
+    return path[first - 1] if first else None
+
+
+def _program_graph(program: torch.export.ExportedProgram) -> tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, str]]:
+    """Program node → the nodes it reads, → its innermost module, and → its op (``conv2d``, ``mul``, ...)."""
     from edgest.debug.probes import innermost
 
     calls = [n for n in program.graph.nodes if n.op == "call_function"]
-    return {n.name: tuple(a.name for a in n.all_input_nodes) for n in calls}, {n.name: innermost(n) for n in calls}
+    kinds = {n.name: str(getattr(n.target, "__name__", n.target)).split(".")[0].lower() for n in calls}
+    return ({n.name: tuple(a.name for a in n.all_input_nodes) for n in calls}, {n.name: innermost(n) for n in calls},
+            kinds)
 
 
 def folded_values(model: Any, program: torch.export.ExportedProgram) -> dict[str, str]:
     """File tensor named after a program node → the other program node whose value it holds, where they differ.
 
-    Two cases: a node of module A writing a tensor named after a node outside A holds that node's input (ONNX
-    Runtime's quantizer drops a ReLU after a Conv, clamps in the QuantizeLinear after it instead, and gives the Conv
-    the ReLU's name: the value is what the ReLU read, a BatchNorm folded into the Conv included); and a tensor whose
-    file readers read, in the program, a node the file lacks that reads the tensor's namesake holds that later node
-    (a Mul or BatchNorm folded into the Conv before it). Readers are seen through QuantizeLinear → DequantizeLinear
-    pairs.
+    Two cases: a node of module A writing a tensor named after a node of another module holds that node's input
+    (ONNX Runtime's quantizer drops a ReLU after a Conv or a Transpose, clamps in the QuantizeLinear after it
+    instead, and gives the node before it the ReLU's name: the value is what the ReLU read, a BatchNorm folded into
+    the Conv included); and a tensor a file node reads where, in the program, nodes the file lacks lie between the
+    tensor's namesake and the reader's own node (the first of the reader's op type on that path) holds the last of
+    them: they were folded into the node that writes it (a Mul or BatchNorm after a Conv), not into the reader
+    (a Conv that absorbed the BatchNorm after it reads its input as it is). Readers are seen through
+    QuantizeLinear → DequantizeLinear pairs.
     """
     from edgest_onnx import scopes
 
-    reads, where = _program_graph(program)
+    reads, where, kinds = _program_graph(program)
     in_file = {o for n in model.graph.node for o in n.output if o}
     writers = scopes.modules_of(model)
     held = {out: inputs[0] for n in model.graph.node for out in n.output
-            if out in reads and (mod := writers.get(n.name)) and not inside(where[out], mod)
+            if out in reads and (mod := writers.get(n.name)) and mod != where[out]
             and len(inputs := [i for i in reads[out] if i in reads]) == 1}
     made = {o: n for n in model.graph.node for o in n.output}
     dq_source = {o: made[n.input[0]].input[0] for o, n in made.items()
@@ -86,10 +104,10 @@ def folded_values(model: Any, program: torch.export.ExportedProgram) -> dict[str
     for node in model.graph.node:
         for value in (held.get(o, o) for o in node.output if o in reads):
             for name in (dq_source.get(i, i) for i in node.input):
-                if name in reads and name not in reads[value]:
-                    later = next((m for m in reads[value] if m not in in_file and _reaches(m, name, reads, in_file)), None)
-                    if later is not None:
-                        held[name] = later
+                path = _path(value, name, reads, in_file) if name in reads and name not in reads[value] else None
+                later = _folded_into_writer(path, node.op_type, kinds) if path else None
+                if later is not None:
+                    held[name] = later
     return held
 
 
