@@ -108,13 +108,17 @@ def test_labels_file_names_the_classes(work, tmp_path, capsys):
     (["{run}/model.onnx", "{video}", "--target", "onnx"], ["--model NAME", "--input-shape"]),
     (["{run}", "{missing}"], ["video file", "does not exist"]),
     (["{run}", "/dev/null"], ["video file '/dev/null' is not a file"]),  # it said "does not exist"
+    (["{bench}", "{video}"], ["is a bench folder, not one run; give one of its cells, e.g.", "cells/m__onnx__fp32'"]),
     (["{run}", "{notvideo}"], ["cannot read video file", "notvideo.mp4"]),
 ])
 def test_bad_input_is_one_line(work, tmp_path, capsys, args, words):
     (tmp_path / "short.txt").write_text("a\nb\nc\n")
     (tmp_path / "notvideo.mp4").write_text("hello")
+    (tmp_path / "bench" / "cells" / "m__onnx__fp32").mkdir(parents=True)  # said "a bare artifact; add --target"
+    (tmp_path / "bench" / "cells" / "m__onnx__fp32" / "report.json").write_text("{}")
+    (tmp_path / "bench" / "bench.json").write_text("{}")
     values = {"run": work / "onnx", "video": work / "v0.mp4", "short": tmp_path / "short.txt",
-              "missing": tmp_path / "gone.mp4", "notvideo": tmp_path / "notvideo.mp4"}
+              "missing": tmp_path / "gone.mp4", "notvideo": tmp_path / "notvideo.mp4", "bench": tmp_path / "bench"}
     code, out, err = _cli(capsys, "predict", *(a.format(**values) for a in args))
     assert code == 2 and out == "" and len(err.splitlines()) == 1 and err.startswith("edgest: error: "), err
     for w in words:
