@@ -14,10 +14,10 @@ that point; the values are those of the same graph.
 
 A name is not always its node's value: the exporter's optimiser folds a constant Mul (a layer scale)
 and a BatchNorm that follow a convolution into its weights, and the folded convolution keeps its own
-output name, even where those ops belong to the next module (a pre-norm block). The file's readers
-of such a tensor show it (:func:`folded_values`): the program says they read a later node. That
-tensor is compared as the later node, and the convolution, whose own output the file no longer
-holds, is not compared at all.
+output name, even where those ops belong to the next module (a pre-norm block); and ONNX Runtime's
+quantizer gives a dropped ReLU's name to the node before it. :func:`folded_values` reads both from
+the file and the program: such a tensor is compared as the node whose value it holds, and a module
+whose own output the file no longer holds is not compared at all.
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ def probe_tensors(model: Any, probes: Sequence[Probe], program: torch.export.Exp
     holder = {later: name for name, later in held.items()}
     out = {}
     for p in probes:
-        # a name is trusted when a node of that module (or of none recorded) writes it: ONNX Runtime's quantizer
-        # drops a ReLU after a Conv and gives the Conv the ReLU's output name
+        # a name is trusted when a node of that module (or of none recorded) writes it, unless the tensor holds
+        # another node's value (folded_values: a folded BatchNorm, a ReLU ONNX Runtime's quantizer dropped)
         by_name = p.node in made and (not made[p.node] or inside(made[p.node], p.module))
         name = holder.get(p.node) or (p.node if by_name else exits.get(p.module))
         if name is not None and held.get(name, p.node) == p.node:
