@@ -74,8 +74,14 @@ def fingerprint(evalset: EvalSet) -> str:
     digest = hashlib.sha256()
     for path, label in zip(evalset.files, evalset.labels):
         st = path.stat()
-        digest.update(f"{path.relative_to(evalset.root)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+        digest.update(f"{_name_in(path, evalset.root)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _name_in(path: Path, root: Path) -> str:
+    """``path`` relative to the eval folder (a moved folder keeps its key), or absolute when a labels file names
+    a clip outside it (``/data/k400/a.mp4``: allowed, as dataset lists often are)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path.resolve())
 
 
 def _is_clip_file(path: Path) -> bool:
@@ -141,18 +147,21 @@ def _from_labels_file(root: Path) -> tuple[list[Path], list[str]]:
                        "write it as CSV with a header file,label") from None
     if header and not {"file", "label"} <= set(header):
         raise BadInput(f"labels file '{path}' has columns {', '.join(header)}; its header must be file,label")
-    files, names, missing = [], [], []
+    files, names, missing = [], [], []  # missing: the names as the file writes them
     for row in rows:
         name, label = (row.get("file") or "").strip(), (row.get("label") or "").strip()
         if not name or not label:
             raise BadInput(f"labels file '{path}' has a row without a file or a label ({dict(row)}); give both on every row")
         file = root / name
-        (files if _is_clip_file(file) else missing).append(file)
+        if _is_clip_file(file):
+            files.append(file)
+        else:
+            missing.append(name)
         names.append(label)
     if missing:
-        shown = ", ".join(str(m.relative_to(root)) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise BadInput(f"labels file '{path}' names {len(missing)} file(s) that are missing or not clips ({shown}); "
-                       "fix those rows (paths are relative to the eval folder; videos or .npy files)")
+                       "fix those rows (relative paths start at the eval folder; videos or .npy files)")
     return files, names
 
 

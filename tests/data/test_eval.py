@@ -169,6 +169,21 @@ def test_labels_file_naming_missing_files_is_refused(tmp_path, capsys):
     _one_line_refusal(capsys, tmp_path, root, "labels.csv", "1 file(s)", "gone.npy")
 
 
+def test_labels_file_may_name_clips_outside_the_folder_and_an_absolute_missing_one_is_refused(tmp_path, capsys):
+    from edgest.data.eval import fingerprint
+
+    root, elsewhere = tmp_path / "clips", tmp_path / "data"
+    root.mkdir()
+    elsewhere.mkdir()
+    np.save(elsewhere / "a.npy", np.zeros((3, 8, 64, 64), np.float32))
+    np.save(elsewhere / "b.npy", np.ones((3, 8, 64, 64), np.float32))
+    (root / "labels.csv").write_text(f"file,label\n{elsewhere / 'a.npy'},blink\n../data/b.npy,still\n")
+    evalset = scan(root, get_registry().model(MODEL).spec)
+    assert evalset.labels == (CLASSES.index("blink"), CLASSES.index("still")) and len(fingerprint(evalset)) == 16
+    (root / "labels.csv").write_text(f"file,label\n{elsewhere / 'a.npy'},blink\n/nonexistent/c.npy,still\n")
+    _one_line_refusal(capsys, tmp_path, root, "1 file(s)", "(/nonexistent/c.npy)")
+
+
 def test_labels_file_saved_by_excel_with_a_bom_and_crlf_is_read(tmp_path):
     root = tmp_path / "clips"
     root.mkdir()
