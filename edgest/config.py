@@ -7,7 +7,8 @@ One key per option, named as the option without its dashes (``max-latency-ms = "
 * a comma list (``--models``, ``--precisions``): a string ``"a,b"`` or an array ``["a", "b"]``;
 * a repeatable option (``--pass``, ``--weights``, ``--target-option``): an array of strings, or a
   table, ``[weights]`` ``squeezetime_tiny = "w.pt"``, each entry becoming ``KEY=VALUE``;
-* anything else: a string or a number (a table becomes ``KEY=VALUE,...``, e.g. ``max-latency-ms``).
+* anything else: a string or a number (a table becomes ``KEY=VALUE,...``, e.g. ``max-latency-ms``); an
+  option of one path, number or choice (``out``, ``samples``, ``executor``) refuses an array or a table.
 
 The file only supplies defaults (click's ``default_map``), so a flag given on the command line
 overrides the file. An unknown key is refused with the keys the command takes. Paths in the file
@@ -48,6 +49,13 @@ def _scalar(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
+def _one_value(option: click.Option) -> bool:
+    """An option that takes a single path, number or choice: an array or table in the file is a mistake there
+    (``[out]`` with ``x = 1`` below it would otherwise name the run folder ``x=1``)."""
+    kinds = (click.Path, click.types.IntParamType, click.types.FloatParamType, click.Choice)
+    return not option.multiple and not option.is_flag and isinstance(option.type, kinds)
+
+
 def _value(key: str, option: click.Option, value: Any, path: Path) -> Any:
     """``value`` from the file as the option would receive it on the command line."""
     import datetime
@@ -57,6 +65,11 @@ def _value(key: str, option: click.Option, value: Any, path: Path) -> Any:
         raise BadInput(f"config '{path}': key '{key}' holds a nested array or table; give strings or numbers")
     if any(isinstance(v, (datetime.date, datetime.time)) for v in (value, *inner)):
         raise BadInput(f"config '{path}': key '{key}' holds a TOML date or time; give a number or a quoted string")
+    if isinstance(value, (list, dict)) and _one_value(option):
+        why = (" above every [table] header (a key below a header belongs to that table)" if isinstance(value, dict)
+               else "")
+        raise BadInput(f"config '{path}': key '{key}' takes one value, not {'a table' if why else 'an array'}; "
+                       f"write {key} = VALUE{why}")
     if isinstance(value, dict):
         items = [f"{k}={_scalar(v)}" for k, v in value.items()]
         return items if option.multiple else ",".join(items)

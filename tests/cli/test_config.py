@@ -51,6 +51,8 @@ def test_keys_map_one_to_one_onto_options(tmp_path: Path) -> None:
     ('models = "a"\nmodels = "b"\n', ("not valid TOML", "fix the file")),
     ('models = "a"\n[threads]\nx = [[1]]\n', ("nested array or table",)),
     ('models = "a"\nsamples = 1979-05-27\n', ("key 'samples' holds a TOML date or time",)),  # the outside round: a traceback
+    ('models = "a"\n[out]\nx = 1\n', ("key 'out' takes one value, not a table", "above every [table] header")),  # ran into 'x=1/'
+    ('models = "a"\nsamples = [1, 2]\n', ("key 'samples' takes one value, not an array; write samples = VALUE",)),
 ])
 def test_bad_files_are_refused_with_the_fix(tmp_path: Path, text: str, words: tuple[str, ...]) -> None:
     with pytest.raises(BadInput) as err:
