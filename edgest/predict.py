@@ -47,11 +47,9 @@ def resolve_source(path: Path, target: str | None = None, model: str | None = No
         return Source(path / report.artifact.path, report.target, report.model, dict(details))  # type: ignore[union-attr]
     if not path.exists():
         raise BadInput(f"'{path}' does not exist; give a run folder (edgest compile --out) or an artifact file")
-    if path.is_dir() and (path / "bench.json").is_file():
-        cells = sorted((c.name for c in (path / "cells").glob("*") if (c / "report.json").is_file()),
-                       key=lambda name: ("__eager__" in name, name))  # a compiled cell before the eager reference
-        raise BadInput(f"'{path}' is a bench folder, not one run; give one of its cells"
-                       + (f", e.g. '{path / 'cells' / cells[0]}'" if cells else f" ({path / 'cells'}/NAME)"))
+    from edgest.report.writers import bench_folder_refusal
+
+    bench_folder_refusal(path)
     if target is None:
         raise BadInput(f"'{path}' is a bare artifact (no report.json beside it); add --target NAME (the target that made it)")
     return Source(path, target, _bare_spec(path, model, input_shape))

@@ -17,7 +17,7 @@ from edgest.fsio import atomic_write_files, dumps_json
 from edgest.records import SCHEMA_VERSION, Report
 from edgest.report.run_markdown import render_markdown, sensitivity_table, task_line, task_note
 
-__all__ = ["artifact_problem", "read_json", "read_run", "render_markdown", "sensitivity_table", "task_line", "task_note",
+__all__ = ["artifact_problem", "bench_folder_refusal", "read_json", "read_run", "render_markdown", "sensitivity_table", "task_line", "task_note",
            "write_reports"]
 
 _STATUSES = ("passed", "failed", "incomplete", "error")
@@ -95,10 +95,20 @@ def artifact_problem(folder: Path, report: Report) -> str:
     return ""
 
 
+def bench_folder_refusal(path: Path) -> None:
+    """BadInput when ``path`` is a bench (or optimize) folder: it holds runs, one per cell, and is not one."""
+    if path.is_dir() and (path / "bench.json").is_file():
+        cells = sorted((c.name for c in (path / "cells").glob("*") if (c / "report.json").is_file()),
+                       key=lambda name: ("__eager__" in name, name))  # a compiled cell before the eager reference
+        raise BadInput(f"'{path}' is a bench folder, not one run; give one of its cells"
+                       + (f", e.g. '{path / 'cells' / cells[0]}'" if cells else f" ({path / 'cells'}/NAME)"))
+
+
 def read_run(folder: Path) -> Report:
     """The report of the compile run in ``folder``, checked against its artifact; BadInput otherwise."""
     folder = Path(folder)
     if not (folder / "report.json").is_file():
+        bench_folder_refusal(folder)
         raise BadInput(f"'{folder}' is not an edgest run folder (no report.json); pass the folder edgest compile wrote (its --out; report.run_dir)")
     report = read_json(folder / "report.json")
     problem = artifact_problem(folder, report)

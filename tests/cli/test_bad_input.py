@@ -292,3 +292,15 @@ def test_compile_onnx_json_success(tmp_path: Path) -> None:
     assert m["threads"] == 1
     assert m["runs"] >= 30
     assert lat["limits"]["min_runs"] >= 30
+
+
+@pytest.mark.parametrize("command", [["debug"], ["bundle", "--out", "bundle"]])
+def test_a_bench_folder_given_for_one_run_is_named_with_a_cell_to_give(tmp_path: Path, command: list[str]) -> None:
+    cell = tmp_path / "b" / "cells" / "m__onnx__fp32"  # debug and bundle said "not an edgest run folder" of it
+    cell.mkdir(parents=True)
+    (cell / "report.json").write_text("{}")
+    (tmp_path / "b" / "bench.json").write_text("{}")
+    before = {p.name for p in tmp_path.iterdir()}
+    proc = edgest(tmp_path, command[0], "b", *command[1:])
+    assert_one_line_error(proc, "'b' is a bench folder, not one run", "e.g. 'b/cells/m__onnx__fp32'")
+    assert_nothing_written(tmp_path, before)
