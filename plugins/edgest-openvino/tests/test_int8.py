@@ -238,7 +238,7 @@ def test_an_int8_only_option_is_refused_at_a_float_precision_and_left_to_the_int
         run_bench(["squeezetime_tiny"], ["openvino"], ["fp32", "bf16"], tmp_path / "float-bench",
                   target_options={"openvino": {"activation_ranges": "mean_minmax"}})
     assert not (tmp_path / "float-bench").exists()
-    doc = run_bench(["squeezetime_tiny"], ["openvino"], ["fp32", "int8"], tmp_path / "bench", samples=2,
+    doc = run_bench(["lmuformer_tiny"], ["openvino"], ["fp32", "int8"], tmp_path / "bench", samples=2,
                     target_options={"openvino": {"activation_ranges": "mean_minmax"}},
                     latency=LatencyConfig(warmup=0, min_runs=1, min_seconds=0.0))
     cells = {c["precision"]: c for c in doc["cells"] if c.get("in_matrix")}
