@@ -38,6 +38,14 @@ def _labels(text: str) -> list[str]:
     return labels
 
 
+def _check_head_address(address: str | None) -> None:
+    """BadInput unless ``address`` is the head's ``host:port`` (ray start prints a traceback for anything else)."""
+    host, _, port = (address or "").rpartition(":")
+    if address is not None and (not host or not port.isdigit() or address.startswith("ray://")):
+        raise BadInput(f"--address '{address}': a node joins its head by host:port, e.g. 10.0.0.5:6379 (the "
+                       "head's Ray port); leave --address out to make this host a new cluster's head")
+
+
 @click.group("device")
 def device_group() -> None:
     """Device hosts: machines that join a Ray cluster to compile and time bench cells."""
@@ -50,13 +58,16 @@ def device_group() -> None:
 @click.option("--print", "print_only", is_flag=True, help="Print the `ray start` command instead of running it.")
 def serve_cmd(labels: str, address: str | None, num_cpus: int | None, print_only: bool) -> int:
     """Start a Ray node here advertising LABELS and the installed targets (edgest-target:NAME, device:LABEL)."""
-    from edgest.executors.cluster import import_ray
+    from edgest.executors.cluster import check_reachable, import_ray
 
+    _check_head_address(address)
     command = ray_start_command(_labels(labels), address, num_cpus)
     if print_only:
         click.echo(shlex.join(command))
         return 0
     import_ray()  # one line naming the install when Ray is missing
+    if address:  # ray start waits on an address nothing answers at, then prints a traceback
+        check_reachable(address, fix="start the head there first (edgest device serve, without --address)")
     click.echo(f"edgest: starting: {shlex.join(command)}", err=True)
     done = subprocess.run(command, check=False)
     if done.returncode != 0:

@@ -88,7 +88,7 @@ class RayExecutor:
             raise BadInput(f"retries {retries} must be 0 or more")
         self.address, self.retries, self.store = address, retries, store
         self.ray = import_ray()
-        _check_reachable(address)  # before any work: ray.init retries an unreachable address for minutes, warning
+        check_reachable(address)  # before any work: ray.init retries an unreachable address for minutes, warning
 
     def _connect(self) -> bool:
         """Join (or start) the cluster; whether this call did, so that it disconnects afterwards."""
@@ -173,9 +173,10 @@ class RayExecutor:
         yield Done(job.index, item, where=where, attempts=attempt, failures=failures)
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+def check_reachable(address: str, timeout_s: float = 5.0,
+                    fix: str = "start one there (ray start --head) or give --address auto") -> None:
     """BadInput, within ``timeout_s``, when nothing answers at ``address`` (``host:port`` or ``ray://host:port``);
-    ``auto`` and ``local`` are Ray's to resolve."""
+    ``auto`` and ``local`` are Ray's to resolve. ``fix`` ends the line of an address nothing answers at."""
     import socket
 
     if address in ("auto", "local", ""):
@@ -186,8 +187,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise BadInput(f"cannot reach a Ray cluster at '{address}' ({exc.strerror or exc}); start one there "
-                       "(ray start --head) or give --address auto") from None
+        raise BadInput(f"cannot reach a Ray cluster at '{address}' ({exc.strerror or exc}); {fix}") from None
 
 
 def _where_text(where: dict[str, Any] | None) -> str:

@@ -59,3 +59,15 @@ def test_bench_refuses_executor_options_that_do_not_fit_in_one_line(_edgest, tmp
 def test_device_serve_refuses_a_label_ray_cannot_carry(_edgest):
     proc = _edgest("device", "serve", "--labels", "a:b", "--print")
     assert proc.returncode == 2 and "device label 'a:b' has a space, ':' or '='" in proc.stderr
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("head:xx", "--address 'head:xx': a node joins its head by host:port, e.g. 10.0.0.5:6379"),  # ray's traceback
+    ("auto", "--address 'auto': a node joins its head by host:port"),
+    ("127.0.0.1:1", "cannot reach a Ray cluster at '127.0.0.1:1' (Connection refused); start the head there first"),
+])
+def test_device_serve_refuses_an_address_it_cannot_join_before_ray_starts(_edgest, address, message):
+    args = ("device", "serve", "--address", address, *(("--print",) if address != "127.0.0.1:1" else ()))
+    proc = _edgest(*args)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"edgest: error: {message}"), proc.stderr
