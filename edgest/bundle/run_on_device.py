@@ -119,6 +119,41 @@ def _arguments() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """One SystemExit line for a value the run cannot use, before the artifact is loaded (module docstring)."""
+    try:
+        LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
+    except ValueError as exc:  # --runs -1, --seconds nan
+        raise SystemExit(f"error: {exc}; see --help") from None
+    if args.threads < 1 or args.sustained < 0 or not 0 <= args.cooldown < float("inf"):
+        what = ("--threads must be 1 or more" if args.threads < 1 else "--sustained must be 0 or more"
+                if args.sustained < 0 else "--cooldown must be a finite number of seconds, 0 or more")
+        raise SystemExit(f"error: {what}; see --help")
+    _check_out(args.out)
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a new file in an existing folder, or an earlier device report: never a bundle's own file."""
+    if out.is_dir() or not out.parent.is_dir():
+        where = "is a folder" if out.is_dir() else f"is in '{out.parent}', which is not a folder"
+        raise SystemExit(f"error: --out '{out}' {where}; give a file path, e.g. --out device-report.json")
+    if out.exists():
+        try:
+            kind = json.loads(out.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind != "edgest-device-report":
+            raise SystemExit(f"error: --out '{out}' exists and is not a device report, which this script never "
+                             "replaces; give a new file path")
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    """The report, whole or not at all (a temporary file beside it, renamed over it)."""
+    part = out.with_name(f".{out.name}.partial")
+    part.write_text(json.dumps(report, indent=2) + "\n")
+    part.replace(out)
+
+
 def _damaged(exc: BaseException) -> SystemExit:
     return SystemExit(f"error: the bundle is damaged or incomplete ({type(exc).__name__}: {exc}); copy it again "
                       "from the host (edgest bundle RUN_DIR --out BUNDLE)")
@@ -198,10 +233,7 @@ def _summary(manifest: dict[str, Any], report: dict[str, Any], name: str, out: P
 
 def main() -> int:
     args = _arguments()
-    try:
-        LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
-    except ValueError as exc:  # --runs -1, --seconds nan: one line, before the artifact is loaded
-        raise SystemExit(f"error: {exc}; see --help") from None
+    _check_arguments(args)
     manifest = _manifest()
     artifact = HERE / manifest["artifact"]
     if artifact.is_file() and _sha256(artifact) != manifest["artifact_sha256"]:
@@ -223,7 +255,7 @@ def main() -> int:
            if manifest.get("streaming") else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    _write(args.out, report)
     print(_summary(manifest, report, args.device_name, args.out))
     return 0 if acc["status"] == "passed" else 1
 

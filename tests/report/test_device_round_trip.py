@@ -130,6 +130,35 @@ def test_bundle_script_refuses_a_corrupted_artifact(onnx_run, tmp_path):
     assert "model.onnx does not match the bundle's sha256" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["--out", "manifest.json"], "--out 'manifest.json' exists and is not a device report"),  # it was overwritten
+    (["--out", "model.onnx"], "--out 'model.onnx' exists and is not a device report"),
+    (["--out", "."], "--out '.' is a folder"),  # IsADirectoryError traceback, after the whole run
+    (["--out", "gone/r.json"], "--out 'gone/r.json' is in 'gone', which is not a folder"),
+    (["--threads", "-3"], "--threads must be 1 or more"),
+    (["--sustained", "-1"], "--sustained must be 0 or more"),
+    (["--cooldown", "inf"], "--cooldown must be a finite number of seconds"),
+])
+def test_bundle_script_refuses_bad_arguments_in_one_line_and_keeps_the_bundle_whole(onnx_run, tmp_path, args, words):
+    bundle = build_bundle(onnx_run, tmp_path / "bundle")
+    before = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    done = subprocess.run([sys.executable, "run_on_device.py", *args], cwd=bundle, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith(f"error: {words}"), done.stderr
+    assert {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
+
+
+def test_bundle_script_replaces_its_own_earlier_report(onnx_run, tmp_path):
+    bundle = build_bundle(onnx_run, tmp_path / "bundle")
+    for name in ("first", "second"):
+        done = subprocess.run([sys.executable, "run_on_device.py", "--runs", "2", "--seconds", "0", "--device-name",
+                               name, "--out", "r.json"], cwd=bundle, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads((bundle / "r.json").read_text())["device"]["name"] == name
+    assert not list(bundle.glob(".*partial*"))
+
+
 def test_merge_refuses_a_report_for_another_artifact(onnx_run, tmp_path):
     fake = {"kind": "edgest-device-report", "model": "x", "target": "onnx", "precision": "fp32", "artifact_sha256": "0" * 64,
             "device": {"name": "d"}, "accuracy": {}, "latency": {}}
