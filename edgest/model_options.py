@@ -67,12 +67,22 @@ def typed_value(model: str, key: str, registered: Any, value: Any) -> Any:
     where = f"model '{model}' option {key}"
     if not isinstance(registered, (tuple, list)):
         return _scalar(registered, value, where)
-    if isinstance(value, Text):
-        value = [Text(v) for v in value.replace("+", ",").split(",") if v.strip()]
+    given = value
+    if isinstance(value, Text):  # 1,1,2,1 or 1+1+2+1; [1,1,2,1] and (1,1,2,1) read the same
+        text = value.strip()
+        text = text[1:-1] if len(text) > 1 and (text[0], text[-1]) in (("[", "]"), ("(", ")")) else text
+        value = [Text(v) for v in text.replace("+", ",").split(",") if v.strip()]
     if not isinstance(value, (tuple, list)) or not value:
-        raise BadInput(f"{where} takes comma-separated values like {','.join(map(str, registered))}, not {str(value)!r}")
+        raise BadInput(f"{where} takes comma-separated values like {','.join(map(str, registered))}, not {str(given)!r}")
     first = registered[0] if registered else value[0]
-    return tuple(_scalar(first, v, where) for v in value)
+    out = []
+    for v in value:  # the element and the whole value: "[1,2" said only "not '[1'; the registered value is 1"
+        try:
+            out.append(_scalar(first, v, where))
+        except BadInput:
+            raise BadInput(f"{where} must be {_kind(first)}, not {str(v)!r}, in {str(given)!r}; write comma-separated "
+                           f"values like {','.join(map(str, registered))}") from None
+    return tuple(out)
 
 
 def typed_options(entry: ModelEntry, options: Mapping[str, Any]) -> dict[str, Any]:
