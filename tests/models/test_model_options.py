@@ -127,8 +127,8 @@ def test_command_line_text_is_typed_by_the_registered_config():
     ({"num_frames": "8"}, ["must be a positive integer, not '8'"]),  # Python values are not text: no guessing
     ({"num_frames": True}, ["must be a positive integer, not 'True'"]),
     ({"layers": Text("3,x,6,3")}, ["option layers must be a positive integer, not 'x'"]),
-    ({"layers": Text("[1,2")}, ["option layers must be a positive integer, not '[1', in '[1,2'; write comma-separated "
-                                "values like 1,1,1,1"]),  # it said "the registered value is 1", of a tuple
+    ({"layers": Text("[1,2")}, [("option layers must be a positive integer, not '[1', in '[1,2'; write comma-separated "
+                                 "values like 1,1,1,1")]),  # it said "the registered value is 1", of a tuple
     ({"layers": Text("3,4,6")}, ["cannot be built with layers=3,4,6", "take 4 values each", "layers=3,4,6,3"]),
 ])
 def test_bad_options_are_refused_in_one_line(tmp_path, options, says):
