@@ -164,10 +164,9 @@ def _refuse_hard_exit(code: int = 0) -> None:
 
 def user_code_seconds() -> float:
     """How long a user's file may take to import or build: ``EDGEST_USER_CODE_TIMEOUT_S``, else 300 s."""
-    try:
-        return max(float(os.environ.get("EDGEST_USER_CODE_TIMEOUT_S", "300")), 0.1)
-    except ValueError:
-        return 300.0
+    from edgest.environment import user_code_seconds as seconds
+
+    return max(seconds(), 0.1)
 
 
 @contextlib.contextmanager

@@ -112,13 +112,16 @@ def check_target_options(options: Any) -> None:
 
 def check_all(model: Any, target: Any, passes: Any, input_shape: Any, out_dir: Any, weights: Any, eval_dir: Any,
               seed: Any, threads: Any, samples: Any, check_timeout_s: Any, target_options: Any) -> None:
-    """Every type check above, in the order of plan()'s arguments."""
+    """Every type check above, in the order of plan()'s arguments; then the EDGEST_* environment variables."""
+    from edgest.environment import check_environment
+
     check_model_and_target(model, target)
     check_passes(passes)
     check_shape(input_shape)
     check_paths(out_dir=out_dir, weights=weights, eval_dir=eval_dir)
     check_numbers(seed, threads, samples, check_timeout_s)
     check_target_options(target_options)
+    check_environment()
 
 
 def check_bench(models: Any, targets: Any, precisions: Any, out_dir: Any, weights: Any, threads: Any, samples: Any) -> None:
@@ -133,6 +136,9 @@ def check_bench(models: Any, targets: Any, precisions: Any, out_dir: Any, weight
     check_paths(out_dir=out_dir)
     if out_dir is None:
         raise BadInput("out_dir= is needed: the bench's folder")
+    from edgest.environment import check_environment
+
+    check_environment()
     if weights is not None and not isinstance(weights, Mapping):
         raise BadInput(f"weights= must be a dict of model name → checkpoint path; got {_kind(weights)}")
     for model, path in (weights or {}).items():
