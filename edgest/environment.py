@@ -39,7 +39,7 @@ def lock_dir_problem() -> str:
         return ""
     try:  # open them as the lock does (a+: made if missing, never truncated); /proc passes os.access but not this
         for name in ("edgest-timing.lock", "edgest-timing.turn"):
-            open(os.path.join(text, name), "a+b").close()  # noqa: SIM115 - only to try
+            open(os.path.join(text, name), "a+b").close()
     except OSError:
         return (f"EDGEST_LOCK_DIR={text!r} is not a folder edgest can write its timing lock in; point it at a "
                 f"writable folder, or unset it ({tempfile.gettempdir()})")
