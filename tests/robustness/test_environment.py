@@ -44,3 +44,18 @@ def test_the_user_code_timeout_is_read_as_given_or_300(monkeypatch):
     assert user_code_seconds() == 300.0
     monkeypatch.setenv("EDGEST_USER_CODE_TIMEOUT_S", " 0.5 ")
     assert user_code_seconds() == 0.5
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("EDGEST_LOAD_PLUGINS", "nonexistent", "(EDGEST_LOAD_PLUGINS='nonexistent' loads only those plugins; unset it"),
+    ("EDGEST_DISABLE_PLUGIN_AUTOLOAD", "1", "(EDGEST_DISABLE_PLUGIN_AUTOLOAD is set: no installed plugin is loaded"),
+])
+def test_an_unknown_name_says_when_a_variable_kept_its_plugin_out(capsys, monkeypatch, tmp_path: Path, name: str,
+                                                                  value: str, says: str):
+    """It said only "unknown target 'onnx'; available: eager", with edgest-onnx installed."""
+    from edgest.plugins import new_plugin_manager
+
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr("edgest.plugins._PM", new_plugin_manager())  # the process's own is back after the test
+    code, out, err = _cli(capsys, "compile", "--model", "lmuformer_tiny", "--target", "onnx", "--out", str(tmp_path / "o"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "unknown " in err and says in err, err
