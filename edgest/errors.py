@@ -7,7 +7,6 @@ line and exits with ``exit_code``. Messages name the problem and what to do abou
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable
 
 
@@ -34,17 +33,14 @@ class UnknownName(EdgestError):
     kind = "unknown_name"
     exit_code = 2
 
-    def __init__(self, what: str, name: str, available: Iterable[str]) -> None:
+    def __init__(self, what: str, name: str, available: Iterable[str], note: str = "") -> None:
         names = sorted(available)
         msg = f"unknown {what} '{name}'; available: {', '.join(names) or '(none)'}"
         close = closest(name, names)
         if close:
             msg += f"; did you mean '{close}'?"
-        only = os.environ.get("EDGEST_LOAD_PLUGINS", "").strip()
-        if only:  # otherwise "unknown target 'onnx'; available: eager" with the onnx plugin installed
-            msg += f" (EDGEST_LOAD_PLUGINS={only!r} loads only those plugins; unset it to load every installed one)"
-        elif os.environ.get("EDGEST_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0"):
-            msg += " (EDGEST_DISABLE_PLUGIN_AUTOLOAD is set: no installed plugin is loaded; unset it to load them)"
+        if note:  # e.g. why a plugin's names are missing (edgest.plugins.selection_note)
+            msg += f" ({note})"
         super().__init__(msg)
         self.what, self.name, self.available = what, name, names
 

@@ -76,19 +76,19 @@ class Registry:
     def model(self, name: str) -> ModelEntry:
         """The model called ``name``; UnknownName lists the alternatives."""
         if name not in self.models:
-            raise UnknownName("model", name, self.models)
+            raise UnknownName("model", name, self.models, selection_note())
         return self.models[name]
 
     def target(self, name: str) -> type[Target]:
         """The target class called ``name``; UnknownName lists the alternatives."""
         if name not in self.targets:
-            raise UnknownName("target", name, self.targets)
+            raise UnknownName("target", name, self.targets, selection_note())
         return self.targets[name]
 
     def pass_(self, name: str) -> type[Pass]:
         """The pass class called ``name``; UnknownName lists the alternatives."""
         if name not in self.passes:
-            raise UnknownName("pass", name, self.passes)
+            raise UnknownName("pass", name, self.passes, selection_note())
         return self.passes[name]
 
 
@@ -222,12 +222,30 @@ class PluginManager(pluggy.PluginManager):
         return self._registry
 
 
-def _selected() -> Callable[[str], bool]:
+def _selection() -> tuple[set[str], bool]:
+    """The plugins ``EDGEST_LOAD_PLUGINS`` names, and whether ``EDGEST_DISABLE_PLUGIN_AUTOLOAD`` is set."""
     only = {n.strip() for n in os.environ.get("EDGEST_LOAD_PLUGINS", "").split(",") if n.strip()}
-    disabled = os.environ.get("EDGEST_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0")
+    return only, os.environ.get("EDGEST_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0")
+
+
+def _selected() -> Callable[[str], bool]:
+    only, disabled = _selection()
     if only:
         return lambda name: name in only
     return lambda name: not disabled
+
+
+def selection_note() -> str:
+    """Which variable keeps installed plugins out of the registry, and how to undo it; '' when none does.
+
+    An unknown model, target or pass says it: "unknown target 'onnx'; available: eager" alone, with
+    edgest-onnx installed, does not tell the user why."""
+    only, disabled = _selection()
+    if only:
+        given = os.environ["EDGEST_LOAD_PLUGINS"].strip()
+        return f"EDGEST_LOAD_PLUGINS={given!r} loads only those plugins; unset it to load every installed one"
+    return ("EDGEST_DISABLE_PLUGIN_AUTOLOAD is set: no installed plugin is loaded; unset it to load them"
+            if disabled else "")
 
 
 def _import(module: str) -> ModuleType:

@@ -59,3 +59,11 @@ def test_an_unknown_name_says_when_a_variable_kept_its_plugin_out(capsys, monkey
     monkeypatch.setattr("edgest.plugins._PM", new_plugin_manager())  # the process's own is back after the test
     code, out, err = _cli(capsys, "compile", "--model", "lmuformer_tiny", "--target", "onnx", "--out", str(tmp_path / "o"))
     assert code == 2 and out == "" and err.count("\n") == 1 and "unknown " in err and says in err, err
+
+
+def test_an_unknown_precision_does_not_blame_the_plugin_variables(capsys, monkeypatch, tmp_path: Path):
+    """Precisions are edgest's own, not a plugin's: the note belongs to the registry's names only."""
+    monkeypatch.setenv("EDGEST_LOAD_PLUGINS", "models")
+    code, out, err = _cli(capsys, "compile", "--model", "lmuformer_tiny", "--target", "eager", "--precision", "int4",
+                          "--out", str(tmp_path / "o"))
+    assert code == 2 and out == "" and "unknown precision 'int4'" in err and "EDGEST_LOAD_PLUGINS" not in err, err
