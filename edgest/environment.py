@@ -34,12 +34,13 @@ def user_code_seconds() -> float:
 
 def lock_dir_problem() -> str:
     """Why ``EDGEST_LOCK_DIR`` cannot hold the timing lock's files (:mod:`edgest.executors.timing`), or ''."""
+    from edgest.executors.timing import HostLock, lock_dir
+
     text = os.environ.get("EDGEST_LOCK_DIR", "")
     if not text:
         return ""
-    try:  # open them as the lock does (a+: made if missing, never truncated); /proc passes os.access but not this
-        for name in ("edgest-timing.lock", "edgest-timing.turn"):
-            open(os.path.join(text, name), "a+b").close()
+    try:  # the lock's own files, opened as every timing opens them (/proc passes os.access, not this)
+        HostLock(lock_dir()).close()
     except OSError:
         return (f"EDGEST_LOCK_DIR={text!r} is not a folder edgest can write its timing lock in; point it at a "
                 f"writable folder, or unset it ({tempfile.gettempdir()})")
