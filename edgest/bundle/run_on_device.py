@@ -125,10 +125,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
     except ValueError as exc:  # --runs -1, --seconds nan
         raise SystemExit(f"error: {exc}; see --help") from None
-    if args.threads < 1 or args.sustained < 0 or not 0 <= args.cooldown < float("inf"):
-        what = ("--threads must be 1 or more" if args.threads < 1 else "--sustained must be 0 or more"
-                if args.sustained < 0 else "--cooldown must be a finite number of seconds, 0 or more")
-        raise SystemExit(f"error: {what}; see --help")
+    for bad, what in ((args.threads < 1, "--threads must be 1 or more"),
+                      (args.sustained < 0, "--sustained must be 0 or more"),
+                      (not 0 <= args.cooldown < float("inf"), "--cooldown must be a finite number of seconds, 0 or more")):
+        if bad:
+            raise SystemExit(f"error: {what}; see --help")
     _check_out(args.out)
 
 
