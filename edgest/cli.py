@@ -40,6 +40,8 @@ def _verbosity(quiet: bool, verbose: bool) -> Any:
 
 #: columns of free text, which may fold onto several lines
 _FREE_TEXT = ("description", "available", "registers", "value", "reason", "status", "options")
+#: lists that fold at this width even off a terminal: one plugin registering 25 models padded every row to 600 columns
+_LIST_WIDTH = {"registers": 96, "options": 96}
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -47,7 +49,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
     table = Table(title=title, title_justify="left")
     for c in columns:  # names, shapes and figures stay whole; only free text folds when the terminal is narrow
-        table.add_column(c, no_wrap=c not in _FREE_TEXT, overflow="fold")
+        table.add_column(c, no_wrap=c not in _FREE_TEXT, overflow="fold", max_width=_LIST_WIDTH.get(c))
     for r in rows:
         table.add_row(*r)
     from edgest.report.console import print_table

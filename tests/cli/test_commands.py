@@ -35,6 +35,15 @@ def test_list_models_table_keeps_names_and_small_macs():
     assert "5.48 G" in rows["squeezetime"] and "29,706,688" in rows["squeezetime"]
 
 
+def test_list_plugins_folds_a_long_registers_list_instead_of_padding_every_row():
+    proc = _edgest("list", "plugins")  # off a terminal: figures stay whole, but a list of 25 models folds
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) < 200  # was about 600 columns on every row
+    text = "".join(line.split("│")[5] for line in lines if line.count("│") > 5)  # the registers column's cells
+    assert "model:squeezetime" in text.replace(" ", "") and "target:onnx" in text
+
+
 def test_doctor_json_reports_versions():
     proc = _edgest("doctor", "--json")
     assert proc.returncode == 0, proc.stderr
