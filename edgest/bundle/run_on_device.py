@@ -12,6 +12,9 @@ A streaming bundle (``streaming`` in manifest.json: a ``--streaming`` compile's 
 streams whole sequences instead: from the initial states, one call per step with the state
 outputs fed back as the next step's state inputs, each step's output compared with the
 parallel model's; latency is per step of one continuous stream, with the real-time factor.
+
+Exit status, as edgest's: 0 the accuracy check passed; 1 it failed, or the run could not happen here
+(the runtime missing or refusing, a damaged bundle); 2 a bad argument (before anything is loaded).
 """
 
 from __future__ import annotations
@@ -124,27 +127,33 @@ def _check_arguments(args: argparse.Namespace) -> None:
     try:
         LatencyConfig(warmup=args.warmup, min_runs=args.runs, min_seconds=args.seconds)
     except ValueError as exc:  # --runs -1, --seconds nan
-        raise SystemExit(f"error: {exc}; see --help") from None
+        raise _usage(f"error: {exc}; see --help") from None
     for bad, what in ((args.threads < 1, "--threads must be 1 or more"),
                       (args.sustained < 0, "--sustained must be 0 or more"),
                       (not 0 <= args.cooldown < float("inf"), "--cooldown must be a finite number of seconds, 0 or more")):
         if bad:
-            raise SystemExit(f"error: {what}; see --help")
+            raise _usage(f"error: {what}; see --help")
     _check_out(args.out)
+
+
+def _usage(line: str) -> SystemExit:
+    """A bad argument: its one line on stderr and exit status 2, as argparse's own (``--threads abc``) and edgest's."""
+    print(line, file=sys.stderr)
+    return SystemExit(2)
 
 
 def _check_out(out: Path) -> None:
     """--out must be a new file in an existing folder, or an earlier device report: never a bundle's own file."""
     if out.is_dir() or not out.parent.is_dir():
         where = "is a folder" if out.is_dir() else f"is in '{out.parent}', which is not a folder"
-        raise SystemExit(f"error: --out '{out}' {where}; give a file path, e.g. --out device-report.json")
+        raise _usage(f"error: --out '{out}' {where}; give a file path, e.g. --out device-report.json")
     if out.exists():
         try:
             kind = json.loads(out.read_text()).get("kind")
         except (OSError, ValueError, AttributeError):
             kind = None
         if kind != "edgest-device-report":
-            raise SystemExit(f"error: --out '{out}' exists and is not a device report, which this script never "
+            raise _usage(f"error: --out '{out}' exists and is not a device report, which this script never "
                              "replaces; give a new file path")
 
 

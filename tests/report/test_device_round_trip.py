@@ -144,7 +144,7 @@ def test_bundle_script_refuses_bad_arguments_in_one_line_and_keeps_the_bundle_wh
     before = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
     done = subprocess.run([sys.executable, "run_on_device.py", *args], cwd=bundle, capture_output=True, text=True,
                           timeout=300, check=False)
-    assert done.returncode == 1 and done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.returncode == 2 and done.stderr.splitlines() == [done.stderr.strip()], done.stderr  # argparse's code
     assert done.stderr.startswith(f"error: {words}"), done.stderr
     assert {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
 
