@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,5 +109,15 @@ def get_executor(name: str = "local", *, jobs: int | None = None, address: str |
 
 
 def _store_from_env() -> Path | None:
+    """``EDGEST_SHARED_STORE`` as a folder this machine can write into, or None; BadInput for one it cannot."""
     value = os.environ.get("EDGEST_SHARED_STORE", "")
-    return Path(value) if value else None
+    if not value:
+        return None
+    store = Path(value)
+    try:  # as transfer.pack writes into it, after the cells have compiled: better refused now
+        store.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=store).close()
+    except OSError as exc:
+        raise BadInput(f"EDGEST_SHARED_STORE={value!r} is not a folder edgest can write ({exc.strerror}); point it at "
+                       "a folder every node mounts at the same path, or unset it (files then travel through Ray)") from None
+    return store
