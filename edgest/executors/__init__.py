@@ -114,9 +114,8 @@ def _store_from_env() -> Path | None:
     if not value:
         return None
     store = Path(value)
-    try:  # as transfer.pack writes into it, after the cells have compiled: better refused now
-        store.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=store).close()
+    try:  # as transfer.pack writes into it, after the cells have compiled: better refused now; never created here
+        tempfile.TemporaryFile(dir=store).close()  # (a missing mount point made on local disk would hide from the nodes)
     except OSError as exc:
         raise BadInput(f"EDGEST_SHARED_STORE={value!r} is not a folder edgest can write ({exc.strerror}); point it at "
                        "a folder every node mounts at the same path, or unset it (files then travel through Ray)") from None
