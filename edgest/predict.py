@@ -11,7 +11,8 @@ calibration use, and run by the runner the target's :meth:`~edgest.target.Target
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class Source:
     target: str
     spec: ModelSpec
     options: dict[str, Any] = field(default_factory=dict)
+    bare: bool = False  # no report vouches for the file, its target or its input shape: the user named them
 
 
 def resolve_source(path: Path, target: str | None = None, model: str | None = None,
@@ -52,7 +54,7 @@ def resolve_source(path: Path, target: str | None = None, model: str | None = No
     bench_folder_refusal(path)
     if target is None:
         raise BadInput(f"'{path}' is a bare artifact (no report.json beside it); add --target NAME (the target that made it)")
-    return Source(path, target, _bare_spec(path, model, input_shape))
+    return Source(path, target, _bare_spec(path, model, input_shape), bare=True)
 
 
 def _bare_spec(path: Path, model: str | None, input_shape: str | None) -> ModelSpec:
@@ -138,12 +140,34 @@ def predict(source: Source, videos: Sequence[Path], labels_file: Path | None = N
         raise BadInput(f"video file '{missing[0]}' {what}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
                        + "; give video files (.mp4, .avi, .mkv, ...)")
     names, names_from = class_names(source.spec, labels_file)
-    runner = load_runner(source, threads, options)
+    with _bare_refusal(source, "cannot be loaded as an artifact of target '{target}'", "give the file `edgest compile --target "
+                       "{target}` wrote, or the --target that made it"):
+        runner = load_runner(source, threads, options)
     batch = source.spec.input.shape[0]
     out = []
     for video in videos:  # one clip in memory at a time; a bad video is one error line and nothing printed
         clip = read_clip(video, prep)
-        first = runner.run([np.ascontiguousarray(np.repeat(clip[None], batch, axis=0))])[0]
+        with _bare_refusal(source, "refused a {shape} input", "give the --model or --input-shape it was compiled for"):
+            first = runner.run([np.ascontiguousarray(np.repeat(clip[None], batch, axis=0))])[0]
         out.append({"video": str(video), "top": top_k(np.asarray(first).reshape(batch, -1)[0], names, k)})
     return {"model": source.spec.name, "target": source.target, "artifact": str(source.artifact), "labels": names_from,
             "preprocessing": describe(prep), "predictions": out}
+
+
+@contextmanager
+def _bare_refusal(source: Source, problem: str, fix: str) -> Iterator[None]:
+    """A runtime's error on a bare artifact as one BadInput line: the user named the file, its target and its
+    shape, so a runtime refusing them (ONNX Runtime's protobuf error on a .npz, a shape it was not built for) is
+    bad input. An artifact a report vouches for keeps the runtime's own failure."""
+    try:
+        yield
+    except (BadInput, TargetUnavailable):  # already one line; a missing runtime is not the file's fault
+        raise
+    except Exception as exc:  # noqa: BLE001 - every runtime raises its own kinds; targets wrap some as EdgestError
+        if not source.bare:
+            raise
+        words = {"target": source.target, "shape": "x".join(map(str, source.spec.input.shape))}
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = detail if len(detail) <= 200 else detail[:199] + "…"
+        raise BadInput(f"'{source.artifact}' {problem.format(**words)} ({detail}); {fix.format(**words)}") from None
+

@@ -110,6 +110,15 @@ def test_labels_file_names_the_classes(work, tmp_path, capsys):
     (["{run}", "/dev/null"], ["video file '/dev/null' is not a file"]),  # it said "does not exist"
     (["{bench}", "{video}"], ["is a bench folder, not one run; give one of its cells, e.g.", "cells/m__onnx__fp32'"]),
     (["{run}", "{notvideo}"], ["cannot read video file", "notvideo.mp4"]),
+    # a bare file the named target cannot load, or a shape it was not built for: were a runtime's traceback
+    (["{run}/reference.npz", "{video}", "--target", "onnx", "--model", MODEL],
+     ["reference.npz' cannot be loaded as an artifact of target 'onnx' (", "INVALID_PROTOBUF",
+      "give the file `edgest compile --target onnx` wrote"]),
+    (["{run}/model.onnx", "{video}", "--target", "onnx", "--model", "squeezetime"],
+     ["model.onnx' refused a 1x3x16x224x224 input (", "Got: 16 Expected: 8", "the --model or --input-shape it was"]),
+    pytest.param(["{run}/model.onnx", "{video}", "--target", "tvm", "--model", MODEL],
+                 ["'model.onnx' is not a TVM library (no ELF header)"],  # said "the unknown library cannot run on this host"
+                 marks=pytest.mark.skipif(importlib.util.find_spec("tvm") is None, reason="TVM (apache-tvm) not installed")),
 ])
 def test_bad_input_is_one_line(work, tmp_path, capsys, args, words):
     (tmp_path / "short.txt").write_text("a\nb\nc\n")

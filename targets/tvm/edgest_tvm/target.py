@@ -196,6 +196,9 @@ class TvmTarget(Target):
     def load(self, path: Path, threads: int) -> TvmRunner | QemuRunner:
         arch = elf_machine(path)
         host = platform.machine()
+        if arch == "unknown":
+            raise BadInput(f"'{path.name}' is not a TVM library (no ELF header); give the model.so that "
+                           "`edgest compile --target tvm` wrote")
         if arch == "aarch64" and host == "x86_64":
             from edgest_tvm.emulated import QemuRunner
 
