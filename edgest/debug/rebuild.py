@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 
 def _source(report: Report, run_dir: Path, model: str | torch.nn.Module | None) -> str | torch.nn.Module:
+    if model is not None and report.model.family != "user":  # another model would be compared, and "pass"
+        raise BadInput(f"run '{run_dir}' compiled the registered model '{report.model.name}', which edgest builds again "
+                       "itself; --model (model=) is for a run of your own nn.Module: leave it out")
     if model is not None:
         return model
     if report.model.family == "user":
@@ -46,5 +49,8 @@ def rebuild_plan(report: Report, run_dir: Path, model: str | torch.nn.Module | N
              weights=weights, input_shape=report.model.input.shape, out_dir=Path(run_dir) / "debug-plan",
              precision=report.precision, target_options=target_options, samples=samples, seed=seed, latency=None,
              registry=registry, task_samples=0)
+    if report.model.family == "user" and p.spec.name != report.model.name:
+        raise BadInput(f"--model builds '{p.spec.name}', but run '{run_dir}' compiled '{report.model.name}'; pass the "
+                       "class the run compiled (model=)")
     spec = report.model if report.model.family != "user" else p.spec
     return replace(p, spec=spec, out_dir=Path(run_dir))

@@ -107,6 +107,17 @@ def test_a_user_model_run_needs_the_model_again(registry, tmp_path, capsys) -> N
     assert debug_run(tmp_path / "run", model=faults.debug_net(), registry=registry, write=False).culprit is None
 
 
+def test_a_model_other_than_the_runs_is_refused(registry, tmp_path) -> None:
+    _compile(registry, tmp_path / "zoo")  # a registered model: --model would have compared another one, and "passed"
+    with pytest.raises(edgest.BadInput, match="compiled the registered model 'debug_net'.*leave it out"):
+        debug_run(tmp_path / "zoo", model=faults.debug_net(), registry=registry, write=False)
+    edgest.compile(faults.debug_net(), "debug-pt2", input_shape=(1, 3, 16, 16), out_dir=tmp_path / "user", samples=1,
+                   latency=None, registry=registry)
+    with pytest.raises(edgest.BadInput, match="--model builds 'sequential', but run '.*user' compiled 'debugnet'"):
+        debug_run(tmp_path / "user", model=torch.nn.Sequential(faults.debug_net()), registry=registry, write=False)
+    assert not (tmp_path / "user" / "debug.json").exists() and not (tmp_path / "zoo" / "debug.json").exists()
+
+
 def test_cli_debug_prints_the_culprit(pm, registry, tmp_path, capsys, monkeypatch) -> None:
     _compile(registry, tmp_path / "run", [("scale-weight", {"module": "stem", "factor": 2.0})])
     monkeypatch.setattr("edgest.plugins._PM", pm)
