@@ -1,4 +1,5 @@
-"""edgest's own weights: ``torch.save(model.state_dict())`` (or ``{"state_dict": ...}``), or a safetensors file.
+"""edgest's own weights: ``torch.save(model.state_dict())`` (or a training checkpoint holding it under ``state_dict``,
+``model_state_dict``, ``model`` or ``net``), or a safetensors file.
 
 The keys are the model's own names, so the format knows exactly the keys the model has; any
 other key is unknown, and the load stops with the missing, unexpected and mismatched keys.
@@ -46,6 +47,8 @@ class Native(WeightsFormat):
     name: ClassVar[str] = "edgest"
     summary: ClassVar[str] = "edgest's own state_dict (torch.save(model.state_dict()) or safetensors), any model"
     prefixes: ClassVar[tuple[str, ...]] = ()
+    #: a training script's checkpoint dict: PyTorch's tutorial (``model_state_dict``), timm/DeiT (``model``), others
+    wrappers: ClassVar[tuple[str, ...]] = ("", "state_dict", "model_state_dict", "model", "net")
 
     def plan_keys(self, obj: Any, model_keys: frozenset[str]) -> KeyPlan | None:
         found = self.find_state(obj)

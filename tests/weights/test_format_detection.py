@@ -154,6 +154,17 @@ def test_a_wrapper_prefix_on_every_key_is_stripped_and_recorded(tmp_path: Path, 
     _one_line(err, "do not match the model: missing: fc.bias;")
 
 
+@pytest.mark.parametrize("key", ["model_state_dict", "model", "net"])
+def test_a_training_checkpoint_dict_holding_the_models_own_state_dict_loads(tmp_path: Path, key: str) -> None:
+    source = _squeezetime()  # PyTorch's tutorial saves {"epoch", "model_state_dict", "optimizer_state_dict", ...}
+    torch.save({"epoch": 3, key: source.state_dict(), "optimizer_state_dict": {"state": {}, "param_groups": []}},
+               tmp_path / "ckpt.pt")  # "model" was read as an unknown SqueezeTime release ("91 of 229 tensors known")
+    model = _squeezetime(5)
+    record = load_weights(model, tmp_path / "ckpt.pt")
+    assert record["format"] == "edgest" and record["counts"]["loaded"] == len(source.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+
+
 def test_a_torch_file_named_safetensors_is_read_by_content(tmp_path: Path) -> None:
     source = _squeezetime()
     torch.save(source.state_dict(), tmp_path / "w.safetensors")
