@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 
 def with_quantize_pass(passes: Sequence[Pass], precision: str, registry: Registry) -> list[Pass]:
     """Add ``quantize`` (scheme int8, last) for precision int8 unless listed; refuse it for other precisions."""
-    listed = any(p.name == PASS_NAME for p in passes)
+    count = sum(p.name == PASS_NAME for p in passes)
+    if count > 1:  # the second ran on the first's deferred marker: one quantisation, two report entries
+        raise BadInput(f"pass '{PASS_NAME}' is listed {count} times; give it once (its options say how to quantise)")
+    listed = count == 1
     if listed and precision != PRECISION:
         raise BadInput(
             f"pass '{PASS_NAME}' makes an int8 model; add --precision {PRECISION} (precision='{PRECISION}') "

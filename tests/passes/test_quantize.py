@@ -114,6 +114,13 @@ def test_quantize_pass_needs_int8_precision_and_known_options(registry):
         QuantizePass(calibration="/nonexistent")
 
 
+def test_quantize_listed_twice_is_refused_before_any_work(registry, tmp_path):
+    with pytest.raises(BadInput, match=r"^pass 'quantize' is listed 2 times; give it once"):  # ran twice: two entries
+        edgest.compile("squeezetime_tiny", "onnx", precision="int8", out_dir=tmp_path / "run", registry=registry,
+                       passes=["quantize", ("quantize", {"calibration_size": 8})])
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_calibration_folder_without_inputs_or_with_a_cut_video_is_refused_when_the_pass_is_made(tmp_path):
     """The plan makes the pass: a folder it cannot calibrate on is named then, not after the build and reference run."""
     from edgest.testing.videos import write_video
