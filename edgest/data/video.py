@@ -6,7 +6,8 @@ Every clip becomes one float32 array (3, T, H, W), the model's frame count and s
 or by default edgest's synthetic convention:
 
 * T frames sampled uniformly over the whole video (``linspace`` from the first frame to the last);
-* each frame resized (FFmpeg's swscale, bilinear) so its shorter side covers H×W, then centre-cropped;
+* each frame turned upright as the video's display matrix says (a phone's portrait clip), resized (FFmpeg's
+  swscale, bilinear) so its shorter side covers H×W, then centre-cropped;
 * RGB in [0, 1] normalised with the synthetic set's ``MEAN``/``STD``, so a model trained with
   ``edgest train`` sees the same value range.
 
@@ -127,16 +128,19 @@ def _unreadable(path: Path, exc: BaseException) -> BadInput:
 
 
 def _fit(frame: Any, crop: tuple[int, int], resize: int, interpolation: str) -> np.ndarray:
-    """Resize so the shorter side is ``resize`` (0: covers the crop), centre-crop, RGB (H, W, 3) uint8."""
+    """Turned upright as the video's display matrix says, resized so the shorter side is ``resize`` (0: covers the
+    crop) and centre-cropped: RGB (H, W, 3) uint8. Phones store a portrait clip as landscape frames and a rotation,
+    which players (and FFmpeg's CLI) apply; PyAV does not, so a portrait clip was read lying on its side."""
     height, width = crop
-    if resize:
-        scale = resize / min(frame.height, frame.width)
-    else:
-        scale = max(height / frame.height, width / frame.width)
-    h, w = max(height, round(frame.height * scale)), max(width, round(frame.width * scale))
-    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation=interpolation).to_ndarray()
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise quarter turns to show it (PyAV >= 14)
+    shown_h, shown_w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+    scale = resize / min(shown_h, shown_w) if resize else max(height / shown_h, width / shown_w)
+    h, w = max(height, round(shown_h * scale)), max(width, round(shown_w * scale))
+    coded_h, coded_w = (w, h) if turns % 2 else (h, w)
+    rgb = frame.reformat(width=coded_w, height=coded_h, format="rgb24", interpolation=interpolation).to_ndarray()
+    rgb = np.rot90(rgb, turns) if turns else rgb  # np.rot90 turns counter-clockwise, as the display matrix does
     top, left = (h - height) // 2, (w - width) // 2
-    return rgb[top:top + height, left:left + width]
+    return np.ascontiguousarray(rgb[top:top + height, left:left + width])
 
 
 def find_videos(folder: str | Path) -> tuple[list[Path], list[str] | None]:

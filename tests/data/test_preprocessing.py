@@ -61,6 +61,27 @@ def test_dense_clip_is_those_frames_of_the_full_clip_resized_and_cropped(tmp_pat
     assert full.max() < 220 and abs(full[:, 10].mean() - 100) < 8
 
 
+@pytest.mark.skipif(not hasattr(av.VideoFrame, "rotation"), reason="PyAV < 14 reads no display matrix")
+@pytest.mark.parametrize(("degrees", "bright"), [(0, "left"), (90, "bottom"), (-90, "top"), (180, "right")])
+def test_a_phone_clips_rotation_is_applied_before_the_crop(tmp_path, degrees, bright):
+    """Phones store portrait clips as landscape frames plus a display rotation (counter-clockwise here, as PyAV
+    writes and reads it); read without it, a portrait clip lay on its side."""
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8, options={"qscale": "1"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        img = np.zeros((48, 64, 3), np.uint8)
+        img[:, :28] = 250  # the stored frame's left side
+        for _ in range(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        container.mux(stream.encode())
+    prep = Preprocessing(frames=2, crop=(48, 36), pixel_range="0-255", mean=(0, 0, 0), std=(1, 1, 1))
+    clip = read_clip(tmp_path / "phone.mp4", prep)[0, 0]  # red, first frame: 48 high, 36 wide, as it is shown
+    edges = {"top": clip[:6].mean(), "bottom": clip[-6:].mean(), "left": clip[:, :6].mean(), "right": clip[:, -6:].mean()}
+    assert max(edges, key=edges.get) == bright and edges[bright] > 200, edges
+    assert min(edges.values()) < 30, edges
+
+
 def test_fit_keeps_the_resize_ratio_and_the_plan_records_it():
     official = get_registry().model("squeezetime").spec.preprocessing
     assert (official.sampling, official.stride, official.resize, official.crop, official.pixel_range) == \
