@@ -135,7 +135,7 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     """Capture ``model`` once and ask each of ``targets`` (None: every registered one) for its op coverage.
 
     ``precision`` None asks each target at its default precision; a precision a target lacks
-    makes its column "skipped". ``jobs`` above 1 asks the targets in that many child processes at
+    makes its column "skipped" (BadInput when every target named lacks it). ``jobs`` above 1 asks the targets in that many child processes at
     once (each forked from this one after the capture, so only its toolchain is imported again). With
     ``use_cache`` an answer kept from an earlier ask of the same program, target, toolchain and code
     (:mod:`edgest.coverage_cache`) is reused, and new ``known`` answers are kept. Raises an
@@ -152,6 +152,12 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
         from edgest.errors import UnknownName
 
         raise UnknownName("precision", precision, PRECISIONS)
+    if precision is not None and targets and all(precision not in c.precisions for c in classes):
+        from edgest.errors import BadInput  # every column would be "skipped": nothing asked, and exit 0
+
+        lacks = "; ".join(f"{c.name} has {', '.join(c.precisions)}" for c in classes)
+        raise BadInput(f"no target named has precision {precision} ({lacks}); name a target that has it, or "
+                       "leave out --precision (each target's default)")
     t0 = time.perf_counter()
     spec, program = capture_for_check(model, input_shape, model_options, reg)
     seconds = {"capture": round(time.perf_counter() - t0, 3)}

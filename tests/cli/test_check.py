@@ -73,6 +73,14 @@ def test_check_refuses_an_unknown_target_in_one_line():
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "unknown target 'nope'" in proc.stderr
 
 
+
+def test_check_refuses_a_precision_no_named_target_has_in_one_line():
+    proc = _edgest("check", "--model", "squeezetime_tiny", "--targets", "eager", "--precision", "int8")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout  # was exit 0 and one "skipped" column
+    assert proc.stderr.strip() == ("edgest: error: no target named has precision int8 (eager has fp32); name a target "
+                                   "that has it, or leave out --precision (each target's default)")
+
+
 @pytest.mark.slow  # every installed toolchain is imported: tens of seconds on 2 cores
 def test_check_all_targets_json_on_the_tiny_zoo_model():
     proc = _edgest("check", "--model", "squeezetime_tiny", "--targets", "all", "--json")
