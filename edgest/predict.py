@@ -163,11 +163,10 @@ def _bare_refusal(source: Source, problem: str, fix: str) -> Iterator[None]:
         yield
     except (BadInput, TargetUnavailable):  # already one line; a missing runtime is not the file's fault
         raise
-    except Exception as exc:  # noqa: BLE001 - every runtime raises its own kinds; targets wrap some as EdgestError
+    except Exception as exc:  # every runtime raises its own kinds; targets wrap some of them as EdgestError
         if not source.bare:
             raise
         words = {"target": source.target, "shape": "x".join(map(str, source.spec.input.shape))}
         detail = " ".join(str(exc).split()) or type(exc).__name__
         detail = detail if len(detail) <= 200 else detail[:199] + "…"
         raise BadInput(f"'{source.artifact}' {problem.format(**words)} ({detail}); {fix.format(**words)}") from None
-

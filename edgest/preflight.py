@@ -135,29 +135,20 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     """Capture ``model`` once and ask each of ``targets`` (None: every registered one) for its op coverage.
 
     ``precision`` None asks each target at its default precision; a precision a target lacks
-    makes its column "skipped" (BadInput when every target named lacks it). ``jobs`` above 1 asks the targets in that many child processes at
-    once (each forked from this one after the capture, so only its toolchain is imported again). With
+    makes its column "skipped" (BadInput when every target named lacks it). ``jobs`` above 1 asks
+    the targets in that many child processes at once (each forked from this one after the capture,
+    so only its toolchain is imported again). With
     ``use_cache`` an answer kept from an earlier ask of the same program, target, toolchain and code
     (:mod:`edgest.coverage_cache`) is reused, and new ``known`` answers are kept. Raises an
     :class:`~edgest.errors.EdgestError` for a bad model, shape, option or target name; a target
     that cannot answer is recorded, not raised.
     """
     from edgest.plugins import get_registry
-    from edgest.validate import PRECISIONS
 
     reg = registry or get_registry()
     names = list(targets) if targets else sorted(reg.table("target"))
     classes = [reg.target(n) for n in names]  # unknown names fail before the capture
-    if precision is not None and precision not in PRECISIONS:
-        from edgest.errors import UnknownName
-
-        raise UnknownName("precision", precision, PRECISIONS)
-    if precision is not None and targets and all(precision not in c.precisions for c in classes):
-        from edgest.errors import BadInput  # every column would be "skipped": nothing asked, and exit 0
-
-        lacks = "; ".join(f"{c.name} has {', '.join(c.precisions)}" for c in classes)
-        raise BadInput(f"no target named has precision {precision} ({lacks}); name a target that has it, or "
-                       "leave out --precision (each target's default)")
+    _check_precision(precision, classes if targets else [])
     t0 = time.perf_counter()
     spec, program = capture_for_check(model, input_shape, model_options, reg)
     seconds = {"capture": round(time.perf_counter() - t0, 3)}
@@ -182,6 +173,22 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     ordered = {cls.name: out[cls.name] for cls in classes}
     return Preflight(spec.name, tuple(spec.input.shape), precision, tuple(program_ops(program)), ordered, seconds,
                      tuple(n for n in ordered if n in cached))
+
+
+def _check_precision(precision: str | None, named: Sequence[type[Target]]) -> None:
+    """UnknownName for a precision edgest lacks; BadInput when every ``named`` target lacks it (every column
+    would be "skipped": nothing asked, and exit 0)."""
+    from edgest.errors import BadInput, UnknownName
+    from edgest.validate import PRECISIONS
+
+    if precision is None:
+        return
+    if precision not in PRECISIONS:
+        raise UnknownName("precision", precision, PRECISIONS)
+    if named and all(precision not in c.precisions for c in named):
+        lacks = "; ".join(f"{c.name} has {', '.join(c.precisions)}" for c in named)
+        raise BadInput(f"no target named has precision {precision} ({lacks}); name a target that has it, or "
+                       "leave out --precision (each target's default)")
 
 
 def _cached(targets: list[Target], program: torch.export.ExportedProgram,

@@ -154,7 +154,7 @@ def _check_out(out: Path) -> None:
             kind = None
         if kind != "edgest-device-report":
             raise _usage(f"error: --out '{out}' exists and is not a device report, which this script never "
-                             "replaces; give a new file path")
+                         "replaces; give a new file path")
 
 
 def _write(out: Path, report: dict[str, Any]) -> None:
