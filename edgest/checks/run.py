@@ -37,6 +37,8 @@ def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassReco
     """
     settings = plan.checks
     stream = built.streaming
+    if settings.latency is not None:
+        _warn_oversubscribed(settings.threads)
     # the labelled samples ride along as extra inputs; the outputs are split again by count
     outcome = run_in_child(plan.target, artifact, built.judged_inputs, settings.threads, settings.latency, settings.timeout_s,
                            (stream.sequences, stream.init) if stream is not None else None, ready)
@@ -58,6 +60,18 @@ def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassReco
 
     checks = (state_outputs(acc, built.reference_sets, outcome), *checks[1:])
     return (*checks, streaming_check(stream, outcome, accuracy.LIMITS[plan.precision], settings.seed))
+
+
+def _warn_oversubscribed(threads: int) -> None:
+    """Say so when the latency check runs more threads than this process may use: it then times contention."""
+    import os
+
+    from edgest import progress
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or threads)
+    if threads > cores:
+        progress.warn(f"--threads {threads} is more than the {cores} core(s) this process may use: the latency "
+                      "figures time threads contending for them; give at most that many")
 
 
 def roll_up(checks: tuple[CheckResult, ...]) -> ReportStatus:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,17 @@ def test_compile_of_a_silent_model_is_incomplete_not_passed(tmp_path):
     assert report.status == "incomplete" and acc.status == "not_run"
     assert acc.reason.startswith("not judged: the eager output is all zeros on every one of the 8 inputs")
     assert acc.metrics["sqnr_db"] == accuracy.SQNR_CAP_DB  # the figures are still reported
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="os.sched_getaffinity is Linux-only")
+def test_more_threads_than_usable_cores_is_warned(monkeypatch):
+    from edgest.checks import run as checks_run
+
+    said: list[str] = []
+    monkeypatch.setattr("edgest.progress.warn", said.append)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # e.g. taskset -c 0, or a container's cpuset
+    checks_run._warn_oversubscribed(1)
+    assert said == []
+    checks_run._warn_oversubscribed(2)
+    assert said == [("--threads 2 is more than the 1 core(s) this process may use: the latency figures time threads "
+                     "contending for them; give at most that many")]
