@@ -62,14 +62,20 @@ def run_checks(plan: Plan, artifact: Path, built: Built, records: tuple[PassReco
     return (*checks, streaming_check(stream, outcome, accuracy.LIMITS[plan.precision], settings.seed))
 
 
+#: thread counts already warned about in this process (a bench's cells say it once)
+_WARNED: set[int] = set()
+
+
 def _warn_oversubscribed(threads: int) -> None:
-    """Say so when the latency check runs more threads than this process may use: it then times contention."""
+    """Say so (once per process) when the latency check runs more threads than this process may use: it then
+    times contention."""
     import os
 
     from edgest import progress
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or threads)
-    if threads > cores:
+    if threads > cores and threads not in _WARNED:
+        _WARNED.add(threads)
         progress.warn(f"--threads {threads} is more than the {cores} core(s) this process may use: the latency "
                       "figures time threads contending for them; give at most that many")
 

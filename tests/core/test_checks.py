@@ -136,8 +136,10 @@ def test_more_threads_than_usable_cores_is_warned(monkeypatch):
     said: list[str] = []
     monkeypatch.setattr("edgest.progress.warn", said.append)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # e.g. taskset -c 0, or a container's cpuset
+    monkeypatch.setattr(checks_run, "_WARNED", set())
     checks_run._warn_oversubscribed(1)
     assert said == []
     checks_run._warn_oversubscribed(2)
+    checks_run._warn_oversubscribed(2)  # a bench's next cell: said once
     assert said == [("--threads 2 is more than the 1 core(s) this process may use: the latency figures time threads "
                      "contending for them; give at most that many")]
