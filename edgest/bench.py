@@ -18,6 +18,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -275,9 +276,10 @@ def run_bench(
 
         check_models(list(models), registry or get_registry())
     check_devices(executor, devices or {}, targets)
-    with warm(executor, models, targets):  # a pool's workers start up during the pre-flight, not after it
+    with ExitStack() as held:
+        held.enter_context(warm(executor, models, targets))  # a pool's workers start up during the pre-flight
         m = _prepare(models, targets, precisions, Path(out_dir), registry or get_registry(), weights or {},
-                     model_options or {}, eval_dir, stand_in_weights, on_stage, target_options or {})
+                     model_options or {}, eval_dir, stand_in_weights, on_stage, target_options or {}, held)
         cells = matrix(models, targets, precisions, passes)
         in_matrix = len(cells)
         cells += reference_cells(models, targets, precisions)
@@ -285,14 +287,14 @@ def run_bench(
         run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency),
                                                  **flags}, use_cache, on_stage)
         records = run_cells(run, cells, executor, devices or {}, on_cell)
-    for i, rec in enumerate(records):
-        rec["in_matrix"] = i < in_matrix
-        rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
-    add_speedups(records)
-    settings = {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
-                "passes": list(passes), "budget": asdict(budget)}
-    doc = _document(m, settings, records, eval_dir, config, target_options or {})
-    write_bench_reports(doc, m.out_dir)
+        for i, rec in enumerate(records):
+            rec["in_matrix"] = i < in_matrix
+            rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
+        add_speedups(records)
+        settings = {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
+                    "passes": list(passes), "budget": asdict(budget)}
+        doc = _document(m, settings, records, eval_dir, config, target_options or {})
+        write_bench_reports(doc, m.out_dir)  # still under the folder's lock (edgest.folder_lock)
     return doc
 
 
@@ -331,8 +333,10 @@ class _Matrix:
 def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], out_dir: Path, reg: Registry,
              weights: dict[str, Path], model_options: dict[str, dict[str, Any]], eval_dir: Path | None,
              stand_in_weights: bool, on_stage: Callable[[str, str, float], None] | None,
-             target_options: dict[str, dict[str, Any]]) -> _Matrix:
-    """Check every name, precision, option and the eval folder before any cell; claim the folder; run the pre-flight."""
+             target_options: dict[str, dict[str, Any]], held: ExitStack) -> _Matrix:
+    """Check every name, precision, option and the eval folder before any cell; claim the folder and hold its lock
+    in ``held`` (:mod:`edgest.folder_lock`); run the pre-flight."""
+    from edgest.folder_lock import folder_lock
     from edgest.target_options import check_bench_precision_options
     from edgest.validate import check_precisions
 
@@ -343,6 +347,7 @@ def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence
     mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
     eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
     out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
+    held.enter_context(folder_lock(out_dir))  # one bench at a time writes into it
     cells = out_dir / "cells"
     if cells.is_symlink() or (cells.exists() and not cells.is_dir()):
         raise BadInput(f"'{cells}' is a {'link' if cells.is_symlink() else 'file'}, where the bench keeps its cells; "

@@ -53,6 +53,22 @@ def test_a_file_where_the_cells_go_is_one_line(tmp_path: Path) -> None:
     assert (out / "cells").read_text() == "not a folder"
 
 
+def test_a_second_bench_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """Two benches into one folder: the second recompiled the first's live cells ("holds files edgest did not
+    write") and replaced its bench.json and reports with its own failures."""
+    from edgest.folder_lock import folder_lock
+
+    out = tmp_path / "b"
+    _bench(out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with folder_lock(out):  # as a bench running in another process holds it (flock: one holder per open file)
+        with pytest.raises(BadInput, match=r"^bench folder '.*b' is being written by another edgest process right now; "
+                                           "wait for it to finish, or pass --out another folder$"):
+            _bench(out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert _bench(out)["cells"][0]["cached"] is True  # let go: the next bench runs (from the cache)
+
+
 def _cell(status: str, error: str = "", **extra: object) -> dict:
     return {"model": "m", "target": "eager", "precision": "fp32", "passes": [], "status": status, "cached": False,
             "error": error, "latency": None, "accuracy": None, "seconds": 1.0, "budget_violations": [],
