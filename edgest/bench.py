@@ -30,7 +30,7 @@ from edgest.errors import BadInput, EdgestError
 from edgest.fsio import atomic_write_text, sha256_of
 from edgest.host import describe as describe_host
 from edgest.model_options import typed_for
-from edgest.outdir import claim_folder, read_marker
+from edgest.outdir import read_marker
 from edgest.plugins import Registry, get_registry
 from edgest.records import Report
 from edgest.report.writers import read_run
@@ -336,7 +336,7 @@ def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence
              target_options: dict[str, dict[str, Any]], held: ExitStack) -> _Matrix:
     """Check every name, precision, option and the eval folder before any cell; claim the folder and hold its lock
     in ``held`` (:mod:`edgest.folder_lock`); run the pre-flight."""
-    from edgest.folder_lock import folder_lock
+    from edgest.folder_lock import claimed
     from edgest.target_options import check_bench_precision_options
     from edgest.validate import check_precisions
 
@@ -346,8 +346,7 @@ def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence
     check_bench_precision_options(target_options, {t: reg.target(t) for t in targets}, precisions)
     mopts = typed_for({n: reg.model(n) for n in models}, model_options)  # typed, and each variant builds
     eval_key = _eval_key(eval_dir, models, mopts, reg)  # a folder no model can use is refused before any cell
-    out_dir = claim_folder(out_dir, "bench")  # new, empty or a bench folder: never a user's folder
-    held.enter_context(folder_lock(out_dir))  # one bench at a time writes into it
+    out_dir = held.enter_context(claimed(out_dir))  # new, empty or a bench folder, never a user's; one bench at a time
     cells = out_dir / "cells"
     if cells.is_symlink() or (cells.exists() and not cells.is_dir()):
         raise BadInput(f"'{cells}' is a {'link' if cells.is_symlink() else 'file'}, where the bench keeps its cells; "

@@ -6,16 +6,21 @@ so a second bench started into the same folder while the first ran recompiled th
 ("holds files edgest did not write") and replaced its reports with its own. :func:`folder_lock` holds
 an advisory lock (``flock``) on ``FOLDER/.edgest.lock`` for the whole bench; a second writer is refused
 at once, in one line. The lock file stays (deleting it would let two writers lock two files); the
-lock itself ends with its process, killed or not.
+lock itself ends with its process, killed or not. :func:`claimed` claims the folder, holds the lock and,
+when the block fails or is interrupted before any cell was kept, removes a folder it made itself (so
+"nothing was written" is true of an early Ctrl-C).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from edgest.errors import BadInput
+from edgest.outdir import MARKER, Kind, claim_folder
 
 try:
     import fcntl
@@ -43,3 +48,26 @@ def folder_lock(folder: Path, what: str = "bench") -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+@contextmanager
+def claimed(out: Path, kind: Kind = "bench") -> Iterator[Path]:
+    """``out`` claimed as an edgest ``kind`` folder (:func:`edgest.outdir.claim_folder`; its absolute path) and
+    locked for the block; a folder the claim made is removed again when the block ends in an error or an
+    interrupt while it holds nothing but its marker, its lock and an empty ``cells/``."""
+    new = not Path(out).exists()
+    folder = claim_folder(out, kind)
+    try:
+        with folder_lock(folder, kind):
+            yield folder
+    except BaseException:
+        if new:
+            _remove_bare(folder)
+        raise
+
+
+def _remove_bare(folder: Path) -> None:
+    cells = folder / "cells"
+    kept = cells.is_symlink() or (cells.is_dir() and any(cells.iterdir()))
+    if not kept and set(os.listdir(folder)) <= {MARKER, LOCK, "cells"}:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -69,6 +69,23 @@ def test_a_second_bench_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_
     assert _bench(out)["cells"][0]["cached"] is True  # let go: the next bench runs (from the cache)
 
 
+def test_a_bench_interrupted_before_any_cell_leaves_no_folder_it_made(tmp_path: Path, monkeypatch) -> None:
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edgest.bench_jobs.run_cells", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # it left .edgest.json and cells/ while the CLI said "nothing was written"
+        _bench(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    _bench(tmp_path / "old")
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "old").rglob("*"))
+    monkeypatch.setattr("edgest.bench_jobs.run_cells", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # a folder it did not make is left as it was
+        _bench(tmp_path / "old")
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "old").rglob("*")) == before
+
+
 def _cell(status: str, error: str = "", **extra: object) -> dict:
     return {"model": "m", "target": "eager", "precision": "fp32", "passes": [], "status": status, "cached": False,
             "error": error, "latency": None, "accuracy": None, "seconds": 1.0, "budget_violations": [],
