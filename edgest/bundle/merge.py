@@ -226,6 +226,13 @@ def _same_cell(raw: dict[str, Any], cell: dict[str, Any], folder: Path) -> None:
 
 
 def _merge_bench(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
+    from edgest.folder_lock import folder_lock
+
+    with folder_lock(folder):  # not while a bench writes its own bench.json there
+        return _merge_bench_locked(folder, devices)
+
+
+def _merge_bench_locked(folder: Path, devices: list[dict[str, Any]]) -> list[str]:
     from edgest.report.bench_writers import write_bench_reports
 
     doc = _load_bench(folder)

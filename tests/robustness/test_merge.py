@@ -191,6 +191,19 @@ def test_merging_into_a_bench_is_idempotent_and_checked(eager_bench, tmp_path):
         merge_device_reports(bench, [path])
 
 
+def test_merging_into_a_bench_that_is_running_is_refused(eager_bench, tmp_path):
+    from edgest.folder_lock import folder_lock
+
+    bench = Path(shutil.copytree(eager_bench, tmp_path / "bench"))
+    sha = json.loads((bench / "bench.json").read_text())["cells"][0]["artifact"]["sha256"]
+    path = write(tmp_path / "d.json", device_report(sha))
+    before = (bench / "bench.json").read_bytes()
+    with folder_lock(bench), pytest.raises(BadInput, match="is being written by another edgest process right now"):
+        merge_device_reports(bench, [path])  # as a bench in another process holds it: its bench.json would win
+    assert (bench / "bench.json").read_bytes() == before
+    assert merge_device_reports(bench, [path]) == ["merged squeezetime_tiny/eager from pixel-8"]
+
+
 def test_damaged_reports_are_one_line_errors(run, tmp_path, capsys, monkeypatch):
     path = write(tmp_path / "d.json", device_report(sha_of(run)))
     for damaged in ("[1, 2]", '{"schema_version": "1.0", "status": "passed"}', '{"schema_version": "1.0", "model": 3}'):
