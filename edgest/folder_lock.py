@@ -29,11 +29,18 @@ except ImportError:  # Windows: no flock; edgest's other locks degrade the same 
 
 #: the lock file's name in the folder it guards
 LOCK = ".edgest.lock"
+#: folders this process holds the lock of (an optimize search holds it around the bench it runs)
+_HELD: set[Path] = set()
 
 
 @contextmanager
 def folder_lock(folder: Path, what: str = "bench") -> Iterator[None]:
-    """Hold ``folder``'s writer lock while the block runs; BadInput when another process holds it."""
+    """Hold ``folder``'s writer lock while the block runs (re-entrant in this process); BadInput when another
+    process holds it."""
+    key = Path(folder).resolve()
+    if key in _HELD:
+        yield
+        return
     try:
         handle = open(Path(folder) / LOCK, "a+b")  # noqa: SIM115 - held for the block's life
     except OSError as exc:
@@ -45,8 +52,10 @@ def folder_lock(folder: Path, what: str = "bench") -> Iterator[None]:
             except BlockingIOError:
                 raise BadInput(f"{what} folder '{folder}' is being written by another edgest process right now; wait "
                                "for it to finish, or pass --out another folder") from None
+        _HELD.add(key)
         yield
     finally:
+        _HELD.discard(key)
         handle.close()
 
 

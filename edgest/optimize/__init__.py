@@ -52,11 +52,7 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     conflicting budgets, a folder edgest may not write, nothing searchable, or a model no check could judge
     (it ignores its input at its weights: EMOv2 at init) without ``Settings.stand_in_weights``.
     """
-    from edgest.optimize.frontier import frontier, no_winner_reason
-    from edgest.optimize.retiming import retime_finalists
-    from edgest.optimize.search import run_search
-    from edgest.optimize.winner import drop_winner, write_winner
-    from edgest.optimize.writers import write_optimize_reports
+    from edgest.folder_lock import claimed
     from edgest.outdir import check_output
     from edgest.plugins import get_registry
 
@@ -72,6 +68,19 @@ def optimize(model: str, out_dir: Path, *, targets: Sequence[str] | None = None,
     check_output(out_dir, kind="bench")  # new, empty or a bench (optimize) folder: before any cell compiles
     check_output(out_dir / "winner", force=True, kind="run")  # an earlier winner is replaced; anything else is refused
     check_judgeable(reg, model, settings)
+    with claimed(out_dir):  # one writer, the bench it runs included, until its reports are written
+        return _search(model, out_dir, space, settings, budget, rounds, finalists, executor, reg, listen, t0)
+
+
+def _search(model: str, out_dir: Path, space: SearchSpace, settings: Settings, budget: Budget, rounds: int,
+            finalists: int, executor: Executor | None, reg: Registry, listen: Any, t0: float) -> dict[str, Any]:
+    """The search of :func:`optimize` once its arguments are checked and its folder claimed."""
+    from edgest.optimize.frontier import frontier, no_winner_reason
+    from edgest.optimize.retiming import retime_finalists
+    from edgest.optimize.search import run_search
+    from edgest.optimize.winner import drop_winner, write_winner
+    from edgest.optimize.writers import write_optimize_reports
+
     bench = run_search(model, space, out_dir, settings, budget, executor=executor, registry=reg, listen=listen)
     # one thread count: the fastest few by the bench's p50; several: every qualifying cell, since the bench timed
     # them at the first count only and a cell may scale with threads better than the ones ahead of it there

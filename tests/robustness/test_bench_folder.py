@@ -10,6 +10,7 @@ import pytest
 from edgest.bench import run_bench
 from edgest.checks.latency import LatencyConfig
 from edgest.errors import BadInput
+from edgest.testing.processes import lock_held_elsewhere
 
 FAST = LatencyConfig(warmup=0, min_runs=2, min_seconds=0.0)
 
@@ -56,17 +57,28 @@ def test_a_file_where_the_cells_go_is_one_line(tmp_path: Path) -> None:
 def test_a_second_bench_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     """Two benches into one folder: the second recompiled the first's live cells ("holds files edgest did not
     write") and replaced its bench.json and reports with its own failures."""
-    from edgest.folder_lock import folder_lock
-
     out = tmp_path / "b"
     _bench(out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with folder_lock(out):  # as a bench running in another process holds it (flock: one holder per open file)
-        with pytest.raises(BadInput, match=r"^bench folder '.*b' is being written by another edgest process right now; "
-                                           "wait for it to finish, or pass --out another folder$"):
-            _bench(out)
+    refusal = (r"^bench folder '.*b' is being written by another edgest process right now; wait for it to finish, "
+               "or pass --out another folder$")
+    with lock_held_elsewhere(out), pytest.raises(BadInput, match=refusal):  # as a bench running elsewhere holds it
+        _bench(out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert _bench(out)["cells"][0]["cached"] is True  # let go: the next bench runs (from the cache)
+
+
+def test_an_optimize_search_holds_its_folder_until_its_reports_are_written(tmp_path: Path) -> None:
+    from edgest.optimize import Settings, optimize
+    from edgest.outdir import claim_folder
+
+    out = claim_folder(tmp_path / "opt", "bench")  # as a search running in another process made it
+    with lock_held_elsewhere(out), pytest.raises(BadInput, match="is being written by another edgest process"):
+        optimize("lmuformer_tiny", out, targets=["eager"], precisions=["fp32"], settings=Settings(samples=1))
+    assert sorted(p.name for p in out.iterdir()) == [".edgest.json", ".edgest.lock"]  # refused before any cell
+    doc = optimize("lmuformer_tiny", out, targets=["eager"], precisions=["fp32"], settings=Settings(samples=1),
+                   rounds=1)  # its own bench inside takes the lock it already holds
+    assert doc["winner"]["target"] == "eager" and (out / "optimize.json").is_file() and (out / "winner").is_dir()
 
 
 def test_a_bench_interrupted_before_any_cell_leaves_no_folder_it_made(tmp_path: Path, monkeypatch) -> None:

@@ -192,13 +192,13 @@ def test_merging_into_a_bench_is_idempotent_and_checked(eager_bench, tmp_path):
 
 
 def test_merging_into_a_bench_that_is_running_is_refused(eager_bench, tmp_path):
-    from edgest.folder_lock import folder_lock
+    from edgest.testing.processes import lock_held_elsewhere
 
     bench = Path(shutil.copytree(eager_bench, tmp_path / "bench"))
     sha = json.loads((bench / "bench.json").read_text())["cells"][0]["artifact"]["sha256"]
     path = write(tmp_path / "d.json", device_report(sha))
     before = (bench / "bench.json").read_bytes()
-    with folder_lock(bench), pytest.raises(BadInput, match="is being written by another edgest process right now"):
+    with lock_held_elsewhere(bench), pytest.raises(BadInput, match="is being written by another edgest process right now"):
         merge_device_reports(bench, [path])  # as a bench in another process holds it: its bench.json would win
     assert (bench / "bench.json").read_bytes() == before
     assert merge_device_reports(bench, [path]) == ["merged squeezetime_tiny/eager from pixel-8"]
