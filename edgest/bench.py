@@ -287,10 +287,7 @@ def run_bench(
         run = _CellRun(m, target_options or {}, {"threads": threads, "samples": samples, "latency": asdict(latency),
                                                  **flags}, use_cache, on_stage)
         records = run_cells(run, cells, executor, devices or {}, on_cell)
-        for i, rec in enumerate(records):
-            rec["in_matrix"] = i < in_matrix
-            rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
-        add_speedups(records)
+        _judge(records, in_matrix, budget)
         settings = {**run.settings, "models": list(models), "targets": list(targets), "precisions": list(precisions),
                     "passes": list(passes), "budget": asdict(budget)}
         doc = _document(m, settings, records, eval_dir, config, target_options or {})
@@ -328,6 +325,15 @@ class _Matrix:
     model_options: dict[str, dict[str, Any]]
     eval_dir: Path | None
     eval_key: str
+
+
+def _judge(records: list[dict[str, Any]], in_matrix: int, budget: Budget) -> None:
+    """Mark the matrix's own cells (the first ``in_matrix``; the rest are eager references), their budget
+    violations, and every cell's speed-up over eager."""
+    for i, rec in enumerate(records):
+        rec["in_matrix"] = i < in_matrix
+        rec["budget_violations"] = budget.violations(rec) if rec["in_matrix"] else []
+    add_speedups(records)
 
 
 def _prepare(models: Sequence[str], targets: Sequence[str], precisions: Sequence[str], out_dir: Path, reg: Registry,
