@@ -77,10 +77,11 @@ def check_cmd(model: str, targets: str, precision: str | None, input_shape: str 
     """
     from edgest.cli import _model_options
     from edgest.fsio import dumps_json
-    from edgest.preflight import check
+    from edgest.preflight import check, check_named_precision
     from edgest.validate import name_list
 
     names = None if targets.strip() == "all" else name_list("--targets", targets, "eager,onnx")
+    check_named_precision(names or [], precision)
     with _asking() as on_target:
         result = check(model, names, precision=precision, input_shape=input_shape,
                        model_options=_model_options(model_option, [model]).get(model), on_target=on_target, jobs=jobs,

@@ -135,9 +135,9 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     """Capture ``model`` once and ask each of ``targets`` (None: every registered one) for its op coverage.
 
     ``precision`` None asks each target at its default precision; a precision a target lacks
-    makes its column "skipped" (BadInput when every target named lacks it). ``jobs`` above 1 asks
-    the targets in that many child processes at once (each forked from this one after the capture,
-    so only its toolchain is imported again). With
+    makes its column "skipped" (``edgest check`` refuses instead when every target named lacks it:
+    :func:`check_named_precision`). ``jobs`` above 1 asks the targets in that many child processes at
+    once (each forked from this one after the capture, so only its toolchain is imported again). With
     ``use_cache`` an answer kept from an earlier ask of the same program, target, toolchain and code
     (:mod:`edgest.coverage_cache`) is reused, and new ``known`` answers are kept. Raises an
     :class:`~edgest.errors.EdgestError` for a bad model, shape, option or target name; a target
@@ -148,7 +148,7 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     reg = registry or get_registry()
     names = list(targets) if targets else sorted(reg.table("target"))
     classes = [reg.target(n) for n in names]  # unknown names fail before the capture
-    _check_precision(precision, classes if targets else [])
+    _check_precision(precision, [])
     t0 = time.perf_counter()
     spec, program = capture_for_check(model, input_shape, model_options, reg)
     seconds = {"capture": round(time.perf_counter() - t0, 3)}
@@ -173,6 +173,15 @@ def check(model: str | torch.nn.Module, targets: Sequence[str] | None = None, *,
     ordered = {cls.name: out[cls.name] for cls in classes}
     return Preflight(spec.name, tuple(spec.input.shape), precision, tuple(program_ops(program)), ordered, seconds,
                      tuple(n for n in ordered if n in cached))
+
+
+def check_named_precision(names: Sequence[str], precision: str | None, registry: Registry | None = None) -> None:
+    """BadInput when every target in ``names`` lacks ``precision``: ``edgest check`` would print a table of
+    "skipped" columns that answers nothing, and exit 0 (:func:`check` itself records them as skipped)."""
+    from edgest.plugins import get_registry
+
+    reg = registry or get_registry()
+    _check_precision(precision, [reg.target(n) for n in names])
 
 
 def _check_precision(precision: str | None, named: Sequence[type[Target]]) -> None:
